@@ -1,0 +1,305 @@
+"""Curation of instruction rows: duplicates, length bounds, the summary validator, and the split.
+
+Rows stream through a `Curator` one at a time (`curator.check(row, ...)` returns `None` to keep the
+row or a `Reject` with the reason), so memory holds only compact fingerprints of the rows kept so
+far, never the rows themselves:
+
+- exact duplicates: the same image (content hash) with the same normalised conversation;
+- near duplicates (free-text configs): MinHash over word 3-shingles with LSH banding, and a row is
+  dropped when its estimated Jaccard similarity to a kept row reaches `near_duplicate_threshold`.
+  Volunteers paste the same boiler-plate ("#spiral nice one!") onto many subjects; an instruction set
+  that repeats one answer for many images teaches the model to ignore the image;
+- length bounds on the assistant text (in words), per config;
+- the summary validator (`dataset_builder.summarise.validate_summary`) for rows built from a summary.
+
+The split is a pure function of the subject id (`split_for`), so it is deterministic, needs no state,
+and a subject lands in the same split in every config: no galaxy seen in training is evaluated on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .records import Reject
+
+SPLITS = ("train", "validation", "test")
+DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+SPLIT_SALT = "gz-talk-instruct"
+
+
+# ---------------------------------------------------------------------------------------------- split
+def parse_split_fractions(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1); three non-negative numbers that add up to 1."""
+    try:
+        parts = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--split {text!r}: expected three numbers like 0.8,0.1,0.1") from None
+    return check_split_fractions(parts)
+
+
+def check_split_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(
+            f"split fractions {tuple(fractions)}: expected three non-negative numbers "
+            "(train, validation, test) that add up to 1"
+        )
+    return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
+
+
+def split_for(subject_id: str, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, salt: str = SPLIT_SALT) -> str:
+    """The split of one subject: a hash of its id mapped to [0, 1) and cut at the fractions.
+
+    A hash rather than a shuffle: it needs no global state (rows stream), does not depend on the order
+    or the number of subjects (adding galaxies later never moves an existing one to another split),
+    and is the same in every config.
+    """
+    digest = hashlib.sha256(f"{salt}:{subject_id}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    train, validation, _ = fractions
+    if position < train:
+        return "train"
+    if position < train + validation:
+        return "validation"
+    return "test"
+
+
+# ------------------------------------------------------------------------------------------- text
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Case, accents, punctuation and spacing folded away: what 'the same text' means for duplicates."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text)).strip()
+
+
+def message_texts(row: dict[str, Any], role: str) -> list[str]:
+    """The text blocks of every turn of `role` in a row's `messages`."""
+    return [
+        block["text"]
+        for message in row["messages"]
+        if message["role"] == role
+        for block in message["content"]
+        if block["type"] == "text" and block.get("text")
+    ]
+
+
+def assistant_text(row: dict[str, Any]) -> str:
+    return "\n".join(message_texts(row, "assistant"))
+
+
+# -------------------------------------------------------------------------------------- MinHash
+# MinHash with LSH banding, after Broder (1997) and Leskovec, Rajaraman & Ullman, "Mining of Massive
+# Datasets", ch. 3 (the scheme datasketch and the BigCode near-deduplication use). Shingle hashes are
+# stable across processes (blake2b, not Python's salted `hash`), so a rebuild drops the same rows.
+_MERSENNE_PRIME = (1 << 61) - 1
+_MAX_HASH = (1 << 32) - 1
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    words = normalise_text(text).split()
+    if len(words) <= size:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def _stable_hash32(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "little")
+
+
+@dataclass
+class MinHasher:
+    num_permutations: int = 64
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        rng = np.random.RandomState(self.seed)
+        # Universal hashing (a*x + b) mod p; a, b < 2**32 so that a*x + b fits in uint64 for x < 2**32.
+        self._a = rng.randint(1, 2**32 - 1, size=self.num_permutations, dtype=np.uint64)
+        self._b = rng.randint(0, 2**32 - 1, size=self.num_permutations, dtype=np.uint64)
+
+    def signature(self, text: str) -> np.ndarray:
+        """uint32[num_permutations]: the minimum of each permuted shingle hash."""
+        tokens = shingles(text)
+        if not tokens:
+            return np.full(self.num_permutations, _MAX_HASH, dtype=np.uint32)
+        hashes = np.fromiter((_stable_hash32(t) for t in tokens), dtype=np.uint64, count=len(tokens))
+        permuted = (hashes[:, None] * self._a[None, :] + self._b[None, :]) % _MERSENNE_PRIME  # (shingles, perms)
+        return (permuted & _MAX_HASH).min(axis=0).astype(np.uint32)
+
+
+def jaccard(a: str, b: str) -> float:
+    """Exact Jaccard similarity of the 3-shingle sets (for tests and diagnostics)."""
+    sa, sb = shingles(a), shingles(b)
+    if not sa and not sb:
+        return 1.0
+    return len(sa & sb) / len(sa | sb)
+
+
+class NearDuplicateIndex:
+    """Finds a kept text whose estimated Jaccard similarity reaches a threshold.
+
+    `bands` x `rows_per_band` = the signature length; two texts become candidates when one band of
+    their signatures agrees (probability 1-(1-s^r)^b for similarity s), and candidates are confirmed on
+    the full signature. With 16 bands of 4 a pair at similarity 0.8 is found with probability 0.999.
+    Memory: one uint32 signature plus `bands` dict entries per kept text.
+    """
+
+    def __init__(self, threshold: float = 0.85, bands: int = 16, rows_per_band: int = 4, seed: int = 1) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"near-duplicate threshold {threshold}: expected a number in (0, 1]")
+        self.threshold = threshold
+        self.bands = bands
+        self.rows_per_band = rows_per_band
+        self.hasher = MinHasher(num_permutations=bands * rows_per_band, seed=seed)
+        self._buckets: list[dict[bytes, int]] = [{} for _ in range(bands)]
+        self._signatures: list[np.ndarray] = []
+        self._ids: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add_or_match(self, row_id: str, text: str) -> tuple[str, float] | None:
+        """Return (id of the kept near duplicate, estimated similarity), or index `text` and return None."""
+        signature = self.hasher.signature(text)
+        band_keys = [
+            signature[i * self.rows_per_band : (i + 1) * self.rows_per_band].tobytes() for i in range(self.bands)
+        ]
+        candidates = {bucket[key] for bucket, key in zip(self._buckets, band_keys) if key in bucket}
+        best: tuple[str, float] | None = None
+        for index in candidates:
+            similarity = float(np.mean(self._signatures[index] == signature))
+            if similarity >= self.threshold and (best is None or similarity > best[1]):
+                best = (self._ids[index], similarity)
+        if best is not None:
+            return best
+        index = len(self._ids)
+        self._ids.append(row_id)
+        self._signatures.append(signature)
+        for bucket, key in zip(self._buckets, band_keys):
+            bucket.setdefault(key, index)
+        return None
+
+
+# -------------------------------------------------------------------------------------- curator
+@dataclass(frozen=True)
+class LengthBounds:
+    """Bounds on the assistant text of a row, in words."""
+
+    min_words: int
+    max_words: int
+
+    def check(self, text: str) -> str | None:
+        words = len(text.split())
+        if words < self.min_words:
+            return f"assistant text too short: {words} words < {self.min_words}"
+        if words > self.max_words:
+            return f"assistant text too long: {words} words > {self.max_words}"
+        return None
+
+
+DEFAULT_LENGTH_BOUNDS: dict[str, LengthBounds] = {
+    "description": LengthBounds(min_words=5, max_words=400),
+    "conversation": LengthBounds(min_words=8, max_words=800),
+    # decision-tree answers are generated from a fixed pool: bounds only catch a broken template.
+    "decision_tree": LengthBounds(min_words=1, max_words=120),
+}
+
+# Configs whose assistant text is free text derived from volunteers' comments: near-duplicates there
+# are boiler-plate. Decision-tree answers come from a small phrase pool by design, so only exact
+# duplicates (same image, same Q&A) are removed there.
+NEAR_DUPLICATE_CONFIGS = ("description", "conversation")
+
+SummaryValidator = Callable[[str, str], "str | None"]
+
+
+@dataclass
+class CurationStats:
+    kept: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> reason kind -> count
+
+    def count_kept(self, config: str) -> None:
+        self.kept[config] = self.kept.get(config, 0) + 1
+
+    def count_rejected(self, config: str, kind: str) -> None:
+        per_config = self.rejected.setdefault(config, {})
+        per_config[kind] = per_config.get(kind, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kept": dict(self.kept), "rejected": {k: dict(v) for k, v in self.rejected.items()}}
+
+
+class Curator:
+    """Stateful filter over the rows of every config; one instance per build."""
+
+    def __init__(
+        self,
+        *,
+        near_duplicate_threshold: float = 0.85,
+        near_duplicate_configs: Sequence[str] = NEAR_DUPLICATE_CONFIGS,
+        length_bounds: dict[str, LengthBounds] | None = None,
+        validator: SummaryValidator | None = None,
+    ) -> None:
+        self.near_duplicate_configs = tuple(near_duplicate_configs)
+        self.length_bounds = {**DEFAULT_LENGTH_BOUNDS, **(length_bounds or {})}
+        self.validator = validator
+        self._threshold = near_duplicate_threshold
+        self._exact: dict[str, set[bytes]] = {}
+        self._near: dict[str, NearDuplicateIndex] = {}
+        self.stats = CurationStats()
+
+    def check(
+        self,
+        config: str,
+        row: dict[str, Any],
+        *,
+        image_key: str | None = None,
+        summary_text: str | None = None,
+        source_text: str | None = None,
+    ) -> Reject | None:
+        """None to keep `row`, else the `Reject` (stage "curate", kind "row") that says why not.
+
+        image_key: what identifies the image (a content hash); two subjects uploaded with the same image
+            are the same sample. Defaults to the subject id.
+        summary_text / source_text: the summary the row was built from and the comments it summarises,
+            for the validator (rows not built from a summary pass None).
+        """
+        reason, kind = self._reason(config, row, image_key or row["subject_id"], summary_text, source_text)
+        if reason is None:
+            self.stats.count_kept(config)
+            return None
+        self.stats.count_rejected(config, kind)
+        return Reject(stage="curate", kind="row", id=row["id"], reason=reason, source=row.get("source", ""))
+
+    def _reason(
+        self, config: str, row: dict[str, Any], image_key: str, summary_text: str | None, source_text: str | None
+    ) -> tuple[str | None, str]:
+        text = assistant_text(row)
+        bounds = self.length_bounds.get(config)
+        if bounds is not None and (problem := bounds.check(text)) is not None:
+            return problem, "length"
+        if self.validator is not None and summary_text is not None:
+            problem = self.validator(summary_text, source_text or "")
+            if problem is not None:
+                return f"summary failed validation: {problem}", "validator"
+        conversation = "\n".join(normalise_text(t) for t in message_texts(row, "user") + message_texts(row, "assistant"))
+        fingerprint = hashlib.blake2b(f"{image_key}\n{conversation}".encode(), digest_size=16).digest()
+        seen = self._exact.setdefault(config, set())
+        if fingerprint in seen:
+            return "exact duplicate (same image and conversation as a kept row)", "exact_duplicate"
+        if config in self.near_duplicate_configs:
+            index = self._near.setdefault(config, NearDuplicateIndex(threshold=self._threshold))
+            match = index.add_or_match(row["id"], text)
+            if match is not None:
+                return f"near duplicate of {match[0]} (estimated Jaccard {match[1]:.2f})", "near_duplicate"
+        seen.add(fingerprint)
+        return None, ""
