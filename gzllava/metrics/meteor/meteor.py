@@ -1,0 +1,68 @@
+"""METEOR as an offline `evaluate` metric module: pycocoevalcap's METEOR 1.5 jar.
+
+The jar ships inside the pycocoevalcap wheel (with its English paraphrase table) and runs under
+Java, which must be on PATH; nltk's METEOR would need the wordnet corpus, which is not on PyPI.
+"""
+
+import shutil
+
+import datasets
+import evaluate
+from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+
+_DESCRIPTION = "METEOR 1.5 (pycocoevalcap jar, English, normalised), corpus score in [0, 1]; needs Java."
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: list of generated texts.
+    references: list of reference texts, or of lists of reference texts.
+Returns:
+    meteor: corpus METEOR (the jar's aggregate over all segments); meteor_per_prediction.
+"""
+_CITATION = """\
+@inproceedings{denkowski-lavie-2014-meteor, title = "Meteor Universal: Language Specific Translation
+  Evaluation for Any Target Language", author = "Denkowski, Michael and Lavie, Alon",
+  booktitle = "Proceedings of the Ninth Workshop on Statistical Machine Translation", year = "2014"}
+"""
+
+
+def _one_line(text: str) -> str:
+    # the jar speaks a line protocol with ' ||| ' separators
+    return " ".join(text.replace("|||", " ").split())
+
+
+class Meteor(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=[
+                datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                ),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            ],
+            reference_urls=["https://www.cs.cmu.edu/~alavie/METEOR/"],
+        )
+
+    def _compute(self, predictions, references):
+        if shutil.which("java") is None:
+            raise RuntimeError("METEOR needs Java: `java` is not on PATH (apt-get install default-jre-headless)")
+        if not predictions:
+            return {"meteor": 0.0, "meteor_per_prediction": []}
+        gts, res = {}, {}
+        for i, (prediction, refs) in enumerate(zip(predictions, references)):
+            refs = [refs] if isinstance(refs, str) else list(refs)
+            if not refs:
+                raise ValueError("every prediction needs at least one reference")
+            gts[i] = [_one_line(r) or "." for r in refs]
+            res[i] = [_one_line(prediction) or "."]
+        scorer = CocoMeteor()
+        try:
+            score, scores = scorer.compute_score(gts, res)
+        finally:
+            # stop the Java process now rather than whenever the wrapper is garbage-collected
+            scorer.meteor_p.stdin.close()
+            scorer.meteor_p.kill()
+            scorer.meteor_p.wait()
+        return {"meteor": float(score), "meteor_per_prediction": [float(s) for s in scores]}
