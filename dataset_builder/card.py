@@ -1,0 +1,321 @@
+"""The dataset card (README.md) of a gz-talk-instruct build: YAML front matter + provenance, stats, usage.
+
+The YAML `configs:` block is what makes the folder loadable without a script (datasets >= 3 reads it
+from README.md): one entry per config, its splits pointing at `data/<config>/<split>-*`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .instructions import CONFIGS
+
+CARD_FILE = "README.md"
+DEFAULT_REPO_ID = "org/gz-talk-instruct"
+
+TALK_LICENCE_NOTE = (
+    "The instruction texts of a Talk build are derived from comments that Zooniverse volunteers posted "
+    "on Galaxy Zoo Talk. Those comments are the volunteers' contributions under the "
+    "[Zooniverse User Agreement](https://www.zooniverse.org/privacy); they are **not** released under an "
+    "open licence by this builder, so the card says `license: other`. Ask the Galaxy Zoo / Zooniverse team "
+    "before publishing a Talk-derived build outside your organisation. Volunteer identities (user ids, "
+    "logins) are dropped at ingest; @mentions and links are removed by the cleaner. The Galaxy Zoo vote "
+    "catalogues (GZ2, GZ DECaLS) are published openly with their papers (the GZ DECaLS catalogue on Zenodo "
+    "under CC BY 4.0); cite them as below. Survey images keep the terms of their survey (SDSS, DESI Legacy "
+    "Imaging Surveys), which allow reuse with acknowledgement."
+)
+SYNTHETIC_LICENCE_NOTE = (
+    "A synthetic build contains only generated images, comments and vote fractions (made by "
+    "`dataset_builder.synthetic` from a seed); nothing in it comes from volunteers or surveys. It is "
+    "released under CC0 1.0 (the builder code itself is Apache-2.0)."
+)
+
+CITATION = """\
+@article{walmsley2022decals,
+  title   = {Galaxy Zoo DECaLS: Detailed visual morphology measurements from volunteers and deep learning for 314,000 galaxies},
+  author  = {Walmsley, Mike and Lintott, Chris and G{\\'e}ron, Tobias and others},
+  journal = {Monthly Notices of the Royal Astronomical Society},
+  volume  = {509},
+  number  = {3},
+  pages   = {3966--3988},
+  year    = {2022},
+  doi     = {10.1093/mnras/stab2093}
+}
+
+@article{willett2013gz2,
+  title   = {Galaxy Zoo 2: detailed morphological classifications for 304,122 galaxies from the Sloan Digital Sky Survey},
+  author  = {Willett, Kyle W. and Lintott, Chris J. and Bamford, Steven P. and others},
+  journal = {Monthly Notices of the Royal Astronomical Society},
+  volume  = {435},
+  number  = {4},
+  pages   = {2835--2860},
+  year    = {2013},
+  doi     = {10.1093/mnras/stt1458}
+}
+
+@article{hart2016gz2,
+  title   = {Galaxy Zoo: comparing the demographics of spiral arm number and a new method for correcting redshift bias},
+  author  = {Hart, Ross E. and Bamford, Steven P. and Willett, Kyle W. and others},
+  journal = {Monthly Notices of the Royal Astronomical Society},
+  volume  = {461},
+  number  = {4},
+  pages   = {3663--3682},
+  year    = {2016},
+  doi     = {10.1093/mnras/stw1588}
+}
+
+@article{lintott2008gz1,
+  title   = {Galaxy Zoo: morphologies derived from visual inspection of galaxies from the Sloan Digital Sky Survey},
+  author  = {Lintott, Chris J. and Schawinski, Kevin and Slosar, An{\\v{z}}e and others},
+  journal = {Monthly Notices of the Royal Astronomical Society},
+  volume  = {389},
+  number  = {3},
+  pages   = {1179--1189},
+  year    = {2008},
+  doi     = {10.1111/j.1365-2966.2008.13689.x}
+}"""
+
+ZOONIVERSE_ACKNOWLEDGEMENT = (
+    "This dataset uses data generated via the [Zooniverse.org](https://www.zooniverse.org) platform, "
+    "development of which is funded by generous support, including a Global Impact Award from Google, "
+    "and by a grant from the Alfred P. Sloan Foundation. We thank the Galaxy Zoo volunteers."
+)
+
+CONFIG_DESCRIPTIONS = {
+    "description": "one describe-this-galaxy instruction (from a pool of phrasings) answered with a summary "
+    "of what volunteers wrote about the galaxy on Talk.",
+    "conversation": "a multi-turn conversation about the visible features: the summary, the features "
+    "volunteers pointed out, vote-grounded answers, Talk hashtags, and how sure the volunteers were.",
+    "decision_tree": "one row per Galaxy Zoo DECaLS decision-tree question that the galaxy reaches when the "
+    "majority answers are followed (`question`, `answer`, `answer_fraction` filled), plus one multi-turn row "
+    "(`id` ending in `-walk`) that walks the whole path. Answers start with the answer label and their "
+    "wording follows the vote fraction: confident (>= 0.8), likely (>= 0.5), uncertain (< 0.5, naming the "
+    "runner-up).",
+}
+
+
+@dataclass
+class Provenance:
+    """Where a build came from: enough to rebuild it."""
+
+    inputs: list[str]  # human-readable descriptions of the inputs
+    synthetic: bool
+    builder_version: str
+    commit: str | None
+    summariser: str  # backend name
+    summariser_model: str | None
+    split_fractions: tuple[float, float, float]
+    seed: int | None = None
+    command: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size_categories bucket for a row count."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return name
+    return "1M<n<10M"
+
+
+def card_metadata(split_counts: Mapping[str, Mapping[str, int]], provenance: Provenance, pretty_name: str) -> dict[str, Any]:
+    configs = []
+    for config in [c for c in CONFIGS if c in split_counts] + [c for c in split_counts if c not in CONFIGS]:
+        splits = [s for s in ("train", "validation", "test") if split_counts[config].get(s)]
+        if not splits:
+            continue
+        entry: dict[str, Any] = {
+            "config_name": config,
+            "data_files": [{"split": s, "path": f"data/{config}/{s}-*"} for s in splits],
+        }
+        if not configs:
+            entry["default"] = True
+        configs.append(entry)
+    total = sum(sum(splits.values()) for splits in split_counts.values())
+    metadata: dict[str, Any] = {"pretty_name": pretty_name}
+    if provenance.synthetic:
+        metadata["license"] = "cc0-1.0"
+    else:
+        metadata.update(license="other", license_name="zooniverse-user-agreement",
+                        license_link="https://www.zooniverse.org/privacy")
+    metadata.update(
+        language=["en"],
+        task_categories=["image-text-to-text", "visual-question-answering"],
+        tags=["astronomy", "galaxies", "galaxy-zoo", "zooniverse", "citizen-science", "vision-language"]
+        + (["synthetic"] if provenance.synthetic else []),
+        size_categories=[size_category(total)],
+        configs=configs,
+    )
+    return metadata
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _flat_numbers(stats: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Scalar entries of a (nested) stats mapping as ('a.b', value) pairs, for a table."""
+    out: list[tuple[str, Any]] = []
+    for key, value in stats.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out += _flat_numbers(value, prefix=f"{name}.")
+        elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            out.append((name, f"{value:.3g}" if isinstance(value, float) else value))
+    return out
+
+
+def render_card(
+    split_counts: Mapping[str, Mapping[str, int]],
+    provenance: Provenance,
+    build_stats: Mapping[str, Any],
+    report_stats: Mapping[str, Any] | None = None,
+    *,
+    repo_id: str = DEFAULT_REPO_ID,
+    pretty_name: str = "gz-talk-instruct",
+) -> str:
+    """README.md text: YAML front matter + body."""
+    metadata = card_metadata(split_counts, provenance, pretty_name)
+    front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
+    configs = [entry["config_name"] for entry in metadata["configs"]]
+    example_config = "decision_tree" if "decision_tree" in configs else (configs[0] if configs else "description")
+
+    split_rows = [
+        (config, *(split_counts[config].get(s, 0) for s in ("train", "validation", "test")),
+         sum(split_counts[config].values()))
+        for config in configs
+    ]
+    body = [
+        f"# {pretty_name}",
+        "",
+        "Instruction data for vision-language models about Galaxy Zoo galaxies: what volunteers said about a "
+        "galaxy on Zooniverse Talk, and how they answered the Galaxy Zoo decision tree, turned into "
+        "image + conversation rows. Built by `python -m dataset_builder` from the gz-llava repository.",
+        "",
+        "## Configs",
+        "",
+        *[f"- **{c}**: {CONFIG_DESCRIPTIONS.get(c, '')}" for c in configs],
+        "",
+        "Split by subject (a hash of the subject id): a galaxy is in the same split in every config, and never "
+        "in two splits.",
+        "",
+        _table(("config", "train", "validation", "test", "total"), split_rows) if split_rows else "_No rows._",
+        "",
+        "## Schema",
+        "",
+        "- `id`: `<config>-<subject_id>-<k>` (k: 0, or the decision-tree question key, or `walk`).",
+        "- `subject_id`, `image` (`datasets.Image`, JPEG bytes embedded in the parquet).",
+        "- `messages`: list of `{role, content: [{type: image|text, text}]}`. The first user turn starts with "
+        "one `{\"type\": \"image\", \"text\": null}` placeholder that TRL (`prepare_multimodal_messages`) and "
+        "chat templates fill from `image`; later turns are text only.",
+        "- `tags`: Talk hashtags. `votes`: every Galaxy Zoo DECaLS vote-fraction column "
+        "(`<question>_<answer>_fraction`), null when unknown.",
+        "- `question`, `answer`, `answer_fraction`: the decision-tree question key, majority answer key and its "
+        "vote fraction (decision_tree single-question rows; null elsewhere).",
+        "- `source` (`synthetic`, `talk:<file>`), `summary_backend`, `truth` (synthetic galaxies: the "
+        "generator's true answers as JSON, for evaluation against ground truth).",
+        "",
+        "## Provenance",
+        "",
+        _table(("", ""), [
+            ("inputs", "; ".join(provenance.inputs)),
+            ("synthetic", provenance.synthetic),
+            ("builder version", provenance.builder_version),
+            ("commit", provenance.commit or "unknown"),
+            ("summariser", provenance.summariser + (f" ({provenance.summariser_model})" if provenance.summariser_model else "")),
+            ("split (train, validation, test)", ", ".join(f"{f:g}" for f in provenance.split_fractions)),
+            *([("seed", provenance.seed)] if provenance.seed is not None else []),
+            *([("command", f"`{provenance.command}`")] if provenance.command else []),
+        ]),
+        "",
+        "## Statistics",
+        "",
+        _table(("build", "value"), _flat_numbers(build_stats)),
+        "",
+    ]
+    if report_stats:
+        body += [
+            "Ingest and cleaning (from `reports/report.json`; plots in `reports/`):",
+            "",
+            _table(("report", "value"), _flat_numbers(report_stats)[:60]),
+            "",
+        ]
+    body += [
+        "Every input comment is either behind a row of this dataset or listed, with its reason, in "
+        "`rejects.jsonl` (stage, kind, id, reason, source).",
+        "",
+        "## Licence",
+        "",
+        SYNTHETIC_LICENCE_NOTE if provenance.synthetic else TALK_LICENCE_NOTE,
+        "",
+        "## How to load",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        f'ds = load_dataset("{repo_id}", "{example_config}")',
+        'row = ds["train"][0]',
+        'row["image"]      # PIL.Image',
+        'row["messages"]   # the conversation, image placeholder in the first user turn',
+        "```",
+        "",
+        "A local build folder loads the same way: `load_dataset(\"path/to/folder\", \"decision_tree\")`.",
+        "",
+        "## How to train (TRL)",
+        "",
+        "`SFTTrainer` recognises the `image` + `messages` columns and uses its vision-language collator:",
+        "",
+        "```python",
+        "from trl import SFTConfig, SFTTrainer",
+        "",
+        f'train = load_dataset("{repo_id}", "{example_config}", split="train")',
+        "trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=\"out\"), train_dataset=train,",
+        "                     processing_class=processor)",
+        "trainer.train()",
+        "```",
+        "",
+        "or the repository's `python train_sft.py --config recipes/<recipe>.yaml`.",
+        "",
+        "## Citation",
+        "",
+        "If you use this dataset, cite the Galaxy Zoo papers whose decision tree and data it uses:",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+        "",
+        ZOONIVERSE_ACKNOWLEDGEMENT,
+        "",
+    ]
+    return f"---\n{front}---\n\n" + "\n".join(body)
+
+
+def write_card(out_dir: Path, *args: Any, **kwargs: Any) -> Path:
+    path = Path(out_dir) / CARD_FILE
+    path.write_text(render_card(*args, **kwargs), encoding="utf-8")
+    return path
+
+
+def read_card_metadata(path: Path) -> dict[str, Any]:
+    """The YAML front matter of a card (raises ValueError naming the file when it is missing or bad)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        raise ValueError(f"{path}: no YAML front matter (--- ... ---)")
+    front = text[4 : text.index("\n---\n", 4)]
+    metadata = yaml.safe_load(front)
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: YAML front matter is not a mapping")
+    return metadata
+
+
+def dump_json(data: Any, path: Path) -> Path:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,341 @@
+"""Instruction rows of the three configs, built from one subject (+ its summary).
+
+- `description`: one describe-this-galaxy instruction from a varied pool -> the summary.
+- `conversation`: several turns about what is visible (summary, features, vote-grounded answers,
+  Talk hashtags, how sure the volunteers are).
+- `decision_tree`: one row per question of the Galaxy Zoo DECaLS tree that this galaxy reaches when
+  the majority answers are followed (`decision_tree.reachable_questions`), answered from the vote
+  fractions; plus one multi-turn row that walks the whole path. The wording of an answer says how
+  sure the volunteers were (confident >= 0.8, likely >= 0.5, else uncertain, naming the runner-up)
+  and always STARTS with the answer's website label, so `parse_answer` can read it back.
+
+Every row has the schema of `writer.row_features`: the first user turn starts with one image
+placeholder block `{"type": "image", "text": None}` (TRL's `prepare_multimodal_messages` and our
+processor's chat template fill it from the row's `image` column), later turns are text only.
+Phrasings are drawn with a `random.Random` seeded by (config, subject id): the same subject gives the
+same rows in every build, whatever the order or number of subjects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .decision_tree import QUESTIONS, Question, majority_answer, reachable_questions, vote_columns
+from .records import Reject, Subject, Summary
+
+CONFIGS = ("description", "conversation", "decision_tree")
+CONFIDENT = 0.8  # fraction at or above which the volunteers "agree"
+LIKELY = 0.5  # at or above: a majority; below: uncertain, and the runner-up is named
+WALK_ROW = "walk"  # k of the multi-turn decision-tree row
+
+Row = dict[str, Any]
+
+
+def parse_configs(text: str) -> list[str]:
+    """'description,decision_tree' -> ['description', 'decision_tree'], refusing unknown names."""
+    configs = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown or not configs:
+        raise ValueError(f"unknown config(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONFIGS)}")
+    return list(dict.fromkeys(configs))
+
+
+# ------------------------------------------------------------------------------------ messages
+def image_turn(text: str) -> dict[str, Any]:
+    """The first user turn: the image placeholder, then the instruction."""
+    return {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": text}]}
+
+
+def text_turn(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
+def conversation(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """(user, assistant) pairs -> messages, the image placeholder in the first user turn only."""
+    messages: list[dict[str, Any]] = []
+    for index, (user, assistant) in enumerate(pairs):
+        messages.append(image_turn(user) if index == 0 else text_turn("user", user))
+        messages.append(text_turn("assistant", assistant))
+    return messages
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def full_votes(votes: Mapping[str, Any]) -> dict[str, float | None]:
+    """Every canonical vote-fraction column (null when unknown), so all rows share one schema."""
+    return {column: _finite(votes.get(column)) for column in vote_columns()}
+
+
+def base_row(config: str, subject: Subject, k: int | str, messages: list[dict[str, Any]], backend: str) -> Row:
+    return {
+        "id": f"{config}-{subject.subject_id}-{k}",
+        "subject_id": subject.subject_id,
+        "image": {"bytes": subject.image_bytes, "path": None},
+        "messages": messages,
+        "tags": list(subject.tags),
+        "votes": full_votes(subject.votes),
+        "question": None,
+        "answer": None,
+        "answer_fraction": None,
+        "source": subject.source,
+        "summary_backend": backend,
+        "truth": json.dumps(subject.truth, sort_keys=True) if subject.truth is not None else None,
+    }
+
+
+def _rng(config: str, subject_id: str, salt: str = "") -> random.Random:
+    # Seeding Random with a str hashes it with SHA-512: stable across processes (unlike hash()).
+    return random.Random(f"{config}:{subject_id}:{salt}")
+
+
+# --------------------------------------------------------------------------------- description
+DESCRIPTION_PROMPTS = (
+    "Describe this galaxy.",
+    "Describe the galaxy in this image.",
+    "What does this galaxy look like?",
+    "Give a short description of this galaxy's appearance.",
+    "Describe the morphology of the object in this image.",
+    "What do you see in this image of a galaxy?",
+    "Write a brief description of this galaxy, as a Galaxy Zoo volunteer would.",
+    "Summarise the visible features of this galaxy.",
+    "Tell me about this galaxy.",
+    "What stands out about this object?",
+    "Describe the shape and structure of this galaxy.",
+    "Look at this Galaxy Zoo image and describe what you notice.",
+    "How would you describe this galaxy to someone who cannot see the image?",
+    "Characterise this galaxy's morphology in a few sentences.",
+    "What kind of galaxy is this, and what features does it show?",
+    "Please describe this astronomical image.",
+)
+
+
+def description_rows(subject: Subject, summary: Summary) -> list[Row]:
+    prompt = _rng("description", subject.subject_id).choice(DESCRIPTION_PROMPTS)
+    messages = conversation([(prompt, summary.description.strip())])
+    return [base_row("description", subject, 0, messages, summary.backend)]
+
+
+# ---------------------------------------------------------------------------- decision tree
+# The website text of each question first (half of the time), then paraphrases.
+QUESTION_PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "smooth-or-featured": (
+        "Is this galaxy smooth and rounded, or does it show features or a disk?",
+        "Would you classify this as smooth, featured (or a disk), or a star/artifact?",
+    ),
+    "disk-edge-on": ("Are we seeing this disk galaxy edge-on?", "Is this a disk viewed from the side?"),
+    "bar": ("Does this galaxy have a bar through its centre?", "Can you see a bar in the middle of this galaxy?"),
+    "has-spiral-arms": ("Does this galaxy have spiral arms?", "Is there a spiral pattern in this galaxy?"),
+    "bulge-size": (
+        "How big is the central bulge compared with the rest of the galaxy?",
+        "How prominent is the bulge at the centre?",
+    ),
+    "spiral-winding": ("How tightly are the spiral arms wound?", "Are the spiral arms tight, medium or loose?"),
+    "spiral-arm-count": ("How many spiral arms does this galaxy have?", "Count the spiral arms: how many are there?"),
+    "edge-on-bulge": (
+        "What shape is the bulge of this edge-on galaxy: rounded, boxy, or is there none?",
+        "Is there a bulge in the middle of this edge-on disk?",
+    ),
+    "how-rounded": ("How round is this smooth galaxy?", "Is this galaxy completely round, in between, or cigar-shaped?"),
+    "merging": (
+        "Is this galaxy merging with another, or is there tidal debris around it?",
+        "Do you see signs of a merger or tidal debris?",
+    ),
+    "odd-feature": (
+        "Are there any odd features, such as a ring, a lens or arc, dust lanes or overlapping objects?",
+        "Does anything unusual appear in this image?",
+    ),
+}
+
+CONFIDENT_PHRASES = (
+    "{label}. The volunteers agree: {pct} chose this.",
+    "{label}: a clear majority of volunteers ({pct}) answered this.",
+    "{label}, with strong agreement among the volunteers ({pct}).",
+    "{label}. {pct} of the volunteers who answered picked this.",
+)
+LIKELY_PHRASES = (
+    "{label}, probably: {pct} of volunteers chose this, while {runner_pct} said {runner}.",
+    "{label}, most likely ({pct} of votes), though some volunteers answered {runner} ({runner_pct}).",
+    "{label}, on balance: a majority of {pct} chose it over {runner} ({runner_pct}).",
+)
+UNCERTAIN_PHRASES = (
+    "{label}, but this is uncertain: only {pct} of volunteers chose it, and {runner_pct} said {runner}.",
+    "{label}, tentatively ({pct} of votes); {runner} was close behind with {runner_pct}.",
+    "{label} is the most common answer, but with only {pct} of votes it is unclear; {runner} got {runner_pct}.",
+)
+# Checkbox (odd features) options are ticked independently: fractions are per option.
+CHECKBOX_EXTRA = " Also ticked by many: {others}."
+
+
+def _pct(fraction: float) -> str:
+    return f"{round(100 * fraction)}%"
+
+
+def confidence_band(fraction: float) -> str:
+    """'confident' (>= 0.8), 'likely' (>= 0.5) or 'uncertain'."""
+    if fraction >= CONFIDENT:
+        return "confident"
+    if fraction >= LIKELY:
+        return "likely"
+    return "uncertain"
+
+
+def _ranked_answers(question: Question, votes: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(label, fraction) of every answer with a known fraction, largest first (ties: tree order)."""
+    known = [(a.label, _finite(votes.get(question.column(a.key)))) for a in question.answers]
+    return sorted(((label, f) for label, f in known if f is not None), key=lambda pair: -pair[1])
+
+
+def answer_text(question: Question, answer_key: str, fraction: float, votes: Mapping[str, Any], rng: random.Random) -> str:
+    """The worded answer: starts with the answer's label; the wording follows the vote fraction."""
+    label = question.answer(answer_key).label
+    ranked = [pair for pair in _ranked_answers(question, votes) if pair[0] != label]
+    runner, runner_fraction = ranked[0] if ranked else ("another answer", max(0.0, 1.0 - fraction))
+    pool = {"confident": CONFIDENT_PHRASES, "likely": LIKELY_PHRASES, "uncertain": UNCERTAIN_PHRASES}
+    text = rng.choice(pool[confidence_band(fraction)]).format(
+        label=label, pct=_pct(fraction), runner=runner, runner_pct=_pct(runner_fraction)
+    )
+    if question.multiple_choice:
+        others = [f"{lab} ({_pct(f)})" for lab, f in ranked if f >= LIKELY]
+        if others:
+            text += CHECKBOX_EXTRA.format(others=", ".join(others))
+    return text
+
+
+def parse_answer(question: Question, text: str) -> str | None:
+    """The answer key an answer text starts with (longest label first: "No bar" before "No"), else None."""
+    folded = text.strip().casefold()
+    for answer in sorted(question.answers, key=lambda a: -len(a.label)):
+        label = answer.label.casefold()
+        if folded.startswith(label) and (len(folded) == len(label) or not folded[len(label)].isalnum()):
+            return answer.key
+    return None
+
+
+def question_prompt(question: Question, rng: random.Random) -> str:
+    paraphrases = QUESTION_PARAPHRASES.get(question.key, ())
+    if not paraphrases or rng.random() < 0.5:
+        return question.text
+    return rng.choice(paraphrases)
+
+
+def decision_tree_rows(subject: Subject, backend: str = "votes", *, walk: bool = True) -> list[Row]:
+    """One row per reachable question with a known majority answer (+ the multi-turn walk)."""
+    rows: list[Row] = []
+    pairs: list[tuple[str, str]] = []
+    for question in reachable_questions(subject.votes):
+        majority = majority_answer(question, subject.votes)
+        if majority is None:  # reachable without votes (answer-independent step): nothing to ground on
+            continue
+        answer_key, fraction = majority
+        rng = _rng("decision_tree", subject.subject_id, question.key)
+        prompt = question_prompt(question, rng)
+        reply = answer_text(question, answer_key, fraction, subject.votes, rng)
+        row = base_row("decision_tree", subject, question.key, conversation([(prompt, reply)]), backend)
+        row.update(question=question.key, answer=answer_key, answer_fraction=float(fraction))
+        rows.append(row)
+        pairs.append((question.text, reply))
+    if walk and len(pairs) >= 2:
+        opener = "Classify this galaxy with the Galaxy Zoo decision tree, one question at a time. " + pairs[0][0]
+        rows.append(base_row("decision_tree", subject, WALK_ROW, conversation([(opener, pairs[0][1]), *pairs[1:]]), backend))
+    return rows
+
+
+# ----------------------------------------------------------------------------- conversation
+CONVERSATION_OPENERS = (
+    "What can you see in this image?",
+    "What is this object?",
+    "Can you tell me what this galaxy looks like?",
+    "Describe what you see here.",
+    "What's going on in this picture?",
+)
+FEATURE_QUESTIONS = (
+    "Which features stand out?",
+    "What features are visible?",
+    "Which structures can you make out?",
+    "What details do the volunteers point out?",
+)
+TAG_QUESTIONS = (
+    "How did volunteers tag it on Talk?",
+    "Which hashtags did people use for this one?",
+    "What tags does it have?",
+)
+CERTAINTY_QUESTIONS = (
+    "How sure are the volunteers about this?",
+    "How confident is that description?",
+    "Do the volunteers agree about it?",
+)
+CERTAINTY_ANSWERS = {
+    "low": "Fairly sure: the volunteers' comments agree with one another.",
+    "medium": "Somewhat: the comments mostly agree, but some details are tentative.",
+    "high": "Not very: the comments are tentative or disagree, so treat this description with caution.",
+}
+# Vote-grounded follow-ups: these questions, when the galaxy reaches them, in this order of preference.
+CONVERSATION_TREE_QUESTIONS = ("has-spiral-arms", "bar", "merging", "disk-edge-on", "how-rounded", "odd-feature")
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def conversation_rows(subject: Subject, summary: Summary, *, max_tree_turns: int = 2) -> tuple[list[Row], Reject | None]:
+    """One multi-turn row, or a Reject (stage "instructions") when there is too little to talk about."""
+    rng = _rng("conversation", subject.subject_id)
+    pairs: list[tuple[str, str]] = [(rng.choice(CONVERSATION_OPENERS), summary.description.strip())]
+    features = [f.strip() for f in summary.visible_features if f and f.strip()]
+    if features:
+        pairs.append((rng.choice(FEATURE_QUESTIONS), f"The most visible features are {_join(features)}."))
+    reachable = {q.key for q in reachable_questions(subject.votes)} if subject.votes else set()
+    asked = 0
+    for key in CONVERSATION_TREE_QUESTIONS:
+        if asked >= max_tree_turns or key not in reachable:
+            continue
+        question = QUESTIONS[key]
+        majority = majority_answer(question, subject.votes)
+        if majority is None:
+            continue
+        prompt = QUESTION_PARAPHRASES[key][0] if key in QUESTION_PARAPHRASES else question.text
+        pairs.append((prompt, answer_text(question, majority[0], majority[1], subject.votes, rng)))
+        asked += 1
+    if subject.tags:
+        tags = _join([f"#{tag}" for tag in subject.tags[:8]])
+        pairs.append((rng.choice(TAG_QUESTIONS), f"On Talk it was tagged {tags}."))
+    if summary.uncertainty in CERTAINTY_ANSWERS:
+        pairs.append((rng.choice(CERTAINTY_QUESTIONS), CERTAINTY_ANSWERS[summary.uncertainty]))
+    if len(pairs) < 3:
+        reason = "too little to talk about: fewer than 3 question-answer turns (no features, votes or tags)"
+        return [], Reject(stage="instructions", kind="row", id=f"conversation-{subject.subject_id}-0",
+                          reason=reason, source=subject.source)
+    return [base_row("conversation", subject, 0, conversation(pairs), summary.backend)], None
+
+
+# ------------------------------------------------------------------------------------ dispatch
+def rows_for(config: str, subject: Subject, summary: Summary | None) -> tuple[list[Row], list[Reject]]:
+    """The rows of one config for one subject, and the rejects of rows that could not be made."""
+    if config == "decision_tree":
+        rows = decision_tree_rows(subject)
+        if rows:
+            return rows, []
+        reason = "no vote fractions for any decision-tree question" if not subject.votes else (
+            "no decision-tree question with a majority answer")
+        return [], [Reject(stage="instructions", kind="row", id=f"decision_tree-{subject.subject_id}",
+                           reason=reason, source=subject.source)]
+    if summary is None:
+        return [], [Reject(stage="instructions", kind="row", id=f"{config}-{subject.subject_id}-0",
+                           reason="no summary for this subject", source=subject.source)]
+    if config == "description":
+        return description_rows(subject, summary), []
+    if config == "conversation":
+        rows, reject = conversation_rows(subject, summary)
+        return rows, [reject] if reject else []
+    raise ValueError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")
