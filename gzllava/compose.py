@@ -1,0 +1,162 @@
+"""Compose a new, untrained GZ-LLaVA from any vision tower and any causal LM (the start of stage-1 training).
+
+The language model is reused as it is: its weights, its tokenizer plus the `<image>` token (and
+`<boi>`/`<eoi>` when asked) and a pad token if it has none. Embedding rows are added for the new
+tokens only, so on text alone the composed model's logits over the LM's vocabulary are the LM's own.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    CLIPImageProcessorPil,
+    CLIPVisionModel,
+    PreTrainedModel,
+    SiglipImageProcessorPil,
+    SiglipVisionModel,
+)
+
+from configuration_gzllava import VISION_TOWERS_WITH_CLS, GZLlavaConfig
+from modeling_gzllava import PROJECTORS, GZLlavaForConditionalGeneration
+from processing_gzllava import CHAT_TEMPLATE, DEFAULT_PROMPT, GZLlavaProcessor
+
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TOKEN, BOI_TOKEN, EOI_TOKEN, PAD_TOKEN = "<image>", "<boi>", "<eoi>", "<pad>"
+
+# (PIL image processors: they need no torchvision.)
+# CLIP/SigLIP checkpoints (full dual-encoder or vision-only) -> the vision-only model class to load.
+VISION_CLASSES = {
+    "clip": CLIPVisionModel,
+    "clip_vision_model": CLIPVisionModel,
+    "siglip": SiglipVisionModel,
+    "siglip_vision_model": SiglipVisionModel,
+}
+
+
+def load_vision_tower(name_or_path: str, **kwargs) -> PreTrainedModel:
+    """A CLIP or SigLIP vision tower from a full CLIP/SigLIP checkpoint or a vision-only one."""
+    model_type = AutoConfig.from_pretrained(name_or_path, **kwargs).model_type
+    if model_type not in VISION_CLASSES:
+        raise ValueError(
+            f"{name_or_path} is a {model_type!r} checkpoint; GZ-LLaVA needs a CLIP or SigLIP vision tower "
+            f"(model types {sorted(VISION_CLASSES)})."
+        )
+    return VISION_CLASSES[model_type].from_pretrained(name_or_path, **kwargs)
+
+
+def default_image_processor(vision_config):
+    """The image processor a CLIP/SigLIP tower of this config was trained with (resize + centre crop + normalise)."""
+    size = vision_config.image_size
+    if vision_config.model_type == "siglip_vision_model":
+        return SiglipImageProcessorPil(size={"height": size, "width": size})
+    return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
+def add_gzllava_tokens(tokenizer, use_image_delimiters: bool) -> dict[str, int]:
+    """Add `<image>` (and `<boi>`, `<eoi>`) as special tokens, plus a pad token if missing; return their ids."""
+    new_tokens = [IMAGE_TOKEN] + ([BOI_TOKEN, EOI_TOKEN] if use_image_delimiters else [])
+    tokenizer.add_tokens(new_tokens, special_tokens=True)
+    if tokenizer.pad_token is None:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    return {token: tokenizer.convert_tokens_to_ids(token) for token in new_tokens}
+
+
+def compose_gzllava(
+    vision_model: PreTrainedModel | str,
+    language_model: PreTrainedModel | str,
+    tokenizer=None,
+    image_processor=None,
+    projector_type: str = "mlp2x_gelu",
+    num_query_tokens: int = 64,
+    use_image_delimiters: bool = False,
+    vision_feature_layer: int | list[int] = -2,
+    vision_feature_select_strategy: str | None = None,
+    image_standardization: bool = False,
+    default_prompt: str = DEFAULT_PROMPT,
+    seed: int = 0,
+    **config_kwargs,
+) -> tuple[GZLlavaForConditionalGeneration, GZLlavaProcessor]:
+    """Build `(model, processor)`: the given vision tower and LM, a freshly initialised projector.
+
+    `vision_model`/`language_model` are models or names/paths (a full CLIP/SigLIP checkpoint is fine: its vision
+    tower is taken). `tokenizer` defaults to the LM's. `vision_feature_select_strategy` defaults to `"default"`
+    (drop CLS) for CLIP and `"full"` for SigLIP. Extra keyword arguments go to `GZLlavaConfig`.
+    """
+    if isinstance(vision_model, str):
+        vision_model = load_vision_tower(vision_model)
+    if isinstance(language_model, str):
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(language_model)
+        language_model = AutoModelForCausalLM.from_pretrained(language_model)
+    if tokenizer is None:
+        raise ValueError("compose_gzllava needs the language model's tokenizer when the language model is passed as a module.")
+    if hasattr(vision_model, "vision_model") and not isinstance(vision_model, (CLIPVisionModel, SiglipVisionModel)):
+        raise ValueError(f"Pass the vision tower, not the dual encoder {type(vision_model).__name__}: use load_vision_tower().")
+
+    token_ids = add_gzllava_tokens(tokenizer, use_image_delimiters)
+    if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
+        # New rows for the new tokens only; the LM's existing rows, and so its text-only logits, are untouched.
+        language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+
+    vision_config = vision_model.config
+    strategy = vision_feature_select_strategy or (
+        "default" if vision_config.model_type in VISION_TOWERS_WITH_CLS else "full"
+    )
+    config = GZLlavaConfig(
+        vision_config=vision_config.to_dict(),
+        text_config=language_model.config.to_dict(),
+        image_token_id=token_ids[IMAGE_TOKEN],
+        boi_token_id=token_ids.get(BOI_TOKEN),
+        eoi_token_id=token_ids.get(EOI_TOKEN),
+        use_image_delimiters=use_image_delimiters,
+        projector_type=projector_type,
+        num_query_tokens=num_query_tokens,
+        vision_feature_layer=vision_feature_layer,
+        vision_feature_select_strategy=strategy,
+        **config_kwargs,
+    )
+    config.text_config._attn_implementation = language_model.config._attn_implementation
+    config.vision_config._attn_implementation = vision_model.config._attn_implementation
+
+    # Build the empty shell on the meta device (no memory for a second copy of a 7B model), then put the real
+    # tower and LM in place and give only the projector fresh weights.
+    with torch.device("meta"):
+        model = GZLlavaForConditionalGeneration(config)
+    model.model.vision_tower = vision_model
+    model.model.language_model = language_model.base_model
+    model.lm_head = language_model.get_output_embeddings()
+    torch.manual_seed(seed)
+    projector = PROJECTORS[projector_type](config).to(dtype=language_model.dtype)
+    projector.apply(model._init_weights)
+    model.model.multi_modal_projector = projector
+    model.generation_config = language_model.generation_config
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # The model must never write an image placeholder (or a delimiter) itself.
+    model.generation_config.suppress_tokens = sorted(token_ids.values())
+    model.config.text_config.vocab_size = model.lm_head.out_features
+
+    processor = GZLlavaProcessor(
+        image_processor=image_processor or default_image_processor(vision_config),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+        patch_size=vision_config.patch_size,
+        vision_feature_select_strategy=strategy,
+        num_additional_image_tokens=1 if vision_config.model_type in VISION_TOWERS_WITH_CLS else 0,
+        num_query_tokens=num_query_tokens if projector_type == "resampler" else None,
+        image_token=IMAGE_TOKEN,
+        boi_token=BOI_TOKEN if use_image_delimiters else None,
+        eoi_token=EOI_TOKEN if use_image_delimiters else None,
+        image_standardization=image_standardization,
+        default_prompt=default_prompt,
+    )
+    logger.info(
+        "Composed GZ-LLaVA: %s + %s projector + %s (%d image tokens per image)",
+        vision_config.model_type, projector_type, config.text_config.model_type, config.num_image_tokens,
+    )
+    return model, processor

@@ -1,0 +1,156 @@
+"""GZ-LLaVA: a LLaVA model (vision tower + projector + causal LM) with a choice of projector.
+
+The forward pass, generation and weight layout are transformers' own `LlavaModel` /
+`LlavaForConditionalGeneration`: GZ-LLaVA only swaps in its projector (`linear`, `mlp2x_gelu` or
+`resampler`) and fails with a clear message when image tokens and image features disagree.
+Because the weight names are llava-hf's, a llava-hf checkpoint loads as is (both the legacy on-disk
+key names and the new ones), and a GZ-LLaVA with a linear/mlp projector saves as one.
+
+Shapes: B images, P patch tokens per image, Dv vision hidden size, L vision feature layers,
+Q resampler queries, Dt language-model hidden size.
+"""
+
+import torch
+from torch import nn
+from transformers import AutoModel, LlavaForConditionalGeneration, LlavaModel, LlavaPreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+
+
+try:  # Hub remote code lives in a package (transformers_modules.<repo>); a source checkout imports it top-level
+    from .configuration_gzllava import GZLlavaConfig
+except ImportError:
+    from configuration_gzllava import GZLlavaConfig
+
+
+def _num_feature_layers(config: GZLlavaConfig) -> int:
+    return 1 if isinstance(config.vision_feature_layer, int) else len(config.vision_feature_layer)
+
+
+class GZLlavaLinearProjector(nn.Module):
+    """One linear map from vision features to the language model's embedding space."""
+
+    def __init__(self, config: GZLlavaConfig):
+        super().__init__()
+        in_features = config.vision_config.hidden_size * _num_feature_layers(config)
+        self.linear_1 = nn.Linear(in_features, config.text_config.hidden_size, bias=config.multimodal_projector_bias)
+
+    def forward(self, image_features):  # (B, P, L*Dv) -> (B, P, Dt)
+        return self.linear_1(image_features)
+
+
+class GZLlavaMLPProjector(nn.Module):
+    """The llava-1.5 projector (`mlp2x_gelu`), with llava-hf's weight names: linear_1, act, linear_2."""
+
+    def __init__(self, config: GZLlavaConfig):
+        super().__init__()
+        in_features = config.vision_config.hidden_size * _num_feature_layers(config)
+        hidden = config.text_config.hidden_size
+        self.linear_1 = nn.Linear(in_features, hidden, bias=config.multimodal_projector_bias)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(hidden, hidden, bias=config.multimodal_projector_bias)
+
+    def forward(self, image_features):  # (B, P, L*Dv) -> (B, P, Dt)
+        return self.linear_2(self.act(self.linear_1(image_features)))
+
+
+# Idea from Flamingo's Perceiver resampler and Qwen-VL's one-layer cross-attention adapter: a fixed set of
+# learned queries reads the patch grid, so an image costs Q tokens instead of P (576 -> 64 for CLIP-L/336).
+class GZLlavaResampler(nn.Module):
+    """`num_query_tokens` learned queries cross-attending to the projected patch features."""
+
+    def __init__(self, config: GZLlavaConfig):
+        super().__init__()
+        in_features = config.vision_config.hidden_size * _num_feature_layers(config)
+        hidden = config.text_config.hidden_size
+        self.linear_1 = nn.Linear(in_features, hidden, bias=config.multimodal_projector_bias)
+        self.queries = nn.Parameter(torch.randn(config.num_query_tokens, hidden) * hidden**-0.5)
+        self.norm_queries = nn.LayerNorm(hidden)
+        self.norm_features = nn.LayerNorm(hidden)
+        self.cross_attention = nn.MultiheadAttention(hidden, config.resampler_num_heads, batch_first=True)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(hidden, hidden, bias=config.multimodal_projector_bias)
+
+    def forward(self, image_features):  # (B, P, L*Dv) -> (B, Q, Dt)
+        features = self.norm_features(self.linear_1(image_features))  # (B, P, Dt)
+        queries = self.norm_queries(self.queries).unsqueeze(0).expand(features.shape[0], -1, -1)  # (B, Q, Dt)
+        attended, _ = self.cross_attention(queries, features, features, need_weights=False)  # (B, Q, Dt)
+        return self.linear_2(self.act(attended + queries))
+
+
+def _init_gzllava_weights(model, module):
+    """transformers' default init, plus the resampler's learned queries (a bare nn.Parameter it does not know)."""
+    LlavaPreTrainedModel._init_weights(model, module)
+    if isinstance(module, GZLlavaResampler):
+        init.normal_(module.queries, mean=0.0, std=module.queries.shape[-1] ** -0.5)
+
+
+PROJECTORS = {"linear": GZLlavaLinearProjector, "mlp2x_gelu": GZLlavaMLPProjector, "resampler": GZLlavaResampler}
+
+
+class GZLlavaModel(LlavaModel):
+    """Vision tower + projector + language model, without the LM head (what `AutoModel` loads)."""
+
+    config_class = GZLlavaConfig
+    config: GZLlavaConfig
+
+    def __init__(self, config: GZLlavaConfig):
+        # LlavaModel.__init__ would build its fixed MLP projector: build the three parts here instead.
+        LlavaPreTrainedModel.__init__(self, config)
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.multi_modal_projector = PROJECTORS[config.projector_type](config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    _init_weights = _init_gzllava_weights
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
+        """Mask of the `<image>` positions that receive image features; fails loudly when the counts differ."""
+        if input_ids is None:
+            image_embedding = self.get_input_embeddings()(
+                torch.tensor(self.config.image_token_id, dtype=torch.long, device=inputs_embeds.device)
+            )
+            special_image_mask = (inputs_embeds == image_embedding).all(-1)
+        else:
+            special_image_mask = input_ids == self.config.image_token_id
+        n_image_tokens = int(special_image_mask.sum())
+        n_image_features = image_features.shape[0] if image_features.dim() == 2 else image_features.shape[:-1].numel()
+        if n_image_tokens != n_image_features:
+            per_image = self.config.num_image_tokens
+            raise ValueError(
+                f"Image features and image tokens do not match: {n_image_tokens} image tokens in the text, "
+                f"{n_image_features} image features ({n_image_features // per_image} image(s) x {per_image} tokens). "
+                + (
+                    "There are fewer tokens than features: the text was probably truncated by max_length, cutting "
+                    "image tokens; raise max_length or drop the sample."
+                    if n_image_tokens < n_image_features
+                    else "There are more tokens than features: an image is missing for an `<image>` placeholder, "
+                    "or the text was expanded for a different projector."
+                )
+                + " Build inputs with the GZ-LLaVA processor, which expands each `<image>` to the right number of tokens."
+            )
+        return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
+
+
+class GZLlavaForConditionalGeneration(LlavaForConditionalGeneration):
+    """GZ-LLaVA with the language-model head: what `AutoModelForImageTextToText` loads; generation-ready."""
+
+    config_class = GZLlavaConfig
+    config: GZLlavaConfig
+
+    def __init__(self, config: GZLlavaConfig):
+        LlavaPreTrainedModel.__init__(self, config)
+        self.model = GZLlavaModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    _init_weights = _init_gzllava_weights
+
+
+# Load and save with llava-hf's checkpoint layout: transformers applies these renamings on load (legacy
+# `language_model.model.*` keys -> `model.language_model.*`) and reverses them on save. Custom-code models
+# get them only when registered explicitly.
+register_checkpoint_conversion_mapping("gzllava", get_checkpoint_conversion_mapping("llava"), overwrite=True)
+
+__all__ = ["GZLlavaForConditionalGeneration", "GZLlavaModel", "GZLlavaResampler"]
