@@ -131,6 +131,24 @@ def next_question(question_key: str, answer_key: str) -> str | None:
     return get_question(question_key).next_question(answer_key)
 
 
+def topological_order() -> list[str]:
+    """Question keys ordered so that every question comes after all questions that lead to it
+    (the website order does not: bulge-size is asked after the spiral questions)."""
+    parents: dict[str, set[str]] = {q.key: set() for q in DECALS_TREE}
+    for q in DECALS_TREE:
+        for a in q.answers:
+            target = q.next_question(a.key)
+            if target is not None:
+                parents[target].add(q.key)
+    order: list[str] = []
+    while len(order) < len(parents):
+        ready = [k for k in parents if k not in order and parents[k] <= set(order)]
+        if not ready:
+            raise RuntimeError(f"decision tree has a cycle among {sorted(set(parents) - set(order))}")
+        order.append(ready[0])
+    return order
+
+
 def column(question_key: str, answer_key: str) -> str:
     return get_question(question_key).column(answer_key)
 

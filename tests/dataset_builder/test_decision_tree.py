@@ -171,3 +171,13 @@ def test_labels_csv_rows_map_to_the_same_answer_text():
         assert question.answer(a_key).label == row["answer_text"], row["image"]
         assert question.title == row["question_title"], row["image"]
         assert question.text == row["question_text"], row["image"]
+
+
+def test_topological_order_puts_every_question_after_its_parents():
+    order = dt.topological_order()
+    assert sorted(order) == sorted(QUESTIONS) and order[0] == ROOT
+    for question in DECALS_TREE:
+        for answer in question.answers:
+            target = question.next_question(answer.key)
+            if target is not None:
+                assert order.index(question.key) < order.index(target), (question.key, target)
