@@ -60,6 +60,9 @@ class GZLlavaConfig(LlavaConfig):
     eoi_token_id: int | None = None
 
     def __post_init__(self, **kwargs):
+        # A llava-hf config.json says model_type "llava": this is a GZ-LLaVA config now (and its weights must get
+        # the renamings registered for "gzllava").
+        kwargs.pop("model_type", None)
         super().__post_init__(**kwargs)
         self._validate()
         # The number of image tokens per image follows from the projector (LLaVA tooling reads this field).

@@ -152,5 +152,6 @@ class GZLlavaForConditionalGeneration(LlavaForConditionalGeneration):
 # `language_model.model.*` keys -> `model.language_model.*`) and reverses them on save. Custom-code models
 # get them only when registered explicitly.
 register_checkpoint_conversion_mapping("gzllava", get_checkpoint_conversion_mapping("llava"), overwrite=True)
+register_checkpoint_conversion_mapping("GZLlavaModel", get_checkpoint_conversion_mapping("LlavaModel"), overwrite=True)
 
 __all__ = ["GZLlavaForConditionalGeneration", "GZLlavaModel", "GZLlavaResampler"]
