@@ -122,3 +122,27 @@ def tiny_model_and_processor(
         **compose_kwargs,
     )
     return model.eval(), processor
+
+
+def toy_galaxy(seed: int = 0, size: int = 48):
+    """A small RGB cutout for tests: a red core and a bluer elongated disk on a noisy dark sky."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size] - size / 2 + rng.normal(0, 2, 2)[:, None, None]
+    radius = np.hypot(x, y * rng.uniform(1, 2.5))
+    core, disk = np.exp(-radius / 2.0), np.exp(-radius / 8.0)
+    rgb = np.stack([core + 0.5 * disk, 0.8 * core + 0.6 * disk, 0.5 * core + 0.7 * disk], -1)
+    rgb = rgb + rng.normal(0.03, 0.01, rgb.shape)
+    return Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+
+
+def user_turn(question: str = "Describe this galaxy.", n_images: int = 1) -> list[dict]:
+    """A one-message chat: `n_images` image blocks then the question."""
+    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": question}]}]
+
+
+def chat_prompt(processor, question: str = "Describe this galaxy.", n_images: int = 1) -> str:
+    """The generation prompt for `user_turn`, rendered with the processor's chat template."""
+    return processor.apply_chat_template(user_turn(question, n_images), add_generation_prompt=True, tokenize=False)

@@ -1,0 +1,159 @@
+"""GZ-LLaVA forward, generation, error messages, attention backends, gradient checkpointing, 4-bit loading."""
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForImageTextToText, BitsAndBytesConfig
+
+from gzllava.testing import chat_prompt, tiny_model_and_processor, toy_galaxy
+from modeling_gzllava import GZLlavaForConditionalGeneration, GZLlavaModel, GZLlavaResampler
+
+
+@pytest.mark.parametrize("projector_type", ["linear", "mlp2x_gelu", "resampler"])
+@pytest.mark.parametrize("vision", ["clip", "siglip"])
+def test_forward_shapes_for_every_projector_and_tower(projector_type, vision):
+    model, processor = tiny_model_and_processor(projector_type, vision=vision)
+    inputs = processor(images=[toy_galaxy()], text=[chat_prompt(processor)], return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    n_tokens = 4 if projector_type == "resampler" else 16  # 4 queries, or (32/8)^2 patches
+    assert (inputs["input_ids"] == model.config.image_token_id).sum() == n_tokens
+    # llava concatenates the images' features: (images * tokens per image, Dt)
+    assert out.image_hidden_states.shape == (n_tokens, model.config.text_config.hidden_size)
+    assert out.logits.shape == (*inputs["input_ids"].shape, model.config.text_config.vocab_size)
+
+
+def test_resampler_output_has_a_fixed_number_of_tokens_whatever_the_patch_count():
+    model, _ = tiny_model_and_processor("resampler", num_query_tokens=3)
+    resampler = model.model.multi_modal_projector
+    assert isinstance(resampler, GZLlavaResampler)
+    for patches in (16, 576):
+        features = torch.randn(2, patches, model.config.vision_config.hidden_size)  # (B, P, Dv)
+        assert resampler(features).shape == (2, 3, model.config.text_config.hidden_size)  # (B, Q, Dt)
+
+
+def test_several_images_in_one_sample(tiny_mlp):
+    model, processor = tiny_mlp
+    text = chat_prompt(processor, "Compare these two galaxies.", n_images=2)
+    inputs = processor(images=[[toy_galaxy(1), toy_galaxy(2)]], text=[text], return_tensors="pt")
+    assert inputs["pixel_values"].shape[0] == 2
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.image_hidden_states.shape[0] == 2 * 16
+    # The two images are different, so swapping them changes the output.
+    swapped = processor(images=[[toy_galaxy(2), toy_galaxy(1)]], text=[text], return_tensors="pt")
+    with torch.no_grad():
+        assert not torch.allclose(out.logits[0, -1], model(**swapped).logits[0, -1])
+
+
+def test_image_token_feature_mismatch_names_both_counts_and_the_cause(tiny_mlp, image):
+    model, processor = tiny_mlp
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    ids = inputs["input_ids"]
+    image_positions = (ids[0] == model.config.image_token_id).nonzero().flatten()
+    truncated = ids[:, : image_positions[5]]  # as if max_length cut the sequence inside the image tokens
+    with pytest.raises(ValueError, match=r"5 image tokens in the text, 16 image features.*truncated by max_length"):
+        model(input_ids=truncated, pixel_values=inputs["pixel_values"])
+    doubled = torch.cat([ids, ids], dim=1)  # two <image> expansions but one image
+    with pytest.raises(ValueError, match=r"32 image tokens in the text, 16 image features.*image is missing"):
+        model(input_ids=doubled, pixel_values=inputs["pixel_values"])
+
+
+def test_batched_left_padded_generation_matches_one_by_one(tiny_mlp):
+    model, processor = tiny_mlp
+    processor.tokenizer.padding_side = "left"
+    prompts = [chat_prompt(processor, "Describe this galaxy."), chat_prompt(processor, "Is there any sign of a bar feature through the centre?")]
+    images = [toy_galaxy(3), toy_galaxy(4)]
+    batch = processor(images=images, text=prompts, return_tensors="pt", padding=True)
+    assert (batch["attention_mask"][:, 0] == 0).any(), "the shorter prompt must be left-padded"
+    generated = model.generate(**batch, max_new_tokens=6, do_sample=False)[:, batch["input_ids"].shape[1]:]
+    for row, (prompt, image) in enumerate(zip(prompts, images)):
+        single = processor(images=[image], text=[prompt], return_tensors="pt")
+        alone = model.generate(**single, max_new_tokens=6, do_sample=False)[:, single["input_ids"].shape[1]:]
+        assert torch.equal(generated[row], alone[0])
+
+
+def test_kv_cache_and_no_cache_greedy_decoding_agree(tiny_resampler, image):
+    model, processor = tiny_resampler
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    cached = model.generate(**inputs, max_new_tokens=8, do_sample=False, use_cache=True)
+    uncached = model.generate(**inputs, max_new_tokens=8, do_sample=False, use_cache=False)
+    assert cached.shape[1] == inputs["input_ids"].shape[1] + 8
+    assert torch.equal(cached, uncached)
+
+
+def test_generation_never_writes_the_image_placeholder(tiny_mlp, image):
+    model, processor = tiny_mlp
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    # Make <image> the most likely next token everywhere; generation must still avoid it.
+    with torch.no_grad():
+        model.lm_head.weight[model.config.image_token_id] += 50.0
+    try:
+        new = model.generate(**inputs, max_new_tokens=5, do_sample=False)[0, inputs["input_ids"].shape[1]:]
+    finally:
+        with torch.no_grad():
+            model.lm_head.weight[model.config.image_token_id] -= 50.0
+    assert model.config.image_token_id not in new.tolist()
+
+
+def test_sdpa_and_eager_attention_give_the_same_logits(tmp_path, tiny_mlp, image):
+    model, processor = tiny_mlp
+    model.save_pretrained(tmp_path)
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    logits = {}
+    for implementation in ("sdpa", "eager"):
+        loaded = GZLlavaForConditionalGeneration.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        assert loaded.config.text_config._attn_implementation == implementation
+        with torch.no_grad():
+            logits[implementation] = loaded(**inputs).logits
+    torch.testing.assert_close(logits["sdpa"], logits["eager"], rtol=1e-4, atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(image):
+    grads = {}
+    for checkpointing in (False, True):
+        model, processor = tiny_model_and_processor("resampler", seed=1)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            assert model.model.language_model.gradient_checkpointing
+        inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+        model(**inputs, labels=inputs["input_ids"]).loss.backward()
+        grads[checkpointing] = model.model.multi_modal_projector.linear_1.weight.grad.clone()
+    torch.testing.assert_close(grads[False], grads[True])
+
+
+def test_auto_classes_load_the_right_classes(tmp_path, tiny_mlp):
+    model, _ = tiny_mlp
+    model.save_pretrained(tmp_path)
+    assert type(AutoModelForImageTextToText.from_pretrained(tmp_path)) is GZLlavaForConditionalGeneration
+    base = AutoModel.from_pretrained(tmp_path)
+    assert type(base) is GZLlavaModel
+    torch.testing.assert_close(base.multi_modal_projector.linear_1.weight, model.model.multi_modal_projector.linear_1.weight)
+
+
+def test_4bit_loading_keeps_vision_tower_projector_and_head_unquantised(tmp_path, tiny_mlp, image):
+    bnb = pytest.importorskip("bitsandbytes")
+    model, processor = tiny_mlp
+    model.save_pretrained(tmp_path)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+        # Skip patterns match full module names from the start.
+        llm_int8_skip_modules=["model.vision_tower", "model.multi_modal_projector", "lm_head"],
+    )
+    quantized = GZLlavaForConditionalGeneration.from_pretrained(tmp_path, quantization_config=quantization)
+    kinds = {name: type(module).__name__ for name, module in quantized.named_modules()}
+    assert kinds["model.language_model.layers.0.self_attn.q_proj"] == "Linear4bit"
+    assert kinds["model.language_model.layers.1.mlp.down_proj"] == "Linear4bit"
+    assert kinds["model.vision_tower.encoder.layers.0.self_attn.q_proj"] == "Linear"
+    assert kinds["model.multi_modal_projector.linear_1"] == "Linear"
+    assert kinds["lm_head"] == "Linear"
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for n, m in quantized.named_modules() if n.startswith("model.vision_tower"))
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    with torch.no_grad():
+        reference, approx = model(**inputs).logits, quantized(**inputs).logits
+    assert torch.isfinite(approx).all()
+    # 4-bit weights change the numbers a little, not the picture.
+    assert torch.nn.functional.cosine_similarity(reference.flatten(), approx.flatten(), dim=0) > 0.9
