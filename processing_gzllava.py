@@ -150,8 +150,9 @@ def load_image(image, name: str | None = None, stretch: str = "asinh", max_pixel
     elif isinstance(image, dict) and ("bytes" in image or "path" in image):  # a datasets.Image() cell, undecoded
         return load_image(image.get("bytes") or image.get("path"), name or image.get("path"), stretch, max_pixels)
     elif not isinstance(image, Image.Image):
-        if hasattr(image, "detach"):  # torch tensor
-            image = image.detach().cpu().float().numpy()
+        if hasattr(image, "detach"):  # torch tensor; numpy has no bfloat16
+            image = image.detach().cpu()
+            image = (image.float() if image.is_floating_point() else image).numpy()
         if not isinstance(image, np.ndarray):
             raise TypeError(f"Unsupported image type {type(image).__name__} for {label}: expected PIL, numpy, torch, path or bytes.")
         image = _array_to_pil(image, stretch)
@@ -287,11 +288,10 @@ class GZLlavaProcessor(ProcessorMixin):
                             f"Sample {index} has {n_images} image(s) but {n_placeholders} {self.image_token} "
                             "placeholder(s) in its text: each image needs exactly one placeholder."
                         )
+        # ProcessorMixin refuses a truncation that cuts image tokens ("Mismatch in `image` token count ...").
         inputs = super().__call__(images=images, text=text, **kwargs)
         if images is not None and "pixel_values" in inputs and self.image_standardization:
             inputs["pixel_values"] = self._standardize(inputs["pixel_values"])
-        if text is not None and images is not None and "input_ids" in inputs:
-            self._check_image_tokens_kept(text, inputs, kwargs)
         return inputs
 
     @staticmethod
@@ -304,20 +304,6 @@ class GZLlavaProcessor(ProcessorMixin):
                 mean, std = pixel_values.mean(dim=axes, keepdim=True), pixel_values.std(dim=axes, keepdim=True)
             return (pixel_values - mean) / (std + 1e-6)
         return [GZLlavaProcessor._standardize(np.asarray(p)[None])[0] for p in pixel_values]
-
-    def _check_image_tokens_kept(self, text, inputs, kwargs):
-        """Truncation must never cut image tokens: that is the classic 'features and tokens do not match' failure."""
-        texts = [text] if isinstance(text, str) else list(text)
-        per_image = self.num_image_tokens(*inputs["pixel_values"][0].shape[-2:])
-        for index, (sample_text, ids) in enumerate(zip(texts, inputs["input_ids"])):
-            expected = sample_text.count(self.image_token) * per_image
-            found = sum(1 for token in (ids.tolist() if hasattr(ids, "tolist") else ids) if token == self.image_token_id)
-            if found != expected:
-                raise ValueError(
-                    f"Sample {index}: truncation to max_length={kwargs.get('max_length')} cut image tokens "
-                    f"({found} of {expected} kept). Raise max_length to fit the {expected} image tokens, "
-                    "or drop over-long samples."
-                )
 
     @property
     def model_input_names(self):

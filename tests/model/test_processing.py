@@ -1,0 +1,187 @@
+"""GZLlavaProcessor: every image input a user has, token expansion per projector, chat template, clear errors."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gzllava.testing import chat_prompt, toy_galaxy, user_turn
+from processing_gzllava import load_image, random_rot90_flip, stretch_to_uint8
+
+
+def test_expands_image_tokens_for_patches_and_for_the_resampler_with_delimiters(tiny_mlp, tiny_resampler, image):
+    model, processor = tiny_mlp
+    ids = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")["input_ids"][0].tolist()
+    assert ids.count(model.config.image_token_id) == 16
+
+    model, processor = tiny_resampler
+    ids = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")["input_ids"][0].tolist()
+    tokenizer = processor.tokenizer
+    boi, eoi = tokenizer.convert_tokens_to_ids("<boi>"), tokenizer.convert_tokens_to_ids("<eoi>")
+    start = ids.index(boi)
+    assert ids[start + 1 : start + 5] == [model.config.image_token_id] * 4 and ids[start + 5] == eoi
+    assert ids.count(model.config.image_token_id) == 4
+
+
+def test_every_pil_mode_becomes_a_sensible_rgb_image():
+    grey = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (32, 1))
+    modes = {
+        "L": Image.fromarray(grey),
+        "LA": Image.merge("LA", [Image.fromarray(grey), Image.new("L", (32, 32), 255)]),
+        "P": Image.fromarray(grey).convert("P"),
+        "RGBA": Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 255)])),
+        "I;16": Image.fromarray(grey.astype(np.uint16) * 200),
+        "F": Image.fromarray(grey.astype(np.float32) * 1e-3),
+        "CMYK": Image.fromarray(np.dstack([grey] * 3)).convert("CMYK"),
+        "1": Image.fromarray(grey).convert("1"),
+    }
+    for mode, picture in modes.items():
+        assert picture.mode == mode
+        rgb = np.asarray(load_image(picture))
+        assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8, mode
+        # The gradient survives: left is darker than right (a plain convert of I;16 or F would be all white).
+        if mode != "1":
+            assert rgb[:, :4].mean() < rgb[:, -4:].mean() - 50, mode
+
+
+def test_transparency_goes_over_black_sky():
+    rgba = Image.new("RGBA", (8, 8), (255, 255, 255, 0))
+    assert np.asarray(load_image(rgba)).max() == 0
+
+
+def test_arrays_tensors_paths_and_bytes(tmp_path):
+    galaxy = toy_galaxy(size=40)
+    array = np.asarray(galaxy)
+    path = tmp_path / "galaxy.png"
+    galaxy.save(path)
+    jpeg = io.BytesIO()
+    galaxy.save(jpeg, format="JPEG", quality=95)
+    inputs = {
+        "uint8 HWC": array,
+        "float CHW in [0, 1]": array.transpose(2, 0, 1) / 255.0,
+        "torch CHW": torch.from_numpy(array.transpose(2, 0, 1).copy()),
+        "path str": str(path),
+        "pathlib": path,
+        "png bytes": path.read_bytes(),
+        "jpeg bytes": jpeg.getvalue(),
+        "datasets cell": {"bytes": path.read_bytes(), "path": None},
+    }
+    for name, value in inputs.items():
+        rgb = np.asarray(load_image(value))
+        assert rgb.shape == (40, 40, 3), name
+        assert np.abs(rgb.astype(int) - array).mean() < 3, name
+
+
+def test_raw_float_data_is_stretched():
+    data = np.random.default_rng(0).normal(100.0, 1.0, (16, 16))
+    data[6:10, 6:10] += 500.0  # a bright source on the sky
+    rgb = np.asarray(load_image(data))
+    assert rgb[7, 7].mean() > 200 and np.median(rgb) < 60
+
+
+@pytest.mark.parametrize("method", ["asinh", "percentile"])
+def test_stretches_map_sky_dark_and_sources_bright(method):
+    data = np.random.default_rng(1).normal(0.0, 1.0, (64, 64))
+    data[30:34, 30:34] = 200.0
+    out = stretch_to_uint8(data, method)
+    assert out.dtype == np.uint8 and out[31, 31] == 255 and np.median(out) < 128
+
+
+def test_fits_cutouts_three_bands_and_single_band(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    rng = np.random.default_rng(2)
+    cube = rng.normal(0.0, 0.01, (3, 24, 24)).astype(np.float32)  # g, r, z
+    cube[2, 10:14, 10:14] += 5.0  # bright only in z -> red
+    fits.PrimaryHDU(cube).writeto(tmp_path / "cutout.fits")
+    rgb = np.asarray(load_image(tmp_path / "cutout.fits"))
+    assert rgb.shape == (24, 24, 3)
+    assert rgb[12, 12, 0] > 200 and rgb[12, 12, 2] < 100  # z maps to red, g to blue
+    single = tmp_path / "single.fits"
+    fits.PrimaryHDU(cube[1]).writeto(single)
+    assert np.asarray(load_image(single.read_bytes())).shape == (24, 24, 3)  # FITS bytes are recognised too
+
+
+def test_random_rot90_flip_covers_the_eight_symmetries_and_is_reproducible():
+    import random
+
+    image = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4))
+    seen = {np.asarray(random_rot90_flip(image, random.Random(seed))).tobytes() for seed in range(200)}
+    assert len(seen) == 8
+    first = [np.asarray(random_rot90_flip(image, random.Random(5))) for _ in range(2)]
+    assert np.array_equal(*first)
+
+
+def test_augmentation_is_off_unless_switched_on(tiny_mlp, image):
+    _, processor = tiny_mlp
+    text = [chat_prompt(processor)]
+    a = processor(images=[image], text=text, return_tensors="pt")["pixel_values"]
+    b = processor(images=[image], text=text, return_tensors="pt")["pixel_values"]
+    assert torch.equal(a, b)
+    processor.augment = True
+    try:
+        variants = {processor(images=[image], text=text, return_tensors="pt")["pixel_values"].numpy().tobytes() for _ in range(12)}
+    finally:
+        processor.augment = False
+    assert len(variants) > 1
+
+
+def test_image_standardization_gives_zero_mean_unit_variance_per_image():
+    from gzllava.testing import tiny_model_and_processor
+
+    _, processor = tiny_model_and_processor(image_standardization=True)
+    pixels = processor(images=[toy_galaxy(1), toy_galaxy(2)], text=[chat_prompt(processor)] * 2, return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(pixels.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pixels.std(dim=(1, 2, 3)), torch.ones(2), atol=1e-3, rtol=0)
+
+
+def test_chat_template_marks_only_assistant_turns_for_the_loss(tiny_mlp, image):
+    _, processor = tiny_mlp
+    # As TRL's vision collator calls it: the image inside the message, assistant mask requested.
+    messages = [
+        {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Is there a bar?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "No bar."}]},
+    ]
+    out = processor.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    ids, mask = out["input_ids"], out["assistant_masks"]
+    if isinstance(ids[0], list):
+        ids, mask = ids[0], mask[0]
+    answer = processor.tokenizer.decode([t for t, m in zip(ids, mask) if m])
+    assert answer.strip() == "No bar." + processor.tokenizer.eos_token
+    assert "Is there a bar?" not in answer
+
+
+def test_number_of_images_must_match_the_placeholders(tiny_mlp):
+    _, processor = tiny_mlp
+    with pytest.raises(ValueError, match=r"1 <image> tokens and 2 images"):
+        processor(images=[toy_galaxy(1), toy_galaxy(2)], text=[chat_prompt(processor)], return_tensors="pt")
+    with pytest.raises(ValueError, match=r"Sample 1 has 2 image\(s\) but 1 <image> placeholder"):
+        processor(images=[[toy_galaxy(1)], [toy_galaxy(2), toy_galaxy(3)]], text=[chat_prompt(processor)] * 2,
+                  return_tensors="pt")
+
+
+def test_max_length_that_would_cut_image_tokens_is_an_error(tiny_mlp, image):
+    _, processor = tiny_mlp
+    with pytest.raises(ValueError, match=r"Mismatch in `image` token count.*text=\[16\].*truncation"):
+        processor(images=[image], text=[chat_prompt(processor)], truncation=True, max_length=8, return_tensors="pt")
+
+
+def test_corrupt_or_truncated_image_bytes_name_the_file(tmp_path):
+    path = tmp_path / "broken.jpg"
+    good = io.BytesIO()
+    toy_galaxy().save(good, format="JPEG")
+    path.write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    with pytest.raises(ValueError, match=r"Cannot read image .*broken\.jpg: corrupt, truncated"):
+        load_image(path)
+    with pytest.raises(ValueError, match=r"Cannot read image bytes"):
+        load_image(b"definitely not an image")
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_absurdly_large_images_are_refused_before_decoding(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (3000, 3000)).save(path)
+    with pytest.raises(ValueError, match=r"huge\.png is 3000x3000 pixels, above the limit of 1000000"):
+        load_image(path, max_pixels=1_000_000)
