@@ -153,7 +153,7 @@ def _negated(tokens: list[str], start: int) -> bool:
     return False
 
 
-def _mentions(question: Question, tokens: list[str]) -> list[tuple[int, str, bool]]:
+def mentions(question: Question, tokens: list[str]) -> list[tuple[int, str, bool]]:
     """(position, answer key, negated) for every phrase found, longest match at each position."""
     phrases = _phrases_for(question)
     found, i = [], 0
@@ -187,9 +187,9 @@ def parse_answer(question: Question | str, text: str) -> str | None:
     # drop a leading "answer:" that some models add
     if tokens[:2] in (["answer", ":"], ["a", ":"]):
         tokens = tokens[2:]
-    mentions = _mentions(question, tokens)
+    found = mentions(question, tokens)
     binary = len(question.answers) == 2
-    for position, answer, negated in mentions:
+    for position, answer, negated in found:
         if not negated:
             return answer
         if binary:

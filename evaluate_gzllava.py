@@ -1,0 +1,81 @@
+"""Evaluate a GZ-LLaVA (or any llava-interface) model against Galaxy Zoo volunteers and experts.
+
+    python evaluate_gzllava.py --model outputs/gz-llava --dataset org/gz-talk-instruct \
+        --config decision_tree --split test --baseline-model outputs/gz-llava-base --out eval/decision_tree
+
+    python evaluate_gzllava.py --model outputs/gz-llava --image-folder ../shared/data/gz_examples_decals \
+        --out eval/decals_examples
+
+Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and OUT/plots/*.png; with
+--update-model-card also the model card's `model-index`. The logic is in `gzllava.evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from gzllava.evaluation import EmptyEvaluationSetError, EvaluationConfig, run_evaluation
+from gzllava.evaluation.runner import TASKS
+from gzllava.metrics import METRIC_NAMES
+
+
+def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="gz-talk-instruct folder or Hub dataset id")
+    source.add_argument("--image-folder", help="folder of labelled images with labels.csv")
+    parser.add_argument("--config", help="gz-talk-instruct config: description, conversation or decision_tree")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--train-split", default="train", help="split whose answer counts give the majority baseline")
+    parser.add_argument("--baseline-model", help="untuned base model (folder or Hub id) evaluated alongside")
+    parser.add_argument("--out", default="eval_results", help="output folder")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-samples", type=int, help="evaluate a seeded random subset of this many samples")
+    parser.add_argument("--tasks", default="morphology,descriptions,retrieval,hallucination",
+                        help=f"comma-separated subset of {','.join(TASKS)}")
+    parser.add_argument("--metrics", default=",".join(METRIC_NAMES), help="description metrics to compute")
+    parser.add_argument("--retrieval-max", type=int, default=200, help="galaxies in the retrieval matrix (n^2 passes)")
+    parser.add_argument("--options-in-prompt", action="store_true",
+                        help="list the answer labels in each question (helps untuned models)")
+    parser.add_argument("--answer-max-new-tokens", type=int, default=32)
+    parser.add_argument("--description-max-new-tokens", type=int, default=128)
+    parser.add_argument("--judge-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (off by default)")
+    parser.add_argument("--judge-model", default="gpt-4o-mini")
+    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    parser.add_argument("--update-model-card", action="store_true", help="write the results into the model card")
+    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.dataset and not args.config:
+        parser.error("--dataset needs --config (description, conversation or decision_tree)")
+    return EvaluationConfig(
+        model=args.model, dataset=args.dataset, config=args.config, split=args.split, image_folder=args.image_folder,
+        baseline_model=args.baseline_model, out=args.out, batch_size=args.batch_size, max_samples=args.max_samples,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        description_metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
+        retrieval_max=args.retrieval_max, options_in_prompt=args.options_in_prompt,
+        answer_max_new_tokens=args.answer_max_new_tokens, description_max_new_tokens=args.description_max_new_tokens,
+        train_split=args.train_split, judge_url=args.judge_url, judge_model=args.judge_model,
+        judge_api_key_env=args.judge_api_key_env, update_model_card=args.update_model_card,
+        device=args.device, dtype=args.dtype, seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_args(argv)
+    try:
+        run_evaluation(config)
+    except EmptyEvaluationSetError as err:
+        logging.error("%s", err)
+        return 2
+    print(f"wrote {config.out}/metrics.json, {config.out}/report.md and {config.out}/plots/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Evaluation sets: a gz-talk-instruct config/split, or a folder of labelled images.
+
+Both become an `EvalSet` of `EvalSample`s. Bad input never stops the run silently or crashes it
+half way: an unreadable image, a label naming an unknown question or answer, a vote column the
+decision tree does not know, or a malformed row becomes a `Skip` with the reason, counted in
+`metrics.json`; a set with nothing usable left raises `EmptyEvaluationSetError` naming why.
+
+Labelled-image folders (like `../shared/data/gz_examples_decals/`) hold `labels.csv` with an
+`image` column (path relative to the folder) and either the Galaxy Zoo website's tree indices
+(`question_index`, `answer_index`, `answer_kind`) or decision-tree keys/labels (`question`,
+`answer`). Several rows may label the same image.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from dataset_builder.decision_tree import QUESTIONS, from_website_index
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION_PROMPT = "Describe this galaxy."  # when a sample does not bring its own instruction
+TREE_CONFIG = "decision_tree"
+
+
+class EmptyEvaluationSetError(ValueError):
+    """Nothing usable is left in the evaluation set."""
+
+
+@dataclass
+class Skip:
+    id: str
+    reason: str
+
+
+@dataclass
+class EvalSample:
+    id: str
+    image: Image.Image  # RGB, decoded
+    votes: dict[str, float] = field(default_factory=dict)  # finite canonical vote fractions only
+    expert: dict[str, str] = field(default_factory=dict)  # question key -> answer key (expert / true labels)
+    question: str | None = None  # the row's decision-tree question (config decision_tree)
+    answer: str | None = None  # the row's vote-majority answer
+    prompt: str | None = None  # the row's first user instruction
+    reference: str | None = None  # the row's first assistant reply (a description for description/conversation)
+    subject_id: str | None = None
+
+
+@dataclass
+class EvalSet:
+    name: str  # e.g. "gz-talk-instruct:decision_tree/test" or "gz_examples_decals"
+    kind: str  # "gz-talk-instruct" or "image-folder"
+    samples: list[EvalSample]
+    skips: list[Skip] = field(default_factory=list)
+    rows_read: int = 0
+
+    def skip_summary(self) -> dict[str, Any]:
+        """Counts by reason (the text before the first ':'), plus every skip, for metrics.json."""
+        counts = Counter(s.reason.split(":")[0] for s in self.skips)
+        return {"total": len(self.skips), "by_reason": dict(counts), "skipped": [s.__dict__ for s in self.skips]}
+
+
+# --------------------------------------------------------------------------------- validation
+def decode_image(data: bytes | None = None, path: str | Path | None = None) -> Image.Image:
+    """An RGB PIL image, fully decoded now (so a truncated file fails here, not in the model)."""
+    source = io.BytesIO(data) if data else path
+    if source is None:
+        raise ValueError("no image bytes or path")
+    with Image.open(source) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def check_label(question_key: str, answer_key: str) -> str:
+    """The canonical answer key, after checking both against the tree (KeyError names the fault)."""
+    if question_key not in QUESTIONS:
+        raise KeyError(f"unknown question {question_key!r}")
+    return QUESTIONS[question_key].answer(answer_key).key
+
+
+_VOTE_COLUMNS = {q.column(a.key): (q.key, a.key) for q in QUESTIONS.values() for a in q.answers}
+
+
+def clean_votes(votes: dict[str, Any] | None) -> dict[str, float]:
+    """Finite vote fractions; a `*_fraction` column the tree does not know raises KeyError."""
+    cleaned: dict[str, float] = {}
+    for column, value in (votes or {}).items():
+        if not column.endswith("_fraction"):
+            continue  # e.g. "<question>_total-votes": counts, not fractions
+        if column not in _VOTE_COLUMNS:
+            raise KeyError(f"vote column {column!r} names no question/answer of the decision tree")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            cleaned[column] = value
+    return cleaned
+
+
+def _turn_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content.strip()
+    return " ".join((block.get("text") or "") for block in content or [] if block.get("type") == "text").strip()
+
+
+def first_exchange(messages: list[dict[str, Any]] | None) -> tuple[str | None, str | None]:
+    """(first user text, first assistant text) of a conversation."""
+    user = assistant = None
+    for message in messages or []:
+        if message.get("role") == "user" and user is None:
+            user = _turn_text(message) or None
+        elif message.get("role") == "assistant" and user is not None:
+            assistant = _turn_text(message) or None
+            break
+    return user, assistant
+
+
+def _subset(items: list, max_samples: int | None, seed: int = 0) -> list:
+    """A seeded random subset in the original order (the first N would be one question only)."""
+    if max_samples is None or max_samples >= len(items):
+        return items
+    keep = sorted(random.Random(seed).sample(range(len(items)), max_samples))
+    return [items[i] for i in keep]
+
+
+def _finish(eval_set: EvalSet) -> EvalSet:
+    if eval_set.skips:
+        logger.warning("%s: skipped %d of %d rows: %s", eval_set.name, len(eval_set.skips), eval_set.rows_read,
+                       eval_set.skip_summary()["by_reason"])
+    if not eval_set.samples:
+        reasons = eval_set.skip_summary()["by_reason"] or {"no rows": 0}
+        raise EmptyEvaluationSetError(
+            f"evaluation set {eval_set.name!r} has no usable samples ({eval_set.rows_read} rows read; "
+            f"skipped by reason: {reasons})"
+        )
+    return eval_set
+
+
+# ------------------------------------------------------------------------- gz-talk-instruct
+def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
+    """One gz-talk-instruct row -> EvalSample; ValueError/KeyError/OSError name what is wrong."""
+    row_id = str(row.get("id"))
+    prompt, reference = first_exchange(row.get("messages"))
+    question, answer = row.get("question"), row.get("answer")
+    if config == TREE_CONFIG and question is None:
+        raise ValueError("multi-turn decision-tree walk: no single question to score")
+    if question is not None:
+        if answer is None:
+            raise ValueError(f"question {question!r} without an answer")
+        answer = check_label(question, answer)
+    votes = clean_votes(row.get("votes"))
+    expert: dict[str, str] = {}
+    if row.get("truth"):
+        try:
+            truth = json.loads(row["truth"])
+        except json.JSONDecodeError as err:
+            raise ValueError(f"truth is not JSON: {err}") from None
+        for q_key, a_key in truth.items():
+            if isinstance(a_key, str):  # checkbox truths (lists) have no single answer to score
+                expert[q_key] = check_label(q_key, a_key)
+    image = row.get("image") or {}
+    try:
+        decoded = decode_image(image.get("bytes"), image.get("path"))
+    except Exception as err:  # PIL raises many types for bad bytes
+        raise OSError(f"unreadable image: {type(err).__name__}: {err}") from None
+    return EvalSample(
+        id=row_id, image=decoded, votes=votes, expert=expert, question=question, answer=answer,
+        prompt=prompt, reference=reference, subject_id=row.get("subject_id"),
+    )
+
+
+def _skip_reason(err: Exception) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if isinstance(err, OSError):
+        return text
+    return f"bad label: {text}"
+
+
+def load_instruct_split(dataset: str, config: str, split: str, max_samples: int | None = None,
+                        seed: int = 0) -> EvalSet:
+    """A gz-talk-instruct config/split from a local folder or a Hub repo id."""
+    import datasets
+
+    try:
+        table = datasets.load_dataset(dataset, config, split=split)
+    except ValueError as err:
+        raise ValueError(f"cannot load config {config!r} split {split!r} of {dataset!r}: {err}") from err
+    missing = {"id", "image", "messages"} - set(table.column_names)
+    if missing:
+        raise ValueError(f"{dataset} ({config}/{split}) is not gz-talk-instruct: missing column(s) {sorted(missing)}")
+    table = table.cast_column("image", datasets.Image(decode=False))  # decode ourselves, to skip bad ones
+    indices = _subset(list(range(len(table))), max_samples, seed)
+    eval_set = EvalSet(name=f"{Path(dataset).name or dataset}:{config}/{split}", kind="gz-talk-instruct", samples=[])
+    for index in indices:
+        row = table[index]
+        eval_set.rows_read += 1
+        try:
+            eval_set.samples.append(sample_from_row(row, config))
+        except (ValueError, KeyError, OSError) as err:
+            eval_set.skips.append(Skip(id=str(row.get("id", f"row {index}")), reason=_skip_reason(err)))
+    return _finish(eval_set)
+
+
+# --------------------------------------------------------------------------- image folders
+LABELS_FILE = "labels.csv"
+
+
+def _folder_label(record: dict[str, str]) -> tuple[str, str]:
+    if record.get("question"):
+        return record["question"], check_label(record["question"], record.get("answer") or "")
+    try:
+        question_index = int(record["question_index"])
+        answer_index = int(record["answer_index"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"question_index/answer_index must be integers, got {record.get('question_index')!r}/"
+            f"{record.get('answer_index')!r}"
+        ) from None
+    return from_website_index(question_index, answer_index, record.get("answer_kind") or "answer")
+
+
+def load_image_folder(folder: str | Path, max_samples: int | None = None, seed: int = 0) -> EvalSet:
+    """A folder with labels.csv (see the module docstring) -> one sample per labelled image."""
+    folder = Path(folder)
+    labels = folder / LABELS_FILE
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels} not found: a labelled-image folder needs a {LABELS_FILE}")
+    with labels.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or [])
+        if "image" not in columns or not ({"question", "answer"} <= columns or {"question_index", "answer_index"} <= columns):
+            raise ValueError(
+                f"{labels}: needs columns image + (question, answer) or image + (question_index, answer_index"
+                f"[, answer_kind]); it has {sorted(columns)}"
+            )
+        records = list(reader)
+    eval_set = EvalSet(name=folder.resolve().name, kind="image-folder", samples=[])
+    by_image: dict[str, EvalSample] = {}
+    for line, record in enumerate(records, start=2):  # line 1 is the header
+        eval_set.rows_read += 1
+        row_id = f"{LABELS_FILE}:{line} ({record.get('image')})"
+        try:
+            question, answer = _folder_label(record)
+        except (ValueError, KeyError) as err:
+            eval_set.skips.append(Skip(id=row_id, reason=_skip_reason(err)))
+            continue
+        name = record["image"]
+        if name in by_image:
+            by_image[name].expert[question] = answer
+            continue
+        try:
+            image = decode_image(path=folder / name)
+        except Exception as err:
+            eval_set.skips.append(Skip(id=row_id, reason=f"unreadable image: {type(err).__name__}: {err}"))
+            continue
+        by_image[name] = EvalSample(id=Path(name).stem, image=image, expert={question: answer})
+    eval_set.samples = _subset(list(by_image.values()), max_samples, seed)
+    return _finish(eval_set)
+
+
+def load_eval_set(dataset: str | None = None, config: str | None = None, split: str = "test",
+                  image_folder: str | None = None, max_samples: int | None = None, seed: int = 0) -> EvalSet:
+    if (dataset is None) == (image_folder is None):
+        raise ValueError("give exactly one of a gz-talk-instruct dataset (with its config) or an image folder")
+    if image_folder is not None:
+        return load_image_folder(image_folder, max_samples, seed)
+    if not config:
+        raise ValueError("a gz-talk-instruct dataset needs --config (description, conversation or decision_tree)")
+    return load_instruct_split(dataset, config, split, max_samples, seed)
+
+
+def load_answer_counts(dataset: str, config: str, split: str = "train") -> Counter | None:
+    """(question, answer) counts of a training split, for the majority-class baseline; None if absent."""
+    import datasets
+
+    try:
+        table = datasets.load_dataset(dataset, config, split=split)
+    except Exception as err:  # missing split or config: the baseline falls back to the eval set
+        logger.info("no %s split for the majority baseline (%s); using the evaluation set", split, err)
+        return None
+    if "question" not in table.column_names:
+        return None
+    counts: Counter = Counter()
+    for question, answer in zip(table["question"], table["answer"]):
+        if question in QUESTIONS and answer in QUESTIONS[question].answer_keys:
+            counts[(question, answer)] += 1
+    return counts or None

@@ -1,0 +1,226 @@
+"""Morphology metrics per decision-tree question: accuracy, macro-F1, confusion, calibration.
+
+Targets are what Galaxy Zoo volunteers said (the vote-majority answer, with the vote fractions
+for calibration) or what an expert labelled. A prediction is an answer key, or None when the
+model's free text could not be read as any answer (counted wrong, shown as its own column).
+
+Calibration compares the likelihood route's answer probabilities with the vote fractions (or
+with the one-hot expert label): the multi-class Brier score sum_k (p_k - f_k)^2 per item, and a
+reliability table over all (item, answer) pairs in equal-width probability bins, with the
+expected calibration error (ECE) as their count-weighted gap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataset_builder.decision_tree import QUESTIONS, majority_answer, reachable_questions
+
+from .datasets import EvalSample
+
+UNPARSED = "(unparsed)"
+
+
+@dataclass(frozen=True)
+class MorphologyItem:
+    sample_index: int  # into EvalSet.samples
+    question: str
+    answer: str  # target answer key
+    fractions: tuple[float, ...] | None  # vote fraction per answer of the question (tree order); None: unknown
+    target_source: str  # "votes" or "expert"
+    prompt: str | None  # the row's own wording of the question, if it had one
+
+
+def _fractions(question_key: str, votes: dict[str, float]) -> tuple[float, ...] | None:
+    question = QUESTIONS[question_key]
+    values = [votes.get(question.column(a.key)) for a in question.answers]
+    if any(v is None for v in values) or sum(values) <= 0:
+        return None
+    return tuple(float(v) for v in values)
+
+
+def morphology_items(samples: Sequence[EvalSample]) -> list[MorphologyItem]:
+    """The (image, question, target) items of a set.
+
+    Rows that carry their own question (config decision_tree) are the items. Otherwise every
+    expert label is one; otherwise every question the vote-majority path reaches with a majority.
+    """
+    items: list[MorphologyItem] = []
+    explicit = any(s.question for s in samples)
+    for index, sample in enumerate(samples):
+        if explicit:
+            if sample.question:
+                items.append(MorphologyItem(index, sample.question, sample.answer, _fractions(sample.question, sample.votes),
+                                            "votes", sample.prompt))
+        elif sample.expert:
+            for question, answer in sample.expert.items():
+                items.append(MorphologyItem(index, question, answer, _fractions(question, sample.votes), "expert", None))
+        elif sample.votes:
+            for question in reachable_questions(sample.votes):
+                majority = majority_answer(question, sample.votes)
+                if majority is not None:
+                    items.append(MorphologyItem(index, question.key, majority[0],
+                                                _fractions(question.key, sample.votes), "votes", None))
+    return items
+
+
+# ------------------------------------------------------------------------------ metric maths
+def accuracy(targets: Sequence[str], predictions: Sequence[str | None]) -> float:
+    if not targets:
+        return float("nan")
+    return float(np.mean([t == p for t, p in zip(targets, predictions)]))
+
+
+def macro_f1(targets: Sequence[str], predictions: Sequence[str | None], labels: Sequence[str] | None = None) -> float:
+    """Mean F1 over `labels` (default: answers present among targets or predictions), like
+    sklearn's f1_score(average="macro"); an unparsed prediction is a miss for its target."""
+    if labels is None:
+        labels = sorted(set(targets) | {p for p in predictions if p is not None})
+    scores = []
+    for label in labels:
+        tp = sum(t == label and p == label for t, p in zip(targets, predictions))
+        fp = sum(t != label and p == label for t, p in zip(targets, predictions))
+        fn = sum(t == label and p != label for t, p in zip(targets, predictions))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def confusion_matrix(targets: Sequence[str], predictions: Sequence[str | None], answers: Sequence[str]) -> np.ndarray:
+    """Counts (K, K + 1): rows the target answer, columns the predicted one, last column unparsed."""
+    index = {a: i for i, a in enumerate(answers)}
+    matrix = np.zeros((len(answers), len(answers) + 1), dtype=np.int64)
+    for t, p in zip(targets, predictions):
+        matrix[index[t], index[p] if p is not None else len(answers)] += 1
+    return matrix
+
+
+def brier_score(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over items of sum_k (p_k - f_k)^2; both (n, K). 0 is perfect, 2 the worst."""
+    probabilities, targets = np.asarray(probabilities, float), np.asarray(targets, float)
+    if probabilities.size == 0:
+        return float("nan")
+    return float(np.mean(np.sum((probabilities - targets) ** 2, axis=1)))
+
+
+def reliability(probabilities: np.ndarray, targets: np.ndarray, bins: int = 10) -> dict:
+    """Reliability table over all (item, answer) pairs: per probability bin, the mean predicted
+    probability against the mean observed fraction; ECE is their count-weighted absolute gap."""
+    p = np.asarray(probabilities, float).ravel()
+    f = np.asarray(targets, float).ravel()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        count = int(mask.sum())
+        if count:
+            mean_p, mean_f = float(p[mask].mean()), float(f[mask].mean())
+            ece += count / p.size * abs(mean_p - mean_f)
+        else:
+            mean_p = mean_f = None
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
+                      "mean_probability": mean_p, "mean_observed": mean_f})
+    return {"bins": table, "ece": float(ece) if p.size else float("nan")}
+
+
+def target_distribution(item: MorphologyItem, n_answers: int) -> np.ndarray:
+    """What the probabilities are scored against: vote fractions (normalised to sum 1), else one-hot."""
+    if item.fractions is not None:
+        f = np.asarray(item.fractions, float)
+        return f / f.sum()
+    onehot = np.zeros(n_answers)
+    onehot[QUESTIONS[item.question].answer_keys.index(item.answer)] = 1.0
+    return onehot
+
+
+# --------------------------------------------------------------------------- per question
+def question_metrics(question_key: str, items: Sequence[MorphologyItem], predictions: Sequence[str | None],
+                     probabilities: np.ndarray | None = None) -> dict:
+    """All metrics of one question for one method (parsed text, or likelihood when probabilities given)."""
+    answers = QUESTIONS[question_key].answer_keys
+    targets = [item.answer for item in items]
+    result = {
+        "n": len(items),
+        "accuracy": accuracy(targets, predictions),
+        "macro_f1": macro_f1(targets, predictions),
+        "unparsed": int(sum(p is None for p in predictions)),
+        "confusion": {"answers": list(answers) + [UNPARSED], "matrix": confusion_matrix(targets, predictions, answers).tolist()},
+    }
+    if probabilities is not None:
+        observed = np.stack([target_distribution(item, len(answers)) for item in items])
+        result["brier"] = brier_score(probabilities, observed)
+        result["calibration_target"] = "votes" if all(i.fractions is not None for i in items) else (
+            "expert" if all(i.fractions is None for i in items) else "votes+expert")
+        result["reliability"] = reliability(probabilities, observed)
+    return result
+
+
+def predictions_from_probabilities(question_key: str, probabilities: np.ndarray) -> list[str]:
+    answers = QUESTIONS[question_key].answer_keys
+    return [answers[i] for i in np.argmax(probabilities, axis=1)]
+
+
+# ------------------------------------------------------------------------------- baselines
+def majority_baseline(question_key: str, items: Sequence[MorphologyItem], counts: Counter | None) -> dict:
+    """Always answer the most common answer (of the training split when given, else this set);
+    probabilities are that answer distribution (the "climatology" forecast)."""
+    answers = QUESTIONS[question_key].answer_keys
+    source = "train"
+    frequencies = np.array([counts.get((question_key, a), 0) if counts else 0 for a in answers], float)
+    if frequencies.sum() == 0:
+        source = "eval"
+        seen = Counter(item.answer for item in items)
+        frequencies = np.array([seen.get(a, 0) for a in answers], float)
+    distribution = frequencies / frequencies.sum()
+    majority = answers[int(np.argmax(frequencies))]
+    predictions = [majority] * len(items)
+    result = question_metrics(question_key, items, predictions, np.tile(distribution, (len(items), 1)))
+    result.update(answer=majority, source=source)
+    return result
+
+
+def random_baseline(question_key: str, items: Sequence[MorphologyItem], draws: int = 200, seed: int = 0) -> dict:
+    """Uniform guessing over the question's answers: accuracy 1/K exactly; macro-F1 as the mean
+    over `draws` seeded draws (its expectation has no simple closed form); Brier of the uniform
+    distribution exactly."""
+    answers = QUESTIONS[question_key].answer_keys
+    k = len(answers)
+    targets = [item.answer for item in items]
+    rng = np.random.default_rng(seed)
+    f1s = [macro_f1(targets, [answers[i] for i in rng.integers(0, k, len(items))]) for _ in range(draws)]
+    observed = np.stack([target_distribution(item, k) for item in items])
+    return {
+        "n": len(items),
+        "accuracy": 1.0 / k,
+        "macro_f1": float(np.mean(f1s)),
+        "brier": brier_score(np.full((len(items), k), 1.0 / k), observed),
+    }
+
+
+def group_by_question(items: Sequence[MorphologyItem]) -> dict[str, list[int]]:
+    """Item indices per question, in tree order."""
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.question, []).append(i)
+    order = list(QUESTIONS)
+    return dict(sorted(groups.items(), key=lambda kv: order.index(kv[0])))
+
+
+def summarise(per_question: dict[str, dict]) -> dict:
+    """Item-weighted accuracy and unweighted mean macro-F1 over questions."""
+    if not per_question:
+        return {}
+    n = sum(m["n"] for m in per_question.values())
+    out = {
+        "n": n,
+        "accuracy": float(sum(m["accuracy"] * m["n"] for m in per_question.values()) / n),
+        "mean_macro_f1": float(np.mean([m["macro_f1"] for m in per_question.values()])),
+    }
+    briers = [(m["brier"], m["n"]) for m in per_question.values() if "brier" in m]
+    if briers:
+        out["brier"] = float(sum(b * k for b, k in briers) / sum(k for _, k in briers))
+    return out
