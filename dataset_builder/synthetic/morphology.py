@@ -1,0 +1,519 @@
+"""Sample one galaxy's true structure and its Galaxy Zoo DECaLS answers.
+
+Everything here is size-free: lengths are fractions of the cutout's width (the frame is the square
+[-0.5, 0.5]^2, x to the right, y down) and brightnesses are r-band surface brightnesses in the
+units of the DECaLS RGB stretch (see render.py: 1 unit is about two sky-noise sigmas of a
+424 px Galaxy Zoo cutout). So the same galaxy renders alike at 64, 128 or 424 pixels.
+
+The class mix follows GZ DECaLS (Walmsley et al. 2022): about 40% smooth, a half featured
+(spirals, many barred; lenticulars; edge-on disks; a few irregulars), a few percent artifacts,
+some mergers and tidal debris, and rare rings, dust lanes, lens arcs and overlaps. Features are
+drawn strong enough to be visible at 64-128 px: tiny models only learn morphology when classes
+look clearly different (HF-STACK-NOTES, last section).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..decision_tree import QUESTIONS, ROOT, answer_path
+
+# (kind, probability): the GZ DECaLS-like class mix.
+KIND_MIX = (
+    ("elliptical", 0.37),
+    ("lenticular", 0.08),
+    ("spiral", 0.34),
+    ("edge-on", 0.13),
+    ("irregular", 0.04),
+    ("artifact", 0.04),
+)
+MERGER_RATE = 0.13  # of ellipticals, lenticulars and spirals
+MERGER_MIX = (("merger", 0.4), ("tidal-debris", 0.3), ("both", 0.3))
+
+# Answer thresholds; the vote model (votes.py) splits votes more near them.
+ROUND_Q = (0.45, 0.8)  # projected axis ratio: cigar-shaped < 0.45 <= in-between < 0.8 <= completely
+WINDING_PITCH = (14.0, 25.0)  # pitch angle, degrees: tight < 14 <= medium < 25 <= loose
+BULGE_BT = (0.06, 0.32)  # bulge-to-total flux: no < 0.06 <= obvious < 0.32 <= dominant
+EDGE_ON_INCLINATION = 80.0  # degrees
+
+
+@dataclass
+class Sersic:
+    """A Sersic (or exponential, n=1) ellipse: bulges, ellipticals, bars, companions, clumps."""
+
+    x: float
+    y: float
+    re: float  # effective (half-light) radius along the major axis, frame units
+    n: float  # Sersic index
+    q: float  # axis ratio b/a
+    pa: float  # position angle of the major axis, radians from +x
+    ie: float  # surface brightness at re
+    colour: tuple[float, float]  # (g-r, r-z) in magnitudes
+    boxiness: float = 2.0  # generalised-ellipse exponent: 2 elliptical, >2 boxy
+
+
+@dataclass
+class Disk:
+    """An exponential disk seen at an inclination, with optional arms, bar and ring in its plane."""
+
+    x: float
+    y: float
+    scale: float  # exponential scale length, frame units
+    i0: float  # central surface brightness (face-on)
+    inclination: float  # radians, 0 face-on
+    pa: float  # position angle of the major axis, radians
+    thickness: float  # intrinsic axis ratio q0 of the disk seen exactly edge-on
+    colour: tuple[float, float]
+    arm_count: int = 0
+    pitch: float = 0.0  # radians
+    arm_strength: float = 0.0  # 0..1: fraction of disk light moved into the arms
+    arm_sharpness: float = 3.0  # exponent of the arm profile: larger, thinner arms
+    arm_phase: float = 0.0
+    chirality: int = 1  # +1 / -1: S or Z winding
+    arm_colour: tuple[float, float] = (0.3, 0.2)
+    bar_length: float = 0.0  # semi-major axis, frame units; 0: no bar
+    bar_q: float = 0.3
+    bar_angle: float = 0.0  # in the disk plane, radians
+    bar_i: float = 0.0  # bar peak surface brightness
+    ring_radius: float = 0.0  # frame units; 0: no ring
+    ring_width: float = 0.0
+    ring_i: float = 0.0
+    dust_tau: float = 0.0  # g-band optical depth of a mid-plane dust lane (edge-on disks)
+    dust_width: float = 0.0  # frame units, perpendicular to the disk
+    clump_field: tuple[tuple[float, float, float, float], ...] = ()  # irregulars: (x, y, sigma, peak)
+    texture_seed: int = 0  # seeds the patchiness of arms and knots (render.py), so params fix the image
+    patchiness: float = 0.0  # 0 smooth; ~0.5 arms broken into segments and knots; ~1 irregular
+
+
+@dataclass
+class Tail:
+    """A tidal tail: one wide, loosely wound arm of faint light leaving a galaxy."""
+
+    x: float
+    y: float
+    start_radius: float
+    length: float  # radial extent, frame units
+    pitch: float  # radians
+    angle: float  # where the tail leaves the galaxy, radians
+    chirality: int
+    width: float  # angular half-width, radians
+    peak: float
+    colour: tuple[float, float]
+
+
+@dataclass
+class Arc:
+    """A lensed arc around an elliptical."""
+
+    x: float
+    y: float
+    radius: float
+    width: float
+    angle: float
+    span: float  # radians
+    peak: float
+    colour: tuple[float, float]
+
+
+@dataclass
+class PointSources:
+    """Foreground stars: positions, peak surface brightness before the PSF, colour g-r."""
+
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    flux: list[float] = field(default_factory=list)
+    gr: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Trail:
+    """A satellite or aeroplane trail: a straight line, bright in one or two bands."""
+
+    angle: float
+    offset: float  # distance of the line from the frame centre
+    width: float
+    peak: float
+    bands: tuple[float, float, float]  # relative brightness in g, r, z
+
+
+@dataclass
+class GalaxyParams:
+    kind: str
+    disk: Disk | None = None
+    bulge: Sersic | None = None  # bulge, or the whole galaxy for ellipticals
+    companions: list[Sersic | Disk] = field(default_factory=list)
+    tails: list[Tail] = field(default_factory=list)
+    arcs: list[Arc] = field(default_factory=list)
+    stars: PointSources = field(default_factory=PointSources)
+    background: list[Sersic] = field(default_factory=list)  # small field galaxies
+    trail: Trail | None = None
+    sky_noise: float = 1.0  # depth: multiplies the reference sky noise
+    psf_fwhm: float = 0.010  # frame units (about 4 px of a 424 px cutout)
+    merger: str = "neither"  # merger | tidal-debris | both | neither
+    odd: tuple[str, ...] = ()  # odd-feature options present
+    artifact: str | None = None  # bright-star | satellite-trail
+    bulge_fraction: float = 0.0
+    axis_ratio: float = 1.0  # projected axis ratio of the main body
+    answers: dict = field(default_factory=dict)  # the true path through the decision tree
+    latent: dict = field(default_factory=dict)  # an answer for every question (off-path: what it resembles)
+
+    def truth(self) -> dict:
+        """Decision-tree answers on the true path plus the parameters that decide them."""
+        disk = self.disk
+        out: dict = dict(self.answers)
+        out.update(
+            kind=self.kind,
+            arm_count=disk.arm_count if disk else 0,
+            pitch_deg=round(math.degrees(disk.pitch), 2) if disk and disk.arm_count else None,
+            inclination_deg=round(math.degrees(disk.inclination), 2) if disk else None,
+            has_bar=bool(disk and disk.bar_length > 0),
+            has_ring=bool(disk and disk.ring_radius > 0),
+            has_dust_lane=bool(disk and disk.dust_tau > 0),
+            bulge_fraction=round(self.bulge_fraction, 4),
+            axis_ratio=round(self.axis_ratio, 4),
+            merger=self.merger,
+            companions=len(self.companions),
+            tidal_tails=len(self.tails),
+            artifact=self.artifact,
+            stars=len(self.stars.x),
+        )
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+def _choice(rng: np.random.Generator, mix) -> str:
+    names, weights = zip(*mix)
+    return names[int(rng.choice(len(names), p=np.asarray(weights) / sum(weights)))]
+
+
+def _log_uniform(rng, lo, hi) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def projected_axis_ratio(inclination: float, thickness: float) -> float:
+    """Hubble (1926): q^2 = cos^2 i (1 - q0^2) + q0^2 for an oblate disk of intrinsic ratio q0."""
+    return math.sqrt(math.cos(inclination) ** 2 * (1 - thickness**2) + thickness**2)
+
+
+def sersic_b(n: float) -> float:
+    """b_n with half the light inside re (Ciotti & Bertin 1999 expansion)."""
+    return 2 * n - 1 / 3 + 4 / (405 * n) + 46 / (25515 * n * n)
+
+
+def sersic_flux(s: Sersic) -> float:
+    b = sersic_b(s.n)
+    return 2 * math.pi * s.n * s.ie * s.re**2 * s.q * math.exp(b) * b ** (-2 * s.n) * math.gamma(2 * s.n)
+
+
+def _bulge_for_fraction(rng, disk: Disk, fraction: float, re: float, n: float, q: float, colour) -> Sersic:
+    """A bulge whose flux is `fraction` of bulge + disk (face-on disk flux: bulges are not inclined away)."""
+    target = fraction / (1 - fraction) * 2 * math.pi * disk.i0 * disk.scale**2
+    unit = Sersic(disk.x, disk.y, re, n, q, disk.pa + rng.normal(0, 0.1), 1.0, colour)
+    unit.ie = target / sersic_flux(unit)
+    return unit
+
+
+def _elliptical_colour(rng) -> tuple[float, float]:
+    return (float(rng.normal(1.0, 0.05)), float(rng.normal(0.55, 0.04)))
+
+
+def _disk_colour(rng, red: bool = False) -> tuple[float, float]:
+    if red:
+        return (float(rng.normal(0.80, 0.05)), float(rng.normal(0.45, 0.04)))
+    return (float(rng.normal(0.55, 0.06)), float(rng.normal(0.33, 0.04)))
+
+
+def _arm_colour(rng) -> tuple[float, float]:
+    return (float(rng.normal(0.25, 0.06)), float(rng.normal(0.15, 0.05)))
+
+
+def _centre(rng) -> tuple[float, float]:
+    return float(rng.normal(0, 0.008)), float(rng.normal(0, 0.008))
+
+
+# --------------------------------------------------------------------------- kinds
+def _elliptical(rng, g: GalaxyParams) -> None:
+    x, y = _centre(rng)
+    q = float(_choice(rng, ((rng.uniform(0.82, 0.98), 0.4), (rng.uniform(0.48, 0.78), 0.45),
+                             (rng.uniform(0.28, 0.43), 0.15))))
+    g.bulge = Sersic(x, y, re=float(rng.uniform(0.04, 0.08)), n=float(rng.uniform(2.5, 4.5)), q=q,
+                     pa=float(rng.uniform(0, math.pi)), ie=_log_uniform(rng, 6.0, 20.0), colour=_elliptical_colour(rng))
+    g.axis_ratio, g.bulge_fraction = q, 1.0
+    if rng.random() < 0.03:  # a lensed background galaxy: a thin blue arc around the elliptical
+        g.arcs.append(Arc(x, y, radius=float(rng.uniform(2.0, 2.8)) * g.bulge.re, width=float(rng.uniform(0.004, 0.007)),
+                          angle=float(rng.uniform(0, 2 * math.pi)), span=float(rng.uniform(1.0, 2.2)),
+                          peak=float(rng.uniform(4.0, 8.0)), colour=(0.1, 0.05)))
+        g.odd += ("lens-or-arc",)
+
+
+def _disk(rng, x, y, *, inclination, scale, i0, colour) -> Disk:
+    return Disk(x, y, scale=scale, i0=i0, inclination=inclination, pa=float(rng.uniform(0, math.pi)),
+                thickness=float(rng.uniform(0.09, 0.14)), colour=colour, texture_seed=int(rng.integers(2**31)))
+
+
+def _random_inclination(rng, max_deg: float) -> float:
+    # isotropic orientations: cos i uniform
+    return float(math.acos(rng.uniform(math.cos(math.radians(max_deg)), 1.0)))
+
+
+def _add_bar(rng, d: Disk) -> None:
+    d.bar_length = float(rng.uniform(1.4, 2.4)) * d.scale
+    d.bar_q = float(rng.uniform(0.22, 0.34))
+    d.bar_angle = float(rng.uniform(0, math.pi))
+    d.bar_i = float(rng.uniform(0.9, 1.5)) * d.i0
+
+
+def _add_ring(rng, d: Disk, inner: float) -> None:
+    d.ring_radius = max(inner * 1.15, float(rng.uniform(1.6, 2.6)) * d.scale)
+    d.ring_width = float(rng.uniform(0.12, 0.2)) * d.ring_radius
+    d.ring_i = float(rng.uniform(0.5, 0.9)) * d.i0
+
+
+def _lenticular(rng, g: GalaxyParams) -> None:
+    x, y = _centre(rng)
+    d = _disk(rng, x, y, inclination=_random_inclination(rng, 72), scale=float(rng.uniform(0.04, 0.06)),
+              i0=_log_uniform(rng, 8.0, 22.0), colour=_disk_colour(rng, red=True))
+    if rng.random() < 0.35:
+        _add_bar(rng, d)
+    if rng.random() < 0.3:
+        _add_ring(rng, d, inner=d.bar_length or 1.2 * d.scale)
+        g.odd += ("ring",)
+    g.bulge_fraction = float(rng.uniform(0.2, 0.55))
+    g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(0.3, 0.5)) * d.scale,
+                                  n=float(rng.uniform(2.0, 4.0)), q=float(rng.uniform(0.8, 0.95)),
+                                  colour=_elliptical_colour(rng))
+    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+
+
+def _spiral(rng, g: GalaxyParams) -> None:
+    x, y = _centre(rng)
+    d = _disk(rng, x, y, inclination=_random_inclination(rng, 70), scale=float(rng.uniform(0.045, 0.07)),
+              i0=_log_uniform(rng, 8.0, 25.0), colour=_disk_colour(rng))
+    d.arm_count = int(_choice(rng, ((1, 0.05), (2, 0.55), (3, 0.2), (4, 0.1), (5, 0.05), (6, 0.05))))
+    d.pitch = math.radians(float(rng.uniform(8.0, 38.0)))
+    d.arm_strength = float(rng.uniform(0.55, 0.85))
+    d.arm_sharpness = float(rng.uniform(1.5, 3.0)) if d.arm_count <= 4 else float(rng.uniform(1.0, 1.8))
+    d.arm_phase = float(rng.uniform(0, 2 * math.pi))
+    d.chirality = int(rng.choice((-1, 1)))
+    d.arm_colour = _arm_colour(rng)
+    d.patchiness = float(rng.uniform(0.3, 0.7))
+    if rng.random() < 0.38:
+        _add_bar(rng, d)
+        d.arm_phase = d.bar_angle  # arms leave the ends of the bar
+    if rng.random() < 0.07:
+        _add_ring(rng, d, inner=d.bar_length or 1.2 * d.scale)
+        g.odd += ("ring",)
+    g.bulge_fraction = float(np.clip(rng.beta(1.6, 5.0) * 0.75, 0.0, 0.55))
+    if g.bulge_fraction < 0.01:
+        g.bulge_fraction = 0.0
+    else:
+        g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(0.2, 0.4)) * d.scale,
+                                      n=float(rng.uniform(1.5, 3.5)), q=float(rng.uniform(0.8, 0.95)),
+                                      colour=_elliptical_colour(rng))
+    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+
+
+def _edge_on(rng, g: GalaxyParams) -> None:
+    x, y = _centre(rng)
+    d = _disk(rng, x, y, inclination=math.radians(float(rng.uniform(84, 90))), scale=float(rng.uniform(0.06, 0.09)),
+              i0=_log_uniform(rng, 5.0, 12.0), colour=_disk_colour(rng))
+    d.thickness = float(rng.uniform(0.08, 0.13))
+    bulge_kind = _choice(rng, (("rounded", 0.55), ("boxy", 0.12), ("none", 0.33)))
+    if bulge_kind != "none":
+        g.bulge_fraction = float(rng.uniform(0.12, 0.35))
+        g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(0.28, 0.45)) * d.scale,
+                                      n=float(rng.uniform(1.5, 3.0)),
+                                      q=float(rng.uniform(0.7, 0.9) if bulge_kind == "rounded" else rng.uniform(0.55, 0.7)),
+                                      colour=_elliptical_colour(rng))
+        g.bulge.pa = d.pa
+        if bulge_kind == "boxy":
+            g.bulge.boxiness = float(rng.uniform(3.5, 5.0))
+    if rng.random() < 0.45:
+        d.dust_tau = float(rng.uniform(1.2, 2.5))
+        d.dust_width = float(rng.uniform(0.35, 0.55)) * d.thickness * d.scale
+        g.odd += ("dust-lane",)
+    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+    g.latent["edge-on-bulge"] = bulge_kind
+
+
+def _irregular(rng, g: GalaxyParams) -> None:
+    x, y = _centre(rng)
+    d = _disk(rng, x, y, inclination=_random_inclination(rng, 60), scale=float(rng.uniform(0.04, 0.065)),
+              i0=_log_uniform(rng, 3.0, 8.0), colour=_disk_colour(rng))
+    clumps = []
+    for _ in range(int(rng.integers(4, 10))):
+        r, phi = float(rng.uniform(0, 1.8)) * d.scale, float(rng.uniform(0, 2 * math.pi))
+        clumps.append((x + r * math.cos(phi), y + r * math.sin(phi), float(rng.uniform(0.008, 0.022)),
+                       float(rng.uniform(2.0, 8.0))))
+    d.clump_field = tuple(clumps)
+    d.patchiness = float(rng.uniform(0.8, 1.2))
+    d.arm_colour = _arm_colour(rng)
+    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+    g.odd += ("irregular",)
+
+
+def _artifact(rng, g: GalaxyParams) -> None:
+    g.artifact = _choice(rng, (("bright-star", 0.6), ("satellite-trail", 0.4)))
+    if g.artifact == "bright-star":
+        g.stars.x.append(float(rng.normal(0, 0.05)))
+        g.stars.y.append(float(rng.normal(0, 0.05)))
+        g.stars.flux.append(_log_uniform(rng, 3e4, 2e5))
+        g.stars.gr.append(float(rng.uniform(0.2, 1.0)))
+    else:
+        bands = [(1.0, 0.05, 0.05), (0.05, 1.0, 0.05), (0.05, 0.05, 1.0), (1.0, 1.0, 0.1)][int(rng.integers(4))]
+        g.trail = Trail(angle=float(rng.uniform(0, math.pi)), offset=float(rng.normal(0, 0.06)),
+                        width=float(rng.uniform(0.002, 0.005)), peak=float(rng.uniform(6, 30)), bands=bands)
+    if rng.random() < 0.6:  # a faint, small galaxy that nobody would classify
+        x, y = _centre(rng)
+        g.bulge = Sersic(x + float(rng.normal(0, 0.08)), y + float(rng.normal(0, 0.08)), re=float(rng.uniform(0.008, 0.02)),
+                         n=1.5, q=float(rng.uniform(0.5, 1.0)), pa=float(rng.uniform(0, math.pi)),
+                         ie=float(rng.uniform(0.3, 1.0)), colour=_elliptical_colour(rng))
+    g.axis_ratio = 1.0
+
+
+# --------------------------------------------------------------------------- environment
+def _main_radius(g: GalaxyParams) -> float:
+    """Rough visible radius of the central galaxy, frame units."""
+    r = 0.05
+    if g.disk is not None:
+        r = max(r, 3.6 * g.disk.scale)
+    if g.bulge is not None:
+        r = max(r, 3.0 * g.bulge.re)
+    return r
+
+
+def _add_interaction(rng, g: GalaxyParams) -> None:
+    g.merger = _choice(rng, MERGER_MIX)
+    main = g.disk or g.bulge
+    if g.merger in ("merger", "both"):
+        sep, phi = float(rng.uniform(0.13, 0.24)), float(rng.uniform(0, 2 * math.pi))
+        cx, cy = main.x + sep * math.cos(phi), main.y + sep * math.sin(phi)
+        if rng.random() < 0.5:
+            comp = Sersic(cx, cy, re=float(rng.uniform(0.02, 0.045)), n=float(rng.uniform(2, 4)),
+                          q=float(rng.uniform(0.5, 0.95)), pa=float(rng.uniform(0, math.pi)),
+                          ie=_log_uniform(rng, 4.0, 12.0), colour=_elliptical_colour(rng))
+        else:
+            comp = _disk(rng, cx, cy, inclination=_random_inclination(rng, 70), scale=float(rng.uniform(0.025, 0.045)),
+                         i0=_log_uniform(rng, 5.0, 14.0), colour=_disk_colour(rng))
+        g.companions.append(comp)
+        # a faint common envelope joins the pair (the bridge of light that says "touching")
+        g.companions.append(Sersic((main.x + cx) / 2, (main.y + cy) / 2, re=sep * 0.55, n=1.0, q=0.45, pa=phi,
+                                   ie=float(rng.uniform(0.8, 1.6)), colour=(0.6, 0.35)))
+    if g.merger in ("tidal-debris", "both"):
+        base_angle = float(rng.uniform(0, 2 * math.pi))
+        chirality = int(rng.choice((-1, 1)))
+        for k in range(int(rng.integers(1, 3))):
+            g.tails.append(Tail(main.x, main.y, start_radius=0.7 * _main_radius(g), length=float(rng.uniform(0.16, 0.3)),
+                                pitch=math.radians(float(rng.uniform(18, 32))), angle=base_angle + k * math.pi,
+                                chirality=chirality, width=float(rng.uniform(0.25, 0.45)),
+                                peak=float(rng.uniform(1.0, 2.5)), colour=(0.55, 0.3)))
+
+
+def _add_overlap(rng, g: GalaxyParams) -> None:
+    """A star or an unrelated galaxy seen over the outskirts: the "overlapping" odd feature."""
+    main = g.disk or g.bulge
+    r, phi = float(rng.uniform(0.5, 0.9)) * _main_radius(g), float(rng.uniform(0, 2 * math.pi))
+    x, y = main.x + r * math.cos(phi), main.y + r * math.sin(phi)
+    if rng.random() < 0.5:
+        g.stars.x.append(x), g.stars.y.append(y), g.stars.flux.append(_log_uniform(rng, 400, 3000))
+        g.stars.gr.append(float(rng.uniform(0.3, 1.2)))
+    else:
+        g.companions.append(Sersic(x, y, re=float(rng.uniform(0.012, 0.025)), n=float(rng.uniform(1, 3)),
+                                   q=float(rng.uniform(0.4, 0.9)), pa=float(rng.uniform(0, math.pi)),
+                                   ie=float(rng.uniform(4.0, 10.0)), colour=(float(rng.uniform(1.0, 1.5)), 0.6)))
+    g.odd += ("overlapping",)
+
+
+def _add_field(rng, g: GalaxyParams) -> None:
+    """Foreground stars and small background galaxies, kept off the central galaxy."""
+    keep_out = 1.15 * _main_radius(g) if g.artifact is None else 0.06
+    centre = g.disk or g.bulge
+
+    def outside(x, y):
+        return centre is None or math.hypot(x - centre.x, y - centre.y) > keep_out
+
+    for _ in range(int(rng.poisson(7))):
+        x, y = float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))
+        if outside(x, y):
+            g.stars.x.append(x), g.stars.y.append(y)
+            # number counts N(>F) ~ F^-0.7: most stars faint, a few bright
+            g.stars.flux.append(float(min(6 * rng.pareto(0.7) + 6, 5000)))
+            g.stars.gr.append(float(rng.uniform(0.1, 1.4)))
+    for _ in range(int(rng.poisson(6))):
+        x, y = float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))
+        if outside(x, y):
+            g.background.append(Sersic(x, y, re=float(rng.uniform(0.003, 0.011)), n=float(rng.uniform(1, 3)),
+                                       q=float(rng.uniform(0.3, 1.0)), pa=float(rng.uniform(0, math.pi)),
+                                       ie=_log_uniform(rng, 1.0, 8.0),
+                                       colour=(float(rng.uniform(0.5, 1.7)), float(rng.uniform(0.3, 0.9)))))
+
+
+# --------------------------------------------------------------------------- answers
+def _bin(value: float, edges: tuple[float, float], keys: tuple[str, str, str]) -> str:
+    return keys[0] if value < edges[0] else keys[1] if value < edges[1] else keys[2]
+
+
+def _arm_count_key(m: int) -> str:
+    return str(m) if m <= 4 else "more-than-4"
+
+
+def _answers(g: GalaxyParams) -> None:
+    """Fill g.answers (the true path) and g.latent (an answer for every question)."""
+    d = g.disk
+    latent = {
+        "smooth-or-featured": {"elliptical": "smooth", "artifact": "artifact"}.get(g.kind, "featured-or-disk"),
+        "disk-edge-on": "yes" if g.kind == "edge-on" or (g.kind == "elliptical" and g.axis_ratio < ROUND_Q[0]) else "no",
+        "bar": "yes" if d is not None and d.bar_length > 0 else "no",
+        "has-spiral-arms": "yes" if d is not None and d.arm_count > 0 else "no",
+        "spiral-winding": _bin(math.degrees(d.pitch), WINDING_PITCH, ("tight", "medium", "loose"))
+        if d is not None and d.arm_count else "medium",
+        "spiral-arm-count": _arm_count_key(d.arm_count) if d is not None and d.arm_count else "2",
+        "bulge-size": _bin(g.bulge_fraction, BULGE_BT, ("no", "obvious", "dominant")),
+        "edge-on-bulge": g.latent.get("edge-on-bulge", "rounded" if g.bulge_fraction > BULGE_BT[0] else "none"),
+        "how-rounded": _bin(g.axis_ratio, ROUND_Q, ("cigar-shaped", "in-between", "completely")),
+        "merging": g.merger,
+        "odd-feature": list(g.odd) or ["none"],
+    }
+    g.latent = latent
+    g.answers = {key: latent[key] for key, _ in _walk(latent)}
+
+
+def _walk(latent: dict) -> list[tuple[str, object]]:
+    """The path a volunteer who gives every latent answer would take through the tree."""
+    path, key = [], ROOT
+    while key is not None:
+        path.append((key, latent[key]))
+        q = QUESTIONS[key]
+        key = q.leads_to if q.multiple_choice else q.next_question(latent[key])
+    return path
+
+
+# --------------------------------------------------------------------------- entry point
+_KIND_BUILDERS = {
+    "elliptical": _elliptical,
+    "lenticular": _lenticular,
+    "spiral": _spiral,
+    "edge-on": _edge_on,
+    "irregular": _irregular,
+    "artifact": _artifact,
+}
+
+
+def sample_galaxy(rng: np.random.Generator, kind: str | None = None) -> GalaxyParams:
+    """Draw one galaxy (its kind from KIND_MIX unless given) and its decision-tree answers."""
+    kind = kind or _choice(rng, KIND_MIX)
+    if kind not in _KIND_BUILDERS:
+        raise ValueError(f"unknown galaxy kind {kind!r}; kinds: {', '.join(_KIND_BUILDERS)}")
+    g = GalaxyParams(kind=kind, sky_noise=float(rng.uniform(0.8, 1.25)), psf_fwhm=float(rng.uniform(0.008, 0.013)))
+    _KIND_BUILDERS[kind](rng, g)
+    if kind in ("elliptical", "lenticular", "spiral") and rng.random() < MERGER_RATE:
+        _add_interaction(rng, g)
+    elif kind != "artifact" and rng.random() < 0.04:
+        _add_overlap(rng, g)
+    _add_field(rng, g)
+    _answers(g)
+    answer_path(g.answers)  # the sampler must only ever produce valid paths
+    return g
