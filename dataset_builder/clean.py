@@ -31,8 +31,9 @@ from .records import Comment, Reject
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
 _HTML_BREAK = re.compile(r"<\s*(?:br\s*/?|/p|/div|/li)\s*>", re.I)
 _HTML_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
-_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
-_MD_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)")
+_MD_TEXT = r"((?:[^\[\]\n]|\[[^\[\]\n]*\])*)"  # link text, allowing one level of [brackets]
+_MD_IMAGE = re.compile(r"!\[" + _MD_TEXT + r"\]\([^)\n]*\)")
+_MD_LINK = re.compile(r"\[" + _MD_TEXT + r"\]\([^)\n]*\)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # "@name", "@name's": Talk logins are letters, digits, "_", "-" and ".".
 _MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?:['\u2019]s\b)?")
@@ -48,7 +49,8 @@ _HASHTAG = re.compile(r"(?<![\w&/#])#(\w(?:[\w-]*\w)?)")
 _STRAY_HASH = re.compile(r"(?<!\S)#+(?!\S)")  # "#weird # #tail": the lone "#" left behind
 _SENTENCE_END = re.compile(r"[.!?\n]")
 _HAS_WORD = re.compile(r"[^\W_]")
-_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.!?;:)\]])")
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([,.!?)\]]|[;:](?![-()DPpO3/|]))")  # but not before ":)"
+_EMOJI_CODE = re.compile(r"(?<![\w:]):[a-z][a-z0-9_+-]*:(?![\w:])")  # Talk's ":arrow_right:" emoji codes
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])[ \t]+")
 _EMPTY_BRACKETS = re.compile(r"\([\s,;:.-]*\)|\[[\s,;:.-]*\]")
 _NOT_WORD = re.compile(r"[^\w+]+")
@@ -103,7 +105,7 @@ def _extract_hashtags(text: str) -> tuple[str, list[str]]:
     groups: list[list[re.Match]] = [[matches[0]]]
     for m in matches[1:]:
         gap = text[groups[-1][-1].end() : m.start()]
-        if gap.strip(" \t,") == "":
+        if gap.strip(" \t,;&+/") == "":  # "#bar & #lens", "#ring/#lens": still one tag list
             groups[-1].append(m)
         else:
             groups.append([m])
@@ -114,7 +116,7 @@ def _extract_hashtags(text: str) -> tuple[str, list[str]]:
         start, end = group[0].start(), group[-1].end()
         line_start = max(text.rfind(c, 0, start) for c in ".!?\n") + 1
         next_end = _SENTENCE_END.search(text, end)
-        left = text[line_start:start].split()
+        left = _HASHTAG.sub("", text[line_start:start]).split()
         right = _HASHTAG.sub("", text[end : next_end.start() if next_end else len(text)])
         words = [m.group(1).replace("_", " ") for m in group]
         if _HAS_WORD.search(right) or (len(group) == 1 and any(_HAS_WORD.search(w) for w in left)):
@@ -154,6 +156,8 @@ def clean_text(text: str) -> tuple[str, list[str]]:
         text = _MENTION.sub(" ", _EMAIL.sub(" ", text))
     if "://" in text or "www." in text:
         text = _URL.sub(" ", text)
+    if ":" in text:
+        text = _EMOJI_CODE.sub(" ", text)
     if "~" in text:
         text = _SIGNATURE.sub("", text)
     if ">" in text:

@@ -19,12 +19,16 @@ def comment(body: str, cid: str = "1", subject: str = "s1", tags=None) -> Commen
         ("<p>Ring galaxy &amp; a <b>bar</b><br/>nice</p>", "Ring galaxy & a bar\nnice"),
         ("see [this paper](https://arxiv.org/abs/1) and www.example.com/a?b=1.", "see this paper and."),
         ("merger!\n\n![Example Alt Text](https://i.imgur.com/JgLLNnC.png)", "merger!"),
+        ("lens\n![[KGU2012] 240.6+42.5](https://x.org/a.jpg)\nmore", "lens\nmore"),  # nested brackets
+        ("[see [1]](https://x.org) ok", "see [1] ok"),
         ("blue dot that *might* be a __lens__", "blue dot that might be a lens"),
         ("Ã©toile spirale â€œringâ€\x9d", 'étoile spirale "ring"'),  # mojibake
         ("too   many\tspaces \n\n\n next line  ", "too many spaces\nnext line"),
         ("object #3 is odd", "object #3 is odd"),  # "#3" is a number, not a tag
         ("> quoted reply\nmy own words", "my own words"),
         ("zero\u200bwidth", "zerowidth"),
+        ("see the guide :arrow_right: at 16:28:22", "see the guide at 16:28:22"),  # emoji code, not a time
+        ("lucky to have you! :)", "lucky to have you! :)"),
     ],
 )
 def test_markup_and_whitespace(raw, clean):
@@ -58,6 +62,7 @@ def test_user_names_never_leak(raw, clean):
         ("#asteroid (three blue blobs)", "asteroid (three blue blobs)", ["asteroid"]),
         ("Merger #merger", "Merger", ["merger"]),
         ("#merger #ring. Nice one", "Nice one", ["merger", "ring"]),
+        ("#bar & #lens", "", ["bar", "lens"]),
         ("see https://x.org/page#section now", "see now", []),  # a URL fragment is not a tag
     ],
 )
