@@ -181,10 +181,12 @@ class DatasetWriter:
 
 
 class RejectLog:
-    """`rejects.jsonl`, appended as rejects happen (nothing held in memory but the counts)."""
+    """`rejects.jsonl`, appended as rejects happen (held in memory too only with `keep=True`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keep: bool = False) -> None:
         self.path = Path(path)
+        self.kept: list[Reject] = []  # filled only with keep=True (for the report)
+        self._keep = keep
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w", encoding="utf-8")
         self.by_stage_kind: Counter[tuple[str, str]] = Counter()
@@ -196,6 +198,8 @@ class RejectLog:
         self._file.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
         self.by_stage_kind[(reject.stage, reject.kind)] += 1
         self.by_reason[_reason_kind(reject.reason)] += 1
+        if self._keep:
+            self.kept.append(reject)
 
     def extend(self, rejects: Iterable[Reject]) -> None:
         for reject in rejects:

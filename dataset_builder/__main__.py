@@ -1,0 +1,8 @@
+"""`python -m dataset_builder ...` (see `dataset_builder.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

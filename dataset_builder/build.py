@@ -1,0 +1,520 @@
+"""The build: Talk export (or synthetic Galaxy Zoo) -> gz-talk-instruct Hub dataset folder.
+
+    ingest -> clean -> group by subject -> votes -> [per chunk of subjects: images -> summarise ->
+    instructions -> curate -> parquet shards] -> rejects.jsonl, reports/, README.md -> (push)
+
+Comments and subjects (text) are held in memory once grouped: a Talk export of 160k comments is a
+few hundred MB at most. Images, summaries and rows are handled a chunk of subjects at a time and
+written straight to parquet shards, so what scales with the data set (image bytes, rows) never
+accumulates.
+
+Nothing is lost silently: every input record of the Talk export ends either behind a row of the
+dataset (its subject has at least one row) or in `rejects.jsonl` with a reason. A subject that gets
+no row in any config (no image, no summary, every row curated away) hands each of its comments to
+`rejects.jsonl` with the subject's reasons, and `build_stats.json` reconciles the counts.
+
+Subjects without an image (the real Talk sample has none) are rejected for every config, with the
+image store's reason ("missing: no image file ..."): all three configs are image + text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .card import Provenance, dump_json, read_card_metadata, write_card
+from .curate import DEFAULT_SPLIT_FRACTIONS, Curator, check_split_fractions, split_for
+from .decision_tree import vote_columns
+from .instructions import CONFIGS, rows_for
+from .records import Comment, Reject, Subject, Summary
+from .writer import REJECTS_FILE, DatasetWriter, RejectLog, row_features
+
+logger = logging.getLogger(__name__)
+
+
+def _builder_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gz-llava")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _builder_version()
+
+REPORTS_DIR = "reports"
+STATS_FILE = "build_stats.json"
+
+
+class BuildError(Exception):
+    """A problem with the build's inputs or options, worded for the command line (no traceback)."""
+
+
+@dataclass
+class BuildOptions:
+    out_dir: Path
+    # inputs: a Talk export, or a synthetic Galaxy Zoo of `synthetic` subjects
+    talk: Path | None = None
+    tags: Path | None = None
+    catalogue: Path | None = None
+    images: Path | None = None
+    synthetic: int | None = None
+    seed: int = 0
+    image_size: int = 128
+    # stages
+    summariser: str = "template"
+    summariser_model: str | None = None
+    base_url: str | None = None
+    summary_cache: Path | None = None
+    configs: Sequence[str] = CONFIGS
+    split: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
+    near_duplicate_threshold: float = 0.85
+    offline: bool = False  # images: never download
+    # output
+    push: str | None = None
+    private: bool = False
+    workers: int = 1
+    chunk_size: int = 256  # subjects whose images/rows are in memory at once
+    shard_rows: int = 5000
+    progress: bool = True
+    command: str | None = None  # recorded in the card
+
+    def check(self) -> None:
+        if (self.talk is None) == (self.synthetic is None):
+            raise BuildError("give exactly one input: --talk FILE or --synthetic N")
+        if self.synthetic is not None and self.synthetic < 1:
+            raise BuildError(f"--synthetic {self.synthetic}: need at least 1 subject")
+        for name in ("talk", "tags", "catalogue"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise BuildError(f"--{name}: file not found: {path}")
+        if self.images is not None and not Path(self.images).is_dir():
+            raise BuildError(f"--images: folder not found: {self.images}")
+        unknown = [c for c in self.configs if c not in CONFIGS]
+        if unknown or not self.configs:
+            raise BuildError(f"unknown config(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CONFIGS)}")
+        try:
+            self.split = check_split_fractions(self.split)
+        except ValueError as error:
+            raise BuildError(str(error)) from None
+        if self.workers < 1 or self.chunk_size < 1 or self.shard_rows < 1:
+            raise BuildError("--workers, chunk size and shard rows must be at least 1")
+        if self.image_size < 16:
+            raise BuildError(f"--image-size {self.image_size}: need at least 16 pixels")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    split_counts: dict[str, dict[str, int]]
+    stats: dict[str, Any]
+    card: Path
+    rejects: Path
+    report: Path | None
+    pushed_to: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(sum(splits.values()) for splits in self.split_counts.values())
+
+
+@dataclass
+class _Ledger:
+    """Counts that must reconcile: input records = comments behind rows + comment/row rejects."""
+
+    input_records: int = 0
+    comments_in_output: int = 0
+    subjects_in_output: int = 0
+    subjects_dropped: int = 0
+    rows_by_config: Counter = field(default_factory=Counter)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def git_commit(path: Path = Path(__file__).resolve().parent) -> str | None:
+    """The commit of the builder's checkout (provenance), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _chunks(items: Sequence[Subject], size: int) -> Iterator[list[Subject]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class _Timer:
+    def __init__(self, ledger: _Ledger, stage: str) -> None:
+        self.ledger, self.stage = ledger, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        seconds = time.perf_counter() - self.start
+        self.ledger.stage_seconds[self.stage] = round(self.ledger.stage_seconds.get(self.stage, 0.0) + seconds, 3)
+
+
+# ------------------------------------------------------------------------------ the stages
+def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, progress: bool) -> dict[str, Subject]:
+    """Read, clean and group a Talk export; every record counted, every reject logged."""
+    from .clean import clean_comment
+    from .grouping import group_by_subject
+    from .talk import read_talk_export
+
+    def cleaned() -> Iterator[Comment | Reject]:
+        records = read_talk_export(talk, tags)
+        for record in tqdm(records, desc="ingest + clean", unit="comment", disable=not progress):
+            if isinstance(record, Reject):
+                if record.kind != "tag":  # orphan tags are not input comments
+                    ledger.input_records += 1
+                rejects.add(record)
+                continue
+            ledger.input_records += 1
+            yield clean_comment(record)
+
+    clean_rejects: list[Reject] = []
+    subjects = group_by_subject(cleaned(), clean_rejects)
+    rejects.extend(clean_rejects)
+    return subjects
+
+
+def attach_votes(subjects: dict[str, Subject], catalogue: Path, rejects: RejectLog) -> int:
+    from .catalogues import read_vote_catalogue
+
+    catalogue_rejects: list[Reject] = []
+    schema, votes = read_vote_catalogue(catalogue, catalogue_rejects, keep_ids=set(subjects))
+    rejects.extend(catalogue_rejects)
+    for subject_id, subject in subjects.items():
+        if subject_id in votes:
+            subject.votes = votes[subject_id]
+            subject.catalogue = schema
+    return len(votes)
+
+
+def _summaries(summariser: Any, chunk: list[Subject], configs: Sequence[str]) -> dict[str, Summary | Reject]:
+    if summariser is None or not any(c in ("description", "conversation") for c in configs) or not chunk:
+        return {}
+    results = summariser.summarise(chunk)
+    return {subject.subject_id: result for subject, result in zip(chunk, results)}
+
+
+def _make_summariser(options: BuildOptions) -> Any:
+    if not any(c in ("description", "conversation") for c in options.configs):
+        return None
+    from .summarise import get_summariser
+
+    kwargs: dict[str, Any] = {"show_progress": False}
+    if options.summary_cache is not None:
+        kwargs["cache_dir"] = options.summary_cache
+    if options.summariser_model is not None:
+        kwargs["model"] = options.summariser_model
+    if options.base_url is not None:
+        kwargs["base_url"] = options.base_url
+    try:
+        return get_summariser(options.summariser, **kwargs)
+    except (ValueError, TypeError) as error:
+        raise BuildError(f"--summariser {options.summariser}: {error}") from None
+
+
+def _drop_subject(subject: Subject, causes: list[tuple[str, str]], rejects: RejectLog, ledger: _Ledger) -> None:
+    """A subject with no row anywhere: each of its comments goes to the rejects with the causes.
+
+    The reason starts with the causes' categories ("no image: ...", "summary rejected + decision_tree
+    row rejected: ...") so that rejects count by cause, then says which subject and the details.
+    """
+    ledger.subjects_dropped += 1
+    categories = " + ".join(dict.fromkeys(category for category, _ in causes)) or "no row"
+    details = "; ".join(dict.fromkeys(detail for _, detail in causes))
+    reason = f"{categories}: subject {subject.subject_id} has no row in any config ({details})"
+    for comment in subject.comments:
+        rejects.add(Reject("build", "comment", comment.comment_id, reason, comment.source))
+
+
+def _rows_of_subject(
+    subject: Subject,
+    summary: Summary | Reject | None,
+    causes: list[tuple[str, str]],
+    *,
+    options: BuildOptions,
+    curator: Curator,
+    writer: DatasetWriter,
+    rejects: RejectLog,
+    ledger: _Ledger,
+) -> None:
+    """Every config's rows of one subject (with its image loaded), curated and written."""
+    from .summarise import summary_source_text
+
+    if isinstance(summary, Reject):
+        rejects.add(summary)
+        causes.append(("summary rejected", summary.reason))
+        summary = None
+    split = split_for(subject.subject_id, options.split)
+    image_key = hashlib.blake2b(subject.image_bytes, digest_size=16).hexdigest()
+    # The validator checks the summary (what a model wrote) against what it may draw on; the other
+    # assistant turns are our own templates over votes and tags.
+    summary_text = "\n".join([summary.description, *summary.visible_features]) if summary is not None else None
+    source_text = summary_source_text(subject) if summary is not None else None
+    kept = 0
+    for config in options.configs:
+        rows, row_rejects = rows_for(config, subject, summary)
+        for reject in row_rejects:
+            rejects.add(reject)
+            causes.append((f"{config} row rejected", reject.reason))
+        uses_summary = config in ("description", "conversation")
+        for row in rows:
+            reject = curator.check(config, row, image_key=image_key,
+                                   summary_text=summary_text if uses_summary else None,
+                                   source_text=source_text if uses_summary else None)
+            if reject is not None:
+                rejects.add(reject)
+                causes.append((f"{config} row rejected", reject.reason))
+                continue
+            writer.write(config, split, row)
+            ledger.rows_by_config[config] += 1
+            kept += 1
+    if kept:
+        ledger.subjects_in_output += 1
+        ledger.comments_in_output += len(subject.comments)
+    else:
+        _drop_subject(subject, causes, rejects, ledger)
+
+
+def process_chunk(
+    chunk: list[Subject],
+    *,
+    options: BuildOptions,
+    image_store: Any,
+    summariser: Any,
+    curator: Curator,
+    writer: DatasetWriter,
+    rejects: RejectLog,
+    ledger: _Ledger,
+) -> None:
+    from .images import fetch_images
+
+    causes: dict[str, list[tuple[str, str]]] = {s.subject_id: [] for s in chunk}
+    with _Timer(ledger, "images"):
+        for reject in fetch_images({s.subject_id: s for s in chunk}, image_store, workers=options.workers):
+            rejects.add(reject)
+            causes[reject.id].append(("no image", reject.reason))
+    with_image = [s for s in chunk if s.image_bytes is not None]
+    with _Timer(ledger, "summarise"):
+        summaries = _summaries(summariser, with_image, options.configs)
+    with _Timer(ledger, "instructions+curate+write"):
+        for subject in with_image:
+            _rows_of_subject(subject, summaries.get(subject.subject_id), causes[subject.subject_id],
+                             options=options, curator=curator, writer=writer, rejects=rejects, ledger=ledger)
+    for subject in chunk:
+        if subject.image_bytes is None:
+            _drop_subject(subject, causes[subject.subject_id], rejects, ledger)
+        else:
+            # Free the image now that its rows are on disk; b"" still tells the report "it had one".
+            subject.image_bytes = b""
+
+
+# ----------------------------------------------------------------------------------- build
+def _synthetic_inputs(options: BuildOptions, work_dir: Path) -> dict[str, Any]:
+    from .synthetic import write_synthetic_export
+
+    logger.info("writing a synthetic Galaxy Zoo export of %d subjects to %s", options.synthetic, work_dir)
+    return write_synthetic_export(options.synthetic, work_dir, seed=options.seed, size=options.image_size,
+                                  workers=options.workers)
+
+
+def build(options: BuildOptions) -> BuildResult:
+    """Run every stage and write the dataset folder `options.out_dir` (see the module docstring)."""
+    options.check()
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ledger = _Ledger()
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        if options.synthetic is not None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gz-synthetic-")))
+            with _Timer(ledger, "synthetic"):
+                export = _synthetic_inputs(options, work_dir)
+            talk, tags = Path(export["comments"]), Path(export["tags"])
+            catalogue, images = Path(export["catalogue"]), Path(export["images"])
+            inputs = [f"synthetic Galaxy Zoo: {options.synthetic} subjects, seed {options.seed}, "
+                      f"{options.image_size} px images"]
+        else:
+            talk, tags, catalogue, images = options.talk, options.tags, options.catalogue, options.images
+            inputs = [f"Talk export {Path(talk).name}"]
+            inputs += [f"tags {Path(tags).name}"] if tags else []
+            inputs += [f"vote catalogue {Path(catalogue).name}"] if catalogue else []
+            inputs += [f"images {Path(images).name}/"] if images else ["images from the export's URLs"]
+
+        # Rejects go to rejects.jsonl as they happen; the report also needs them (small records).
+        rejects = RejectLog(out_dir / REJECTS_FILE, keep=True)
+        stack.callback(rejects.close)
+
+        with _Timer(ledger, "ingest+clean+group"):
+            subjects = ingest(Path(talk), Path(tags) if tags else None, rejects, ledger, options.progress)
+        if options.synthetic is not None:
+            for subject in subjects.values():
+                subject.source = "synthetic"
+            _attach_truth(subjects, export)
+        if catalogue is not None:
+            with _Timer(ledger, "votes"):
+                matched = attach_votes(subjects, Path(catalogue), rejects)
+            logger.info("votes for %d of %d subjects", matched, len(subjects))
+
+        from .images import ImageStore
+
+        image_store = stack.enter_context(ImageStore(image_dir=images, cache_dir=None,
+                                                     offline=options.offline or options.synthetic is not None))
+        summariser = _make_summariser(options)
+        if summariser is not None:
+            stack.callback(summariser.close)
+        curator = Curator(near_duplicate_threshold=options.near_duplicate_threshold, validator=_validator())
+        writer = DatasetWriter(out_dir, row_features(vote_columns()), max_rows=options.shard_rows)
+        ordered = list(subjects.values())
+        with tqdm(total=len(ordered), desc="images + instructions", unit="subject", disable=not options.progress) as bar:
+            for chunk in _chunks(ordered, options.chunk_size):
+                process_chunk(chunk, options=options, image_store=image_store, summariser=summariser,
+                              curator=curator, writer=writer, rejects=rejects, ledger=ledger)
+                bar.update(len(chunk))
+        with _Timer(ledger, "write"):
+            split_counts = writer.close()
+
+        from .report import write_report
+
+        with _Timer(ledger, "report"):
+            report = write_report(subjects, rejects.kept, out_dir / REPORTS_DIR, title="gz-talk-instruct")
+        stats = _stats(ledger, rejects, curator, split_counts, len(subjects), time.perf_counter() - started)
+        dump_json(stats, out_dir / STATS_FILE)
+        report_stats = _read_json(out_dir / REPORTS_DIR / "report.json")
+        provenance = Provenance(
+            inputs=inputs,
+            synthetic=options.synthetic is not None,
+            builder_version=__version__,
+            commit=git_commit(),
+            summariser=options.summariser,
+            summariser_model=getattr(summariser, "model", options.summariser_model),
+            split_fractions=tuple(options.split),
+            seed=options.seed if options.synthetic is not None else None,
+            command=options.command,
+        )
+        card = write_card(out_dir, split_counts, provenance, _card_stats(stats), _card_report(report_stats),
+                          repo_id=options.push or "org/gz-talk-instruct")
+    _check_reconciled(stats)
+    result = BuildResult(out_dir=out_dir, split_counts=split_counts, stats=stats, card=card,
+                         rejects=out_dir / REJECTS_FILE, report=report)
+    if options.push:
+        if result.rows == 0:
+            raise BuildError(f"not pushing {out_dir}: the build has no rows (see {out_dir / REJECTS_FILE})")
+        result.pushed_to = push(out_dir, options.push, private=options.private)
+    return result
+
+
+def _validator() -> Any:
+    from .summarise import validate_summary
+
+    return validate_summary
+
+
+def _attach_truth(subjects: dict[str, Subject], export: dict[str, Any]) -> None:
+    """Synthetic subjects carry the generator's true answers, for evaluation against ground truth."""
+    truth = export.get("truth")
+    if isinstance(truth, (str, Path)) and Path(truth).is_file():
+        import json
+
+        truth = json.loads(Path(truth).read_text(encoding="utf-8"))
+    if isinstance(truth, dict):
+        for subject_id, answers in truth.items():
+            if str(subject_id) in subjects:
+                subjects[str(subject_id)].truth = answers
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _stats(ledger: _Ledger, rejects: RejectLog, curator: Curator, split_counts: dict[str, dict[str, int]],
+           subjects: int, seconds: float) -> dict[str, Any]:
+    comment_rejects = rejects.count("comment") + sum(
+        n for (stage, kind), n in rejects.by_stage_kind.items() if kind == "row" and stage == "ingest")
+    return {
+        "input_records": ledger.input_records,
+        "comments_in_output": ledger.comments_in_output,
+        "input_records_rejected": comment_rejects,
+        "reconciled": ledger.input_records == ledger.comments_in_output + comment_rejects,
+        "subjects": subjects,
+        "subjects_in_output": ledger.subjects_in_output,
+        "subjects_dropped": ledger.subjects_dropped,
+        "rows": {config: dict(splits) for config, splits in split_counts.items()},
+        "curation": curator.stats.to_json(),
+        "rejects": rejects.summary(),
+        "seconds": {**ledger.stage_seconds, "total": round(seconds, 3)},
+    }
+
+
+def _card_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    keep = ("input_records", "comments_in_output", "input_records_rejected", "subjects", "subjects_in_output",
+            "subjects_dropped")
+    return {key: stats[key] for key in keep} | {"rejects": stats["rejects"]["by_stage_and_kind"]}
+
+
+def _card_report(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("subjects", "comments", "comments_per_subject", "words_per_comment", "distinct_hashtags", "coverage")
+    return {key: report[key] for key in keep if key in report}
+
+
+def _check_reconciled(stats: dict[str, Any]) -> None:
+    if not stats["reconciled"]:
+        # A bug in the builder, not in the input: say so loudly rather than publish unexplained losses.
+        raise RuntimeError(
+            f"comment counts do not reconcile: {stats['input_records']} input records != "
+            f"{stats['comments_in_output']} in the output + {stats['input_records_rejected']} rejected"
+        )
+
+
+# ------------------------------------------------------------------------------------ push
+def push(folder: Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
+    """Upload a built folder as a Hub dataset repository; the token comes from the environment (HF_TOKEN)."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    card = folder / "README.md"
+    if not card.is_file():
+        raise BuildError(f"{folder} is not a built dataset folder: no README.md")
+    try:
+        read_card_metadata(card)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    if not (folder / "data").is_dir():
+        raise BuildError(f"{folder} has no data/ folder: nothing to push")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                             commit_message=f"gz-talk-instruct build ({__version__})")
+    logger.info("pushed %s to %s (%s)", folder, repo_id, getattr(info, "oid", ""))
+    return repo_id
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(arg) for arg in ["python", "-m", "dataset_builder", *sys.argv[1:]])
+
+
+def options_as_dict(options: BuildOptions) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
