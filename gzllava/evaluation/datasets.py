@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,15 @@ class EmptyEvaluationSetError(ValueError):
     """Nothing usable is left in the evaluation set."""
 
 
+class NotScoredRow(ValueError):
+    """A well-formed row that this evaluation does not score (e.g. a multi-turn tree walk)."""
+
+
 @dataclass
 class Skip:
     id: str
-    reason: str
+    reason: str  # "<category>: <details>"
+    bad_input: bool = True  # False: a well-formed row this evaluation does not score
 
 
 @dataclass
@@ -65,10 +71,12 @@ class EvalSet:
     skips: list[Skip] = field(default_factory=list)
     rows_read: int = 0
 
-    def skip_summary(self) -> dict[str, Any]:
-        """Counts by reason (the text before the first ':'), plus every skip, for metrics.json."""
+    def skip_summary(self, listed: int = 1000) -> dict[str, Any]:
+        """Counts by reason category (the text before the first ':') and the bad-input skips
+        themselves (the first `listed`), for metrics.json."""
         counts = Counter(s.reason.split(":")[0] for s in self.skips)
-        return {"total": len(self.skips), "by_reason": dict(counts), "skipped": [s.__dict__ for s in self.skips]}
+        bad = [{"id": s.id, "reason": s.reason} for s in self.skips if s.bad_input]
+        return {"total": len(self.skips), "bad_input": len(bad), "by_reason": dict(counts), "bad_input_rows": bad[:listed]}
 
 
 # --------------------------------------------------------------------------------- validation
@@ -156,7 +164,7 @@ def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
     prompt, reference = first_exchange(row.get("messages"))
     question, answer = row.get("question"), row.get("answer")
     if config == TREE_CONFIG and question is None:
-        raise ValueError("multi-turn decision-tree walk: no single question to score")
+        raise NotScoredRow("multi-turn decision-tree walk: no single question to score")
     if question is not None:
         if answer is None:
             raise ValueError(f"question {question!r} without an answer")
@@ -175,11 +183,17 @@ def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
     try:
         decoded = decode_image(image.get("bytes"), image.get("path"))
     except Exception as err:  # PIL raises many types for bad bytes
-        raise OSError(f"unreadable image: {type(err).__name__}: {err}") from None
+        raise OSError(f"unreadable image: {_describe_image_error(err, image.get('path'))}") from None
     return EvalSample(
         id=row_id, image=decoded, votes=votes, expert=expert, question=question, answer=answer,
         prompt=prompt, reference=reference, subject_id=row.get("subject_id"),
     )
+
+
+def _describe_image_error(err: Exception, path: str | None) -> str:
+    # PIL names an in-memory file by its object repr (an address): say what it was instead
+    text = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", path or "the embedded image bytes", str(err))
+    return f"{type(err).__name__}: {text}"
 
 
 def _skip_reason(err: Exception) -> str:
@@ -209,6 +223,8 @@ def load_instruct_split(dataset: str, config: str, split: str, max_samples: int 
         eval_set.rows_read += 1
         try:
             eval_set.samples.append(sample_from_row(row, config))
+        except NotScoredRow as err:
+            eval_set.skips.append(Skip(id=str(row.get("id")), reason=f"not scored: {err}", bad_input=False))
         except (ValueError, KeyError, OSError) as err:
             eval_set.skips.append(Skip(id=str(row.get("id", f"row {index}")), reason=_skip_reason(err)))
     return _finish(eval_set)
@@ -264,7 +280,7 @@ def load_image_folder(folder: str | Path, max_samples: int | None = None, seed: 
         try:
             image = decode_image(path=folder / name)
         except Exception as err:
-            eval_set.skips.append(Skip(id=row_id, reason=f"unreadable image: {type(err).__name__}: {err}"))
+            eval_set.skips.append(Skip(id=row_id, reason=f"unreadable image: {_describe_image_error(err, name)}"))
             continue
         by_image[name] = EvalSample(id=Path(name).stem, image=image, expert={question: answer})
     eval_set.samples = _subset(list(by_image.values()), max_samples, seed)

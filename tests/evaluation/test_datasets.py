@@ -1,0 +1,116 @@
+"""Loading evaluation sets: gz-talk-instruct splits and labelled-image folders, with counted skips."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from conftest import galaxy_image
+from gzllava.evaluation.datasets import EmptyEvaluationSetError, load_eval_set, load_image_folder
+
+HEADER = ["image", "survey", "question_index", "question_title", "question_text", "answer_kind", "answer_index",
+          "answer_text"]
+
+
+def write_folder(root: Path, rows: list[dict], images: dict[str, bytes | None]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in images.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            galaxy_image(len(name)).save(path)
+        else:
+            path.write_bytes(data)
+    with (root / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=sorted({k for r in rows for k in r}))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def _row(image, q, a, kind="answer"):
+    return {"image": image, "question_index": q, "answer_index": a, "answer_kind": kind}
+
+
+def test_image_folder_rows_map_through_the_website_tree(tmp_path):
+    folder = write_folder(tmp_path / "f", [_row("images/a.jpg", 0, 1), _row("images/a.jpg", 2, 0),
+                                           _row("images/b.jpg", 10, 1, "checkbox")],
+                          {"images/a.jpg": None, "images/b.jpg": None})
+    eval_set = load_image_folder(folder)
+    assert [s.id for s in eval_set.samples] == ["a", "b"]
+    assert eval_set.samples[0].expert == {"smooth-or-featured": "featured-or-disk", "bar": "yes"}
+    assert eval_set.samples[1].expert == {"odd-feature": "ring"}
+    assert eval_set.samples[0].image.mode == "RGB"
+
+
+def test_bad_folder_rows_are_counted_skips_with_reasons(tmp_path):
+    rows = [_row("good.jpg", 3, 0), _row("broken.jpg", 3, 1), _row("missing.jpg", 3, 1), _row("good.jpg", 11, 0),
+            _row("good.jpg", 3, 7), _row("good.jpg", "three", 0), _row("good.jpg", 1, 0, "checkbox")]
+    folder = write_folder(tmp_path / "f", rows, {"good.jpg": None, "broken.jpg": b"\xff\xd8 truncated"})
+    eval_set = load_image_folder(folder)
+    assert len(eval_set.samples) == 1 and eval_set.rows_read == 7
+    reasons = [s.reason for s in eval_set.skips]
+    assert sum(r.startswith("unreadable image") for r in reasons) == 2
+    assert any("broken.jpg" in s.id for s in eval_set.skips)
+    assert any("question_index 11 is outside the DECaLS tree" in r for r in reasons)
+    assert any("answer_index 7 is outside question 3" in r for r in reasons)
+    assert any("must be integers" in r for r in reasons)
+    assert any("not 'checkbox' entries" in r for r in reasons)
+    summary = eval_set.skip_summary()
+    assert summary["total"] == 6 and summary["bad_input"] == 6
+    assert summary["by_reason"] == {"unreadable image": 2, "bad label": 4}
+
+
+def test_question_and_answer_columns_accept_keys_and_labels(tmp_path):
+    folder = write_folder(tmp_path / "f", [{"image": "a.png", "question": "bar", "answer": "No bar"},
+                                           {"image": "b.png", "question": "colour", "answer": "red"}],
+                          {"a.png": None, "b.png": None})
+    eval_set = load_image_folder(folder)
+    assert eval_set.samples[0].expert == {"bar": "no"}
+    assert eval_set.skips[0].reason == "bad label: unknown question 'colour'"
+
+
+def test_an_empty_or_unusable_folder_raises_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="labels.csv"):
+        load_image_folder(tmp_path)
+    folder = write_folder(tmp_path / "f", [_row("x.jpg", 0, 0)], {"x.jpg": b"nope"})
+    with pytest.raises(EmptyEvaluationSetError, match=r"no usable samples .*unreadable image"):
+        load_image_folder(folder)
+    empty = write_folder(tmp_path / "g", [], {})
+    (empty / "labels.csv").write_text(",".join(HEADER) + "\n")
+    with pytest.raises(EmptyEvaluationSetError, match="0 rows read"):
+        load_image_folder(empty)
+    (empty / "labels.csv").write_text("file,label\n")
+    with pytest.raises(ValueError, match="needs columns image"):
+        load_image_folder(empty)
+
+
+def test_instruct_decision_tree_split_skips_walks_bad_images_and_unknown_labels(instruct_folder):
+    eval_set = load_eval_set(str(instruct_folder), "decision_tree", "test")
+    summary = eval_set.skip_summary()
+    assert summary["by_reason"] == {"not scored": 6, "unreadable image": 1, "bad label": 2}  # a walk per subject
+    assert summary["bad_input"] == 3
+    assert {r["id"] for r in summary["bad_input_rows"]} == {
+        "decision_tree-broken-image", "decision_tree-unknown-question", "decision_tree-unknown-answer"}
+    assert "the embedded image bytes" in next(r["reason"] for r in summary["bad_input_rows"]
+                                              if r["id"] == "decision_tree-broken-image")
+    sample = eval_set.samples[0]
+    assert sample.question == "smooth-or-featured" and sample.answer == "featured-or-disk"
+    assert sample.prompt and sample.reference.startswith("Features or disk")
+    assert sample.votes["has-spiral-arms_yes_fraction"] == 0.95 and "bar_yes_fraction" in sample.votes
+    assert all(v == v for v in sample.votes.values())  # nulls dropped, no NaN
+
+
+def test_instruct_description_split_has_references(instruct_folder):
+    eval_set = load_eval_set(str(instruct_folder), "description", "test", max_samples=3)
+    assert len(eval_set.samples) + len(eval_set.skips) == 3
+    assert all(s.reference and s.question is None for s in eval_set.samples)
+
+
+def test_a_gz_talk_instruct_source_needs_a_config_and_only_one_source(instruct_folder):
+    with pytest.raises(ValueError, match="needs --config"):
+        load_eval_set(str(instruct_folder), None)
+    with pytest.raises(ValueError, match="exactly one"):
+        load_eval_set(str(instruct_folder), "description", image_folder="x")
