@@ -53,7 +53,8 @@ def body(rng: random.Random) -> str:
     elif roll < 0.25:
         text = f"@Volunteer{rng.randint(1, 9999)} {text}"
     elif roll < 0.30:
-        text += f" see https://example.org/gal/{rng.randint(1, 10**6)}.png and [paper](https://arxiv.org/abs/2101.{rng.randint(1000, 9999)})"
+        text += (f" see https://example.org/gal/{rng.randint(1, 10**6)}.png"
+                 f" and [paper](https://arxiv.org/abs/2101.{rng.randint(1000, 9999)})")
     elif roll < 0.32:
         text = f"<p>{text} &amp; more<br/>detail</p>"
     elif roll < 0.35:

@@ -194,7 +194,8 @@ def detect_catalogue_schema(columns: Sequence[str], path: Path) -> str:
     if "Class1.1" in present:
         return KAGGLE
     shown = ", ".join(list(columns)[:12]) + (" ..." if len(columns) > 12 else "")
-    raise ValueError(f"vote catalogue {path}: unknown schema (columns: {shown or 'none'}). Expected one of: {_expected()}")
+    raise ValueError(
+        f"vote catalogue {path}: unknown schema (columns: {shown or 'none'}). Expected one of: {_expected()}")
 
 
 def _id_column(schema: str, columns: Sequence[str], path: Path, id_column: str | None) -> str:
@@ -228,9 +229,13 @@ def _read_columns(path: Path) -> list[str]:
 
         return list(pq.ParquetFile(path).schema_arrow.names)
     if kind == "fits":
-        from astropy.table import Table
+        from astropy.io import fits
 
-        return list(Table.read(path, format="fits").colnames)
+        with fits.open(path, memmap=True) as hdul:  # the header only: no table data is read here
+            for hdu in hdul:
+                if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
+                    return list(hdu.columns.names)
+        raise ValueError(f"vote catalogue {path}: no table HDU in this FITS file")
     sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz")) else ","
     return list(pd.read_csv(path, nrows=0, sep=sep).columns)
 

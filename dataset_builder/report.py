@@ -170,7 +170,8 @@ def write_report(subjects: Mapping[str, Subject], rejects: Sequence[Reject], out
         "",
         "| stage | kind | reason | count |",
         "|---|---|---|---:|",
-        *[f"| {r['stage']} | {r['kind']} | {_cell(r['reason'])} | {r['count']:,} |" for r in stats["rejects_by_reason"]],
+        *[f"| {r['stage']} | {r['kind']} | {_cell(r['reason'])} | {r['count']:,} |"
+          for r in stats["rejects_by_reason"]],
         "",
     ]
     path = out_dir / "report.md"

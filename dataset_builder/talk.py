@@ -173,7 +173,8 @@ def _columns(path: Path) -> list[str]:
         for _, obj, error in _iter_json(path):
             if isinstance(obj, dict):
                 return list(obj)
-            raise ValueError(f"Talk export {path}: the first JSON item is not an object ({error or type(obj).__name__})")
+            what = error or type(obj).__name__
+            raise ValueError(f"Talk export {path}: the first JSON item is not an object ({what})")
         return []
     with _open_text(path) as f:
         header = next(csv.reader(f), [])
@@ -252,7 +253,7 @@ def _first_location(raw: Any) -> str | None:
             return None
     if isinstance(raw, dict):
         # Keys are frame numbers ("0", "1", ...): take the lowest, as Panoptes shows frame 0 first.
-        items = sorted(raw.items(), key=lambda kv: (not str(kv[0]).isdigit(), int(kv[0]) if str(kv[0]).isdigit() else 0))
+        items = sorted(raw.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 1 << 30)
         values = [v for _, v in items]
     elif isinstance(raw, list):
         values = raw

@@ -18,7 +18,7 @@ GZ_COLUMNS = ["locations", "subject_id", "subject_set_id", "board_id", "board_ti
               "discussion_title", "comment_id", "comment_body"]
 
 
-def _gz_row(comment_id, subject_id, body, url="https://panoptes-uploads.zooniverse.org/production/subject_location/a.jpeg"):
+def _gz_row(comment_id, subject_id, body, url="https://panoptes-uploads.zooniverse.org/subject_location/a.jpeg"):
     return [json.dumps({"0": url}), subject_id, "5", "7", "Notes", "Comments on subjects", f"Subject {subject_id}",
             comment_id, body]
 
