@@ -73,6 +73,7 @@ def _plots(stats: dict[str, Any], words: list[int], out_dir: Path, title: str) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     files: dict[str, str] = {}
 
@@ -86,6 +87,7 @@ def _plots(stats: dict[str, Any], words: list[int], out_dir: Path, title: str) -
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar([int(k) for k in hist], list(hist.values()), color="#4c72b0")
     ax.set(xlabel="comments per subject", ylabel="subjects", title=f"{title}: comments per subject")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if hist and max(hist.values()) > 50 * min(hist.values()):  # long tail: keep the rare bins visible
         ax.set_yscale("log")
     save(fig, "comments_per_subject.png")
@@ -104,9 +106,9 @@ def _plots(stats: dict[str, Any], words: list[int], out_dir: Path, title: str) -
     coverage = stats["coverage"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = list(coverage)
-    ax.bar(labels, [coverage[k] for k in labels], color="#8172b2")
+    ax.bar([k.removeprefix("with_").replace("_", " ") for k in labels], [coverage[k] for k in labels], color="#8172b2")
     ax.axhline(stats["subjects"], color="black", linewidth=1, linestyle="--", label="all subjects")
-    ax.set(ylabel="subjects", title=f"{title}: coverage")
+    ax.set(ylabel="subjects with ...", title=f"{title}: coverage")
     ax.tick_params(axis="x", labelrotation=20)
     ax.legend()
     save(fig, "coverage.png")
