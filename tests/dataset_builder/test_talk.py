@@ -181,3 +181,12 @@ def test_normalise_id():
     assert normalise_id(" 42.0 ") == "42"
     assert normalise_id("J123456.78+012345.6") == "J123456.78+012345.6"
     assert normalise_id("") is None and normalise_id(None) is None and normalise_id(float("nan")) is None
+
+
+def test_json_lines_with_non_utf8_bytes_are_repaired(tmp_path):
+    row = dict(PANOPTES_ROWS[0], comment_body="BODY")
+    line = json.dumps(row).encode("utf-8").replace(b"BODY", "na\xefve \x93quote\x94".encode("latin-1"))
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(line + b"\n")
+    (item,) = list(read_talk_export(path))
+    assert item.body == "na\u00efve \u201cquote\u201d"  # latin-1 letter and cp1252 curly quotes
