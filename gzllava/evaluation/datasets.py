@@ -299,18 +299,36 @@ def load_eval_set(dataset: str | None = None, config: str | None = None, split: 
 
 
 def load_answer_counts(dataset: str, config: str, split: str = "train") -> Counter | None:
-    """(question, answer) counts of a training split, for the majority-class baseline; None if absent."""
+    """(question, answer) counts of a training split, for the majority-class baseline; None if absent.
+
+    Rows with a `question` column value count as themselves (config decision_tree); other rows
+    count the majority answers along their vote path, the items `morphology_items` makes.
+    """
     import datasets
+
+    from dataset_builder.decision_tree import majority_answer, reachable_questions
 
     try:
         table = datasets.load_dataset(dataset, config, split=split)
     except Exception as err:  # missing split or config: the baseline falls back to the eval set
         logger.info("no %s split for the majority baseline (%s); using the evaluation set", split, err)
         return None
-    if "question" not in table.column_names:
-        return None
     counts: Counter = Counter()
-    for question, answer in zip(table["question"], table["answer"]):
-        if question in QUESTIONS and answer in QUESTIONS[question].answer_keys:
-            counts[(question, answer)] += 1
+    questions = table["question"] if "question" in table.column_names else [None] * len(table)
+    answers = table["answer"] if "answer" in table.column_names else [None] * len(table)
+    votes_column = table["votes"] if "votes" in table.column_names else [None] * len(table)
+    explicit = any(q is not None for q in questions)
+    for question, answer, votes in zip(questions, answers, votes_column):
+        if explicit:
+            if question in QUESTIONS and answer in QUESTIONS[question].answer_keys:
+                counts[(question, answer)] += 1
+            continue
+        try:
+            votes = clean_votes(votes)
+        except KeyError:
+            continue
+        for q in reachable_questions(votes):
+            majority = majority_answer(q, votes)
+            if majority is not None:
+                counts[(q.key, majority[0])] += 1
     return counts or None

@@ -2,50 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
+from fake_openai import FakeOpenAI
 from gzllava.evaluation.judge import JudgeError, OpenAIJudge, judge_metrics, parse_score
-
-
-class FakeOpenAI:
-    """Answers /v1/chat/completions from a script of (status, reply text) and records requests."""
-
-    def __init__(self, script):
-        self.script = list(script)
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status, reply = outer.script.pop(0) if outer.script else (200, "5")
-                payload = {"choices": [{"message": {"role": "assistant", "content": reply}}]} if status == 200 else {
-                    "error": "busy"}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.mark.parametrize(("reply", "score"), [("7", 7), ("Score: 10/10", 10), ("I'd say 3.", 3), ("no idea", None)])

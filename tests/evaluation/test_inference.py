@@ -1,0 +1,98 @@
+"""Batched generation and candidate scoring on tiny models: GZ-LLaVA and stock llava-hf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import galaxy_image
+from gzllava.evaluation.answers import candidate_probabilities, parse_answer
+from gzllava.evaluation.inference import LlavaEvaluator, user_message
+
+MODELS = ["gz_tiny", "stock_tiny"]
+QUESTIONS = ["Is there any sign of a bar feature through the centre of the galaxy?", "How many spiral arms are there?",
+             "Bar?", "Is the galaxy simply smooth and rounded, with no sign of a disk?", "Describe this galaxy."]
+CANDIDATES = ["Bar", "No bar", "More than 4", "2", "Features or disk"]
+
+
+def _images(n):
+    # different sizes: the processor must resize them all to the tower's input
+    return [galaxy_image(i, "spiral" if i % 2 else "smooth", size=40 + 4 * i) for i in range(n)]
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_cached_batched_scoring_equals_the_unbatched_full_forward(which, request):
+    model, processor = request.getfixturevalue(which)
+    images = _images(5)
+    reference = LlavaEvaluator(model, processor, batch_size=1, use_prompt_cache=False)
+    expected = reference.score_candidates(images, QUESTIONS, CANDIDATES)
+    for evaluator in (LlavaEvaluator(model, processor, batch_size=3, candidate_rows=4),  # cache, chunked candidates
+                      LlavaEvaluator(model, processor, batch_size=4, use_prompt_cache=False)):
+        np.testing.assert_allclose(evaluator.score_candidates(images, QUESTIONS, CANDIDATES), expected, atol=1e-4)
+    assert expected.shape == (5, 5) and np.all(expected < 0)
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_batched_generation_equals_unbatched(which, request):
+    model, processor = request.getfixturevalue(which)
+    images = _images(4)
+    batched = LlavaEvaluator(model, processor, batch_size=4).generate(images, QUESTIONS[:4], max_new_tokens=6)
+    single = LlavaEvaluator(model, processor, batch_size=1).generate(images, QUESTIONS[:4], max_new_tokens=6)
+    assert batched == single and len(batched) == 4
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_candidate_tokens_are_those_the_chat_template_puts_after_the_prompt(which, request):
+    _, processor = request.getfixturevalue(which)
+    evaluator = LlavaEvaluator(*request.getfixturevalue(which))
+    tokenizer = processor.tokenizer
+    for candidate in CANDIDATES:
+        prompt = evaluator.prompt(QUESTIONS[0])
+        ids = evaluator.continuation_ids(prompt, QUESTIONS[0], candidate)
+        full = processor.apply_chat_template(
+            user_message(QUESTIONS[0]) + [{"role": "assistant", "content": [{"type": "text", "text": candidate}]}],
+            tokenize=False)
+        full_ids = tokenizer(full)["input_ids"]
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        assert full_ids[: len(prompt_ids) + len(ids)] == prompt_ids + ids
+        assert candidate.lower().replace(" ", "") in tokenizer.decode(ids).lower().replace(" ", "")
+
+
+def _rig(model, token_ids, boost=30.0):
+    """Add a bias to the output logits of `token_ids` (lm_head has no bias of its own); the first
+    token gets the most, so greedy decoding starts the reply with it."""
+    bias = torch.zeros(model.get_output_embeddings().out_features)
+    for position, token in reversed(list(enumerate(token_ids))):
+        bias[token] = boost - 5.0 * position
+    return model.get_output_embeddings().register_forward_hook(lambda module, args, output: output + bias)
+
+
+@pytest.mark.parametrize("which", MODELS)
+@pytest.mark.parametrize(("favoured", "expected"), [("No bar", "no"), ("Bar", "yes")])
+def test_a_model_rigged_to_prefer_an_answer_is_read_as_that_answer(which, favoured, expected, request):
+    model, processor = request.getfixturevalue(which)
+    evaluator = LlavaEvaluator(model, processor, batch_size=2)
+    question = QUESTIONS[0]
+    favoured_ids = evaluator.continuation_ids(evaluator.prompt(question), question, favoured)
+    handle = _rig(model, favoured_ids)
+    try:
+        images = _images(3)
+        scores = evaluator.score_candidates(images, [question] * 3, ["Bar", "No bar"])
+        probabilities = candidate_probabilities(scores)
+        texts = evaluator.generate(images, [question] * 3, max_new_tokens=4)
+    finally:
+        handle.remove()
+    favoured_column = ["Bar", "No bar"].index(favoured)
+    assert np.all(probabilities[:, favoured_column] > 0.9)
+    assert [parse_answer("bar", t) for t in texts] == [expected] * 3, texts
+
+
+def test_mismatched_inputs_are_refused(gz_tiny):
+    evaluator = LlavaEvaluator(*gz_tiny)
+    with pytest.raises(ValueError, match="2 images but 1 questions"):
+        evaluator.score_candidates(_images(2), QUESTIONS[:1], CANDIDATES)
+    with pytest.raises(ValueError, match="no candidates"):
+        evaluator.score_candidates(_images(1), QUESTIONS[:1], [])
+    with pytest.raises(ValueError, match="batch_size"):
+        LlavaEvaluator(*gz_tiny, batch_size=0)
