@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -73,6 +74,16 @@ class EvaluationConfig:
             raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
         if self.judge_url and "judge" not in self.tasks:
             self.tasks = tuple(self.tasks) + ("judge",)
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL without any user:password part, for metrics.json and logs."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -295,7 +306,7 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         "eval_set": {"name": eval_set.name, "kind": eval_set.kind, "samples": len(eval_set.samples),
                      "rows_read": eval_set.rows_read, "morphology_items": len(items),
                      "skips": eval_set.skip_summary()},
-        "settings": {k: v for k, v in asdict(config).items() if k not in ("judge_api_key_env",)},
+        "settings": {**asdict(config), "judge_url": redact_url(config.judge_url)},
         "models": models,
         "baselines": baselines(eval_set, items, counts, config),
     }

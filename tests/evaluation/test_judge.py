@@ -52,3 +52,10 @@ def test_an_unreachable_endpoint_fails_after_the_retries():
     judge = OpenAIJudge("http://127.0.0.1:9/v1", max_retries=1, backoff=0.01, timeout=2)
     with pytest.raises(JudgeError, match="unreachable after 2 tries"):
         judge.score("x", "y")
+
+
+def test_credentials_in_the_judge_url_never_reach_metrics_json():
+    from gzllava.evaluation.runner import redact_url
+
+    assert redact_url("https://user:sk-secret@judge.example:8443/v1") == "https://judge.example:8443/v1"
+    assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
