@@ -21,6 +21,7 @@ import math
 import random
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,10 @@ class Skip:
 @dataclass
 class EvalSample:
     id: str
-    image: Image.Image  # RGB, decoded
+    # Encoded bytes, checked decodable at load time and decoded again on use (a decoded 424 px
+    # cutout takes ~5x its JPEG size, and a decision_tree split repeats each galaxy per question),
+    # or an already decoded image.
+    image_data: bytes | Image.Image
     votes: dict[str, float] = field(default_factory=dict)  # finite canonical vote fractions only
     expert: dict[str, str] = field(default_factory=dict)  # question key -> answer key (expert / true labels)
     question: str | None = None  # the row's decision-tree question (config decision_tree)
@@ -61,6 +65,27 @@ class EvalSample:
     prompt: str | None = None  # the row's first user instruction
     reference: str | None = None  # the row's first assistant reply (a description for description/conversation)
     subject_id: str | None = None
+
+    @property
+    def image(self) -> Image.Image:
+        if isinstance(self.image_data, Image.Image):
+            return self.image_data
+        return decode_image(self.image_data)
+
+
+class LazyImages(Sequence):
+    """The images of some samples, decoded only when the model's batch needs them."""
+
+    def __init__(self, samples: Sequence[EvalSample], indices: Sequence[int]):
+        self.samples, self.indices = samples, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return [self.samples[i].image for i in self.indices[key]]
+        return self.samples[self.indices[key]].image
 
 
 @dataclass
@@ -181,11 +206,12 @@ def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
                 expert[q_key] = check_label(q_key, a_key)
     image = row.get("image") or {}
     try:
-        decoded = decode_image(image.get("bytes"), image.get("path"))
+        data = image.get("bytes") or Path(image.get("path") or "").read_bytes()
+        decode_image(data)
     except Exception as err:  # PIL raises many types for bad bytes
         raise OSError(f"unreadable image: {_describe_image_error(err, image.get('path'))}") from None
     return EvalSample(
-        id=row_id, image=decoded, votes=votes, expert=expert, question=question, answer=answer,
+        id=row_id, image_data=data, votes=votes, expert=expert, question=question, answer=answer,
         prompt=prompt, reference=reference, subject_id=row.get("subject_id"),
     )
 
@@ -278,11 +304,12 @@ def load_image_folder(folder: str | Path, max_samples: int | None = None, seed: 
             by_image[name].expert[question] = answer
             continue
         try:
-            image = decode_image(path=folder / name)
+            data = (folder / name).read_bytes()
+            decode_image(data)
         except Exception as err:
             eval_set.skips.append(Skip(id=row_id, reason=f"unreadable image: {_describe_image_error(err, name)}"))
             continue
-        by_image[name] = EvalSample(id=Path(name).stem, image=image, expert={question: answer})
+        by_image[name] = EvalSample(id=Path(name).stem, image_data=data, expert={question: answer})
     eval_set.samples = _subset(list(by_image.values()), max_samples, seed)
     return _finish(eval_set)
 

@@ -29,7 +29,7 @@ from gzllava.metrics import METRIC_NAMES
 
 from . import morphology as morph
 from .answers import candidate_probabilities, candidate_texts, parse_answer, question_prompt
-from .datasets import DESCRIPTION_PROMPT, EvalSet, load_answer_counts, load_eval_set
+from .datasets import DESCRIPTION_PROMPT, EvalSet, LazyImages, load_answer_counts, load_eval_set
 from .descriptions import description_metrics
 from .hallucination import DEFAULT_THRESHOLD, hallucination_metrics
 from .inference import LlavaEvaluator
@@ -117,7 +117,7 @@ def _item_prompt(item: morph.MorphologyItem, options_in_prompt: bool) -> str:
 def run_morphology(evaluator: LlavaEvaluator, eval_set: EvalSet, items: list[morph.MorphologyItem],
                    config: EvaluationConfig) -> tuple[dict, dict]:
     """(metrics per method, raw answers) of the morphology task."""
-    images = [eval_set.samples[i.sample_index].image for i in items]
+    images = LazyImages(eval_set.samples, [i.sample_index for i in items])
     prompts = [_item_prompt(i, config.options_in_prompt) for i in items]
     timings = {}
 
@@ -132,7 +132,8 @@ def run_morphology(evaluator: LlavaEvaluator, eval_set: EvalSet, items: list[mor
     groups = morph.group_by_question(items)
     with _progress(len(items), "morphology: likelihood") as bar:
         for question, indices in groups.items():
-            scores = evaluator.score_candidates([images[i] for i in indices], [prompts[i] for i in indices],
+            scores = evaluator.score_candidates(LazyImages(eval_set.samples, [items[i].sample_index for i in indices]),
+                                                [prompts[i] for i in indices],
                                                 candidate_texts(question), progress=bar)
             for i, p in zip(indices, candidate_probabilities(scores)):
                 probabilities[i] = p
@@ -194,7 +195,7 @@ def evaluate_model(model, processor, eval_set: EvalSet, config: EvaluationConfig
         start = time.perf_counter()
         prompts = [eval_set.samples[i].prompt or DESCRIPTION_PROMPT for i in indices]
         with _progress(len(indices), "descriptions: generate") as bar:
-            texts = evaluator.generate([eval_set.samples[i].image for i in indices], prompts,
+            texts = evaluator.generate(LazyImages(eval_set.samples, indices), prompts,
                                        max_new_tokens=config.description_max_new_tokens, progress=bar)
         elapsed = time.perf_counter() - start
         results["description_timing"] = {"generation_s": elapsed, "images": len(indices),
@@ -234,7 +235,7 @@ def evaluate_model(model, processor, eval_set: EvalSet, config: EvaluationConfig
             start = time.perf_counter()
             with _progress(len(chosen), "retrieval: likelihood matrix") as bar:
                 scores = evaluator.score_candidates(
-                    [eval_set.samples[i].image for i in chosen], [DESCRIPTION_PROMPT] * len(chosen),
+                    LazyImages(eval_set.samples, chosen), [DESCRIPTION_PROMPT] * len(chosen),
                     [eval_set.samples[i].reference for i in chosen], progress=bar)
             elapsed = time.perf_counter() - start
             results["retrieval"] = retrieval_metrics(scores)

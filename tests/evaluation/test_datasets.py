@@ -114,3 +114,14 @@ def test_a_gz_talk_instruct_source_needs_a_config_and_only_one_source(instruct_f
         load_eval_set(str(instruct_folder), None)
     with pytest.raises(ValueError, match="exactly one"):
         load_eval_set(str(instruct_folder), "description", image_folder="x")
+
+
+def test_images_stay_encoded_until_a_batch_needs_them(tmp_path):
+    from gzllava.evaluation.datasets import LazyImages
+
+    folder = write_folder(tmp_path / "f", [_row("a.jpg", 0, 0), _row("b.jpg", 0, 1)], {"a.jpg": None, "b.jpg": None})
+    eval_set = load_image_folder(folder)
+    assert all(isinstance(s.image_data, bytes) for s in eval_set.samples)
+    view = LazyImages(eval_set.samples, [1, 0, 1])
+    assert len(view) == 3 and [im.size for im in view[1:]] == [(48, 48), (48, 48)]
+    assert view[0].mode == "RGB"

@@ -13,7 +13,7 @@ BARRED = {"bar_yes_fraction": 0.85, "bar_no_fraction": 0.15}
 
 
 def _sample(votes=None, expert=None):
-    return EvalSample(id="s", image=Image.new("RGB", (4, 4)), votes=votes or {}, expert=expert or {})
+    return EvalSample(id="s", image_data=Image.new("RGB", (4, 4)), votes=votes or {}, expert=expert or {})
 
 
 def test_spiral_arms_where_volunteers_see_none_is_a_contradiction():

@@ -92,7 +92,7 @@ def test_summarise_weights_accuracy_by_items():
 
 
 def _sample(**kwargs):
-    return EvalSample(id="s", image=Image.new("RGB", (4, 4)), **kwargs)
+    return EvalSample(id="s", image_data=Image.new("RGB", (4, 4)), **kwargs)
 
 
 def test_items_come_from_rows_then_expert_labels_then_votes():
