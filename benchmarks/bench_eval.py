@@ -87,7 +87,7 @@ def main() -> None:
     rows += [(f"generation ({args.max_new_tokens} tokens): batch 1 (reference)", t_gen1, 1.0),
              (f"generation ({args.max_new_tokens} tokens): batch {args.batch_size} (ours)", t_genb, t_gen1 / t_genb)]
 
-    print(f"\n| step | seconds | images/s | speed-up vs reference |\n|---|---:|---:|---:|")
+    print("\n| step | seconds | images/s | speed-up vs reference |\n|---|---:|---:|---:|")
     for name, seconds, ratio in rows:
         print(f"| {name} | {seconds:.2f} | {args.items / seconds:.1f} | {ratio:.2f}x |")
     same = sum(a == b for a, b in zip(texts1, textsb))

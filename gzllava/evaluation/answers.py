@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,7 +219,3 @@ def question_prompt(question: Question | str) -> str:
     if question.multiple_choice:
         return f"{question.text} Answer with the most prominent of: {options}."
     return f"{question.text} Answer with one of: {options}."
-
-
-def parse_answers(questions: Sequence[str], texts: Sequence[str]) -> list[str | None]:
-    return [parse_answer(q, t) for q, t in zip(questions, texts)]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,11 +28,6 @@ logger = logging.getLogger(__name__)
 def user_message(question: str) -> list[dict]:
     """One user turn: the image, then the question (the gz-talk-instruct layout)."""
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-
-
-@dataclass
-class CandidateTokens:
-    ids: list[int]  # candidate tokens as they follow the generation prompt
 
 
 class LlavaEvaluator:
@@ -181,14 +175,11 @@ class LlavaEvaluator:
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]  # (R, L)
         return (logprobs * mask).sum(-1) / mask.sum(-1)
 
-    def _forward(self, **kwargs):
-        return self.model(**kwargs)
-
     def _score_with_cache(self, inputs: dict, cand_ids: list[list[list[int]]]) -> np.ndarray:
         n_prompts, n_cands = len(cand_ids), len(cand_ids[0])
         prompt_mask = inputs["attention_mask"]  # (P, T)
         extra = {"logits_to_keep": 1} if self._accepts_logits_to_keep else {}
-        out = self._forward(**inputs, position_ids=self._positions(prompt_mask), use_cache=True, **extra)
+        out = self.model(**inputs, position_ids=self._positions(prompt_mask), use_cache=True, **extra)
         cache = out.past_key_values
         if cache is None or not getattr(cache, "is_croppable", False):
             logger.info("model cache cannot be rolled back; scoring candidates without prompt reuse")
@@ -206,7 +197,7 @@ class LlavaEvaluator:
             ids, mask = self._candidate_block(cand_ids, rows, self.tokenizer.pad_token_id, device)
             positions = prompt_lengths[prompt_rows, None] + torch.arange(ids.shape[1], device=device)[None]
             cache.reorder_cache(prompt_rows)  # (P, ...) -> (R, ...), each prompt repeated `width` times
-            out = self._forward(
+            out = self.model(
                 input_ids=ids, attention_mask=torch.cat([prompt_mask[prompt_rows], mask], dim=1),
                 position_ids=positions, past_key_values=cache, use_cache=True,
             )
@@ -233,7 +224,7 @@ class LlavaEvaluator:
             ids, mask = self._candidate_block(cand_ids, rows, self.tokenizer.pad_token_id, device)
             full_mask = torch.cat([prompt_mask[prompt_rows], mask], dim=1)
             kwargs = {k: v[prompt_rows] for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-            out = self._forward(
+            out = self.model(
                 input_ids=torch.cat([prompt_ids[prompt_rows], ids], dim=1), attention_mask=full_mask,
                 position_ids=self._positions(full_mask), use_cache=False, **kwargs,
             )

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from dataset_builder.decision_tree import QUESTIONS
 
 logger = logging.getLogger(__name__)
 
