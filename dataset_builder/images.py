@@ -384,7 +384,7 @@ class ImageStore:
         self.close()
 
 
-def fetch_images(subjects: dict[str, Subject], store: ImageStore, workers: int = 8) -> list[Reject]:
+def fetch_images(subjects: dict[str, Subject], store: ImageStore, workers: int = 8, progress: bool = True) -> list[Reject]:
     """Fill `Subject.image_bytes` (and `image_ref`) for subjects that have none; return the Rejects.
 
     Subjects are loaded concurrently (I/O bound: downloads, file reads, PIL decoding that releases
@@ -395,7 +395,7 @@ def fetch_images(subjects: dict[str, Subject], store: ImageStore, workers: int =
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(lambda s: (store.resolve(s), store.load(s)), s): s for s in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="images", unit="img",
-                           disable=not todo):
+                           disable=not todo or not progress):
             subject = futures[future]
             ref, result = future.result()
             if isinstance(result, Reject):
@@ -409,6 +409,7 @@ def fetch_images(subjects: dict[str, Subject], store: ImageStore, workers: int =
         for r in rejects:
             category = r.reason.split(":", 1)[0]
             counts[category] = counts.get(category, 0) + 1
-        logger.warning("images: %d of %d subjects without a usable image (%s)", len(rejects), len(todo),
+        # progress=False: a caller fetching chunk by chunk reports the totals itself
+        (logger.warning if progress else logger.debug)("images: %d of %d subjects without a usable image (%s)", len(rejects), len(todo),
                        ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return rejects
