@@ -51,6 +51,12 @@ def to_llava_model(model) -> LlavaForConditionalGeneration:
         if config.multimodal_projector_bias:
             state["model.multi_modal_projector.linear_2.bias"] = torch.zeros(hidden, dtype=weight.dtype, device=weight.device)
     llava.load_state_dict(state, strict=True, assign=True)
+    # Non-persistent buffers (rotary inv_freq, CLIP position_ids) are not in the state dict and would stay on meta.
+    our_buffers = dict(model.named_buffers())
+    for name, buffer in list(llava.named_buffers()):
+        if buffer.is_meta:
+            module_name, _, buffer_name = name.rpartition(".")
+            llava.get_submodule(module_name)._buffers[buffer_name] = our_buffers[name]
     llava.tie_weights()
     llava.generation_config = model.generation_config
     return llava.eval()
