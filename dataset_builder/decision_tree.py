@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 ROOT = "smooth-or-featured"
 
@@ -38,7 +39,7 @@ class Question:
     multiple_choice: bool = False  # checkbox question: fractions need not sum to 1
     leads_to: str | None = None  # next question for every answer without its own `leads_to`
 
-    @property
+    @cached_property  # hot: every column() call checks it (cached_property works on frozen dataclasses)
     def answer_keys(self) -> tuple[str, ...]:
         return tuple(a.key for a in self.answers)
 
