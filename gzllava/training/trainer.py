@@ -1,0 +1,44 @@
+"""TRL's SFTTrainer with the three things GZ-LLaVA training needs on top.
+
+1. Checkpoints that resume: transformers' Trainer resumes with a plain `load_state_dict` of the
+   checkpoint's model.safetensors, but `save_pretrained` writes llava's legacy key names
+   (`language_model.model.*`, `multi_modal_projector.*`), which that load silently ignores (every key
+   "missing", strict=False): a resumed run would continue from the base weights. Checkpoints are written
+   with the model's own parameter names instead (`save_original_format=False`); they still load with
+   `from_pretrained`.
+2. The projector stays float32 after TRL casts a quantised model's trainable parameters to bfloat16.
+3. Resumable augmentation, and the end-of-training check that DDP ranks agree.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from accelerate.utils import DistributedType
+from transformers import PreTrainedModel
+from trl import SFTTrainer
+
+from .augmentation import AugmentingCollator, EpochCallback
+from .callbacks import RankConsistencyCallback
+from .stages import keep_projector_in_float32
+
+
+class GZLlavaSFTTrainer(SFTTrainer):
+    def __init__(self, *args, augment: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        keep_projector_in_float32(self.model)
+        if augment:
+            self.data_collator = AugmentingCollator(self.data_collator, seed=self.args.seed)
+            self.add_callback(EpochCallback(self.data_collator))
+        replicated = self.accelerator.distributed_type in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
+        self.add_callback(RankConsistencyCallback(replicated))
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if not isinstance(model, PreTrainedModel):  # a PeftModel saves its adapter under the module names already
+            return super()._save(output_dir, state_dict)
+        model.save_pretrained = functools.partial(type(model).save_pretrained, model, save_original_format=False)
+        try:
+            super()._save(output_dir, state_dict)
+        finally:
+            del model.save_pretrained
