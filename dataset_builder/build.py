@@ -19,14 +19,15 @@ image store's reason ("missing: no image file ..."): all three configs are image
 
 from __future__ import annotations
 
-import hashlib
+import gc
+import json
 import logging
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -38,8 +39,17 @@ from tqdm.auto import tqdm
 from .card import Provenance, dump_json, read_card_metadata, write_card
 from .curate import DEFAULT_SPLIT_FRACTIONS, Curator, check_split_fractions, split_for
 from .decision_tree import vote_columns
-from .instructions import CONFIGS, rows_for
-from .records import Comment, Reject, Subject, Summary
+from .instructions import CONFIGS
+from .prepare import (
+    TEXT_CONFIGS,
+    ChunkPreparer,
+    ImageStoreSpec,
+    PreparedChunk,
+    SummariserSpec,
+    init_worker,
+    prepare_in_worker,
+)
+from .records import Comment, Reject, Subject
 from .writer import REJECTS_FILE, DatasetWriter, RejectLog, row_features
 
 logger = logging.getLogger(__name__)
@@ -71,7 +81,9 @@ class BuildOptions:
     talk: Path | None = None
     tags: Path | None = None
     catalogue: Path | None = None
+    catalogue_id_column: str | None = None  # the catalogue column holding Talk subject ids (default: auto)
     images: Path | None = None
+    image_cache: Path | None = None  # downloaded images are kept here (never fetched twice)
     synthetic: int | None = None
     seed: int = 0
     image_size: int = 128
@@ -82,13 +94,14 @@ class BuildOptions:
     summary_cache: Path | None = None
     configs: Sequence[str] = CONFIGS
     split: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
-    near_duplicate_threshold: float = 0.85
+    near_duplicate_threshold: float | None = 0.85  # None: keep near duplicates
     offline: bool = False  # images: never download
     # output
     push: str | None = None
     private: bool = False
-    workers: int = 1
-    chunk_size: int = 256  # subjects whose images/rows are in memory at once
+    workers: int = 1  # processes for images + summaries + rows (template summariser only)
+    image_threads: int = 8  # threads fetching images (downloads are I/O bound)
+    chunk_size: int = 256  # subjects whose images/rows are in memory at once, per process
     shard_rows: int = 5000
     progress: bool = True
     command: str | None = None  # recorded in the card
@@ -111,8 +124,8 @@ class BuildOptions:
             self.split = check_split_fractions(self.split)
         except ValueError as error:
             raise BuildError(str(error)) from None
-        if self.workers < 1 or self.chunk_size < 1 or self.shard_rows < 1:
-            raise BuildError("--workers, chunk size and shard rows must be at least 1")
+        if min(self.workers, self.image_threads, self.chunk_size, self.shard_rows) < 1:
+            raise BuildError("--workers, --image-threads, --chunk-size and --shard-rows must be at least 1")
         if self.image_size < 16:
             raise BuildError(f"--image-size {self.image_size}: need at least 16 pixels")
 
@@ -140,7 +153,6 @@ class _Ledger:
     comments_in_output: int = 0
     subjects_in_output: int = 0
     subjects_dropped: int = 0
-    rows_by_config: Counter = field(default_factory=Counter)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -196,11 +208,12 @@ def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, p
     return subjects
 
 
-def attach_votes(subjects: dict[str, Subject], catalogue: Path, rejects: RejectLog) -> int:
+def attach_votes(subjects: dict[str, Subject], catalogue: Path, rejects: RejectLog, id_column: str | None = None) -> int:
+    """Vote fractions for the subjects whose id is in the catalogue's id column; returns how many matched."""
     from .catalogues import read_vote_catalogue
 
     catalogue_rejects: list[Reject] = []
-    schema, votes = read_vote_catalogue(catalogue, catalogue_rejects, keep_ids=set(subjects))
+    schema, votes = read_vote_catalogue(catalogue, catalogue_rejects, keep_ids=set(subjects), id_column=id_column)
     rejects.extend(catalogue_rejects)
     for subject_id, subject in subjects.items():
         if subject_id in votes:
@@ -209,29 +222,15 @@ def attach_votes(subjects: dict[str, Subject], catalogue: Path, rejects: RejectL
     return len(votes)
 
 
-def _summaries(summariser: Any, chunk: list[Subject], configs: Sequence[str]) -> dict[str, Summary | Reject]:
-    if summariser is None or not any(c in ("description", "conversation") for c in configs) or not chunk:
-        return {}
-    results = summariser.summarise(chunk)
-    return {subject.subject_id: result for subject, result in zip(chunk, results)}
-
-
-def _make_summariser(options: BuildOptions) -> Any:
-    if not any(c in ("description", "conversation") for c in options.configs):
-        return None
-    from .summarise import get_summariser
-
-    kwargs: dict[str, Any] = {"show_progress": False}
+def _summariser_spec(options: BuildOptions) -> SummariserSpec:
+    kwargs: dict[str, Any] = {}
     if options.summary_cache is not None:
         kwargs["cache_dir"] = options.summary_cache
     if options.summariser_model is not None:
         kwargs["model"] = options.summariser_model
     if options.base_url is not None:
         kwargs["base_url"] = options.base_url
-    try:
-        return get_summariser(options.summariser, **kwargs)
-    except (ValueError, TypeError) as error:
-        raise BuildError(f"--summariser {options.summariser}: {error}") from None
+    return SummariserSpec(options.summariser, kwargs)
 
 
 def _drop_subject(subject: Subject, causes: list[tuple[str, str]], rejects: RejectLog, ledger: _Ledger) -> None:
@@ -248,10 +247,29 @@ def _drop_subject(subject: Subject, causes: list[tuple[str, str]], rejects: Reje
         rejects.add(Reject("build", "comment", comment.comment_id, reason, comment.source))
 
 
-def _rows_of_subject(
-    subject: Subject,
-    summary: Summary | Reject | None,
-    causes: list[tuple[str, str]],
+def _prepared_chunks(preparer: ChunkPreparer, chunks: Iterator[list[Subject]], processes: int) -> Iterator[PreparedChunk]:
+    """Prepared chunks in input order; with processes > 1 a pool works ahead by at most 2 chunks per
+    process, so finished rows (with their images) never pile up when writing is the slower side."""
+    if processes <= 1:
+        for chunk in chunks:
+            yield preparer(chunk)
+        return
+    from multiprocessing import get_context
+
+    # spawn, not fork: the parent has threads (tqdm, HTTP clients) that fork would copy mid-state.
+    with get_context("spawn").Pool(processes, initializer=init_worker, initargs=(preparer,)) as pool:
+        window: deque = deque()
+        for chunk in chunks:
+            window.append(pool.apply_async(prepare_in_worker, (chunk,)))
+            if len(window) >= 2 * processes:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+
+
+def consume_chunk(
+    prepared: PreparedChunk,
+    subjects: dict[str, Subject],
     *,
     options: BuildOptions,
     curator: Curator,
@@ -259,75 +277,38 @@ def _rows_of_subject(
     rejects: RejectLog,
     ledger: _Ledger,
 ) -> None:
-    """Every config's rows of one subject (with its image loaded), curated and written."""
-    from .summarise import summary_source_text
-
-    if isinstance(summary, Reject):
-        rejects.add(summary)
-        causes.append(("summary rejected", summary.reason))
-        summary = None
-    split = split_for(subject.subject_id, options.split)
-    image_key = hashlib.blake2b(subject.image_bytes, digest_size=16).hexdigest()
-    # The validator checks the summary (what a model wrote) against what it may draw on; the other
-    # assistant turns are our own templates over votes and tags.
-    summary_text = "\n".join([summary.description, *summary.visible_features]) if summary is not None else None
-    source_text = summary_source_text(subject) if summary is not None else None
-    kept = 0
-    for config in options.configs:
-        rows, row_rejects = rows_for(config, subject, summary)
-        for reject in row_rejects:
+    """Curate and write a prepared chunk's rows, in order; reconcile its subjects' comments."""
+    for stage, seconds in prepared.seconds.items():
+        ledger.stage_seconds[stage] = round(ledger.stage_seconds.get(stage, 0.0) + seconds, 3)
+    causes: dict[str, list[tuple[str, str]]] = {item.subject_id: [] for item in prepared.subjects}
+    for item in prepared.subjects:
+        for category, reject in item.rejects:
             rejects.add(reject)
-            causes.append((f"{config} row rejected", reject.reason))
-        uses_summary = config in ("description", "conversation")
-        for row in rows:
-            reject = curator.check(config, row, image_key=image_key,
-                                   summary_text=summary_text if uses_summary else None,
-                                   source_text=source_text if uses_summary else None)
+            causes[item.subject_id].append((category, reject.reason))
+    kept_rows: Counter[str] = Counter()
+    splits = {item.subject_id: split_for(item.subject_id, options.split) for item in prepared.subjects}
+    for config, batch in prepared.batches.items():  # configs in build order; rows in subject order
+        keep_by_split: dict[str, list[int]] = {}
+        for index, (row_id, subject_id, fingerprint) in enumerate(
+                zip(batch.row_ids, batch.subject_ids, batch.fingerprints)):
+            reject = curator.decide(config, row_id, fingerprint, source=subjects[subject_id].source)
             if reject is not None:
                 rejects.add(reject)
-                causes.append((f"{config} row rejected", reject.reason))
+                causes[subject_id].append((f"{config} row rejected", reject.reason))
                 continue
-            writer.write(config, split, row)
-            ledger.rows_by_config[config] += 1
-            kept += 1
-    if kept:
-        ledger.subjects_in_output += 1
-        ledger.comments_in_output += len(subject.comments)
-    else:
-        _drop_subject(subject, causes, rejects, ledger)
-
-
-def process_chunk(
-    chunk: list[Subject],
-    *,
-    options: BuildOptions,
-    image_store: Any,
-    summariser: Any,
-    curator: Curator,
-    writer: DatasetWriter,
-    rejects: RejectLog,
-    ledger: _Ledger,
-) -> None:
-    from .images import fetch_images
-
-    causes: dict[str, list[tuple[str, str]]] = {s.subject_id: [] for s in chunk}
-    with _Timer(ledger, "images"):
-        for reject in fetch_images({s.subject_id: s for s in chunk}, image_store, workers=options.workers):
-            rejects.add(reject)
-            causes[reject.id].append(("no image", reject.reason))
-    with_image = [s for s in chunk if s.image_bytes is not None]
-    with _Timer(ledger, "summarise"):
-        summaries = _summaries(summariser, with_image, options.configs)
-    with _Timer(ledger, "instructions+curate+write"):
-        for subject in with_image:
-            _rows_of_subject(subject, summaries.get(subject.subject_id), causes[subject.subject_id],
-                             options=options, curator=curator, writer=writer, rejects=rejects, ledger=ledger)
-    for subject in chunk:
-        if subject.image_bytes is None:
-            _drop_subject(subject, causes[subject.subject_id], rejects, ledger)
+            keep_by_split.setdefault(splits[subject_id], []).append(index)
+            kept_rows[subject_id] += 1
+        for split, indices in keep_by_split.items():
+            writer.write_table(config, split, batch.table.take(indices))
+    for item in prepared.subjects:
+        subject = subjects[item.subject_id]
+        if kept_rows[item.subject_id]:
+            ledger.subjects_in_output += 1
+            ledger.comments_in_output += len(subject.comments)
         else:
-            # Free the image now that its rows are on disk; b"" still tells the report "it had one".
-            subject.image_bytes = b""
+            _drop_subject(subject, causes[item.subject_id], rejects, ledger)
+        # The image lived in the chunk's copy of the subject (now written); b"" tells the report it had one.
+        subject.image_bytes = b"" if item.had_image else None
 
 
 # ----------------------------------------------------------------------------------- build
@@ -339,8 +320,12 @@ def _synthetic_inputs(options: BuildOptions, work_dir: Path) -> dict[str, Any]:
                                   workers=options.workers)
 
 
-def build(options: BuildOptions) -> BuildResult:
-    """Run every stage and write the dataset folder `options.out_dir` (see the module docstring)."""
+def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
+    """Run every stage and write the dataset folder `options.out_dir` (see the module docstring).
+
+    image_store: anything with ImageStore's `resolve(subject)` and `load(subject)` (default: an
+        `ImageStore` over `--images` and the export's URLs); the benchmark passes a placeholder.
+    """
     options.check()
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -351,12 +336,15 @@ def build(options: BuildOptions) -> BuildResult:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gz-synthetic-")))
             with _Timer(ledger, "synthetic"):
                 export = _synthetic_inputs(options, work_dir)
-            talk, tags = Path(export["comments"]), Path(export["tags"])
-            catalogue, images = Path(export["catalogue"]), Path(export["images"])
+            paths = export["paths"]
+            talk, tags = Path(paths["comments"]), Path(paths["tags"])
+            catalogue, images = Path(paths["catalogue"]), Path(paths["images"])
+            catalogue_id_column = "subject_id"  # the synthetic catalogue also has iauname; Talk uses subject ids
             inputs = [f"synthetic Galaxy Zoo: {options.synthetic} subjects, seed {options.seed}, "
                       f"{options.image_size} px images"]
         else:
             talk, tags, catalogue, images = options.talk, options.tags, options.catalogue, options.images
+            catalogue_id_column = options.catalogue_id_column
             inputs = [f"Talk export {Path(talk).name}"]
             inputs += [f"tags {Path(tags).name}"] if tags else []
             inputs += [f"vote catalogue {Path(catalogue).name}"] if catalogue else []
@@ -371,27 +359,45 @@ def build(options: BuildOptions) -> BuildResult:
         if options.synthetic is not None:
             for subject in subjects.values():
                 subject.source = "synthetic"
-            _attach_truth(subjects, export)
+            _attach_truth(subjects, Path(paths["truth"]))
         if catalogue is not None:
             with _Timer(ledger, "votes"):
-                matched = attach_votes(subjects, Path(catalogue), rejects)
+                matched = attach_votes(subjects, Path(catalogue), rejects, catalogue_id_column)
             logger.info("votes for %d of %d subjects", matched, len(subjects))
 
-        from .images import ImageStore
-
-        image_store = stack.enter_context(ImageStore(image_dir=images, cache_dir=None,
-                                                     offline=options.offline or options.synthetic is not None))
-        summariser = _make_summariser(options)
-        if summariser is not None:
-            stack.callback(summariser.close)
-        curator = Curator(near_duplicate_threshold=options.near_duplicate_threshold, validator=_validator())
-        writer = DatasetWriter(out_dir, row_features(vote_columns()), max_rows=options.shard_rows)
+        # The grouped subjects live until the end: move them out of the collector's way, so that the
+        # row-building allocations below do not make every full collection walk 100k subjects again.
+        gc.collect()
+        gc.freeze()
+        stack.callback(gc.unfreeze)
+        images_from = image_store if image_store is not None else ImageStoreSpec(
+            image_dir=Path(images) if images else None, cache_dir=options.image_cache,
+            offline=options.offline or options.synthetic is not None)
+        # No validator in the curator: the summariser already ran validate_summary on exactly the summary
+        # text against exactly summary_source_text (summarise.base); the other assistant turns are our
+        # own templates over votes and tags. A second pass would double the slowest text stage.
+        curator = Curator(near_duplicate_threshold=options.near_duplicate_threshold)
+        features = row_features(vote_columns())
+        preparer = ChunkPreparer(options.configs, images_from, _summariser_spec(options), curator.fingerprinter,
+                                 features.arrow_schema, options.image_threads)
+        stack.callback(preparer.close)
+        try:
+            summariser_model = preparer.summariser_model  # opens the summariser: bad options fail here, early
+        except (ValueError, TypeError) as error:
+            raise BuildError(f"--summariser {options.summariser}: {error}") from None
+        # Worker processes only for the template summariser: an LLM backend would load its model in
+        # every process (and batches on its own device anyway).
+        processes = options.workers if options.summariser == "template" else 1
+        writer = DatasetWriter(out_dir, features, max_rows=options.shard_rows)
         ordered = list(subjects.values())
-        with tqdm(total=len(ordered), desc="images + instructions", unit="subject", disable=not options.progress) as bar:
-            for chunk in _chunks(ordered, options.chunk_size):
-                process_chunk(chunk, options=options, image_store=image_store, summariser=summariser,
-                              curator=curator, writer=writer, rejects=rejects, ledger=ledger)
-                bar.update(len(chunk))
+        chunks = _chunks(ordered, options.chunk_size)
+        with tqdm(total=len(ordered), desc="images + summaries + instructions", unit="subject",
+                  disable=not options.progress) as bar:
+            for prepared in _prepared_chunks(preparer, chunks, processes):
+                with _Timer(ledger, "curate+write"):
+                    consume_chunk(prepared, subjects, options=options, curator=curator, writer=writer,
+                                  rejects=rejects, ledger=ledger)
+                bar.update(len(prepared.subjects))
         with _Timer(ledger, "write"):
             split_counts = writer.close()
 
@@ -408,7 +414,7 @@ def build(options: BuildOptions) -> BuildResult:
             builder_version=__version__,
             commit=git_commit(),
             summariser=options.summariser,
-            summariser_model=getattr(summariser, "model", options.summariser_model),
+            summariser_model=summariser_model if any(c in TEXT_CONFIGS for c in options.configs) else None,
             split_fractions=tuple(options.split),
             seed=options.seed if options.synthetic is not None else None,
             command=options.command,
@@ -425,28 +431,17 @@ def build(options: BuildOptions) -> BuildResult:
     return result
 
 
-def _validator() -> Any:
-    from .summarise import validate_summary
-
-    return validate_summary
-
-
-def _attach_truth(subjects: dict[str, Subject], export: dict[str, Any]) -> None:
-    """Synthetic subjects carry the generator's true answers, for evaluation against ground truth."""
-    truth = export.get("truth")
-    if isinstance(truth, (str, Path)) and Path(truth).is_file():
-        import json
-
-        truth = json.loads(Path(truth).read_text(encoding="utf-8"))
-    if isinstance(truth, dict):
-        for subject_id, answers in truth.items():
-            if str(subject_id) in subjects:
-                subjects[str(subject_id)].truth = answers
+def _attach_truth(subjects: dict[str, Subject], truth_path: Path) -> None:
+    """Synthetic subjects carry the generator's true answers (truth.jsonl), for evaluation against ground truth."""
+    with truth_path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            subject = subjects.get(str(record["subject_id"]))
+            if subject is not None:
+                subject.truth = record["truth"]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

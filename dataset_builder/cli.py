@@ -70,7 +70,10 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--talk", type=Path, help="Talk comments export (Panoptes JSON/CSV or the GZ Talk CSV)")
     source.add_argument("--tags", type=Path, help="Talk tags export (Panoptes), merged by comment id")
     source.add_argument("--catalogue", type=Path, help="Galaxy Zoo vote catalogue (GZ DECaLS, GZ2 or Kaggle; CSV/parquet/FITS)")
+    source.add_argument("--catalogue-id-column", metavar="COLUMN",
+                        help="catalogue column holding the Talk subject ids (default: the schema's id column)")
     source.add_argument("--images", type=Path, help="folder of subject images named by subject id")
+    source.add_argument("--image-cache", type=Path, metavar="DIR", help="keep downloaded images here between runs")
     source.add_argument("--synthetic", type=_positive_int, metavar="N", help="build from N synthetic Galaxy Zoo subjects")
     source.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     source.add_argument("--image-size", type=_positive_int, default=128, metavar="PX",
@@ -87,8 +90,13 @@ def make_parser() -> argparse.ArgumentParser:
                    help="split fractions by subject (default 0.8,0.1,0.1)")
     b.add_argument("--near-duplicate-threshold", type=float, default=0.85, metavar="J",
                    help="estimated Jaccard similarity at which free-text rows are near duplicates (default 0.85)")
+    b.add_argument("--keep-near-duplicates", action="store_true",
+                   help="keep near-duplicate free text (e.g. a template summariser's repeated sentences); "
+                   "exact duplicates are still removed")
     b.add_argument("--offline", action="store_true", help="never download images (local files only)")
-    b.add_argument("--workers", type=_positive_int, default=1, help="threads for images and synthetic rendering")
+    b.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes for images + template summaries + rows, and for synthetic rendering (default 1)")
+    b.add_argument("--image-threads", type=_positive_int, default=8, help="threads fetching images (default 8)")
     b.add_argument("--chunk-size", type=_positive_int, default=256, help="subjects processed at once (memory)")
     b.add_argument("--shard-rows", type=_positive_int, default=5000, help="rows per parquet shard at most")
     b.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub dataset repository")
@@ -106,11 +114,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _build(args: argparse.Namespace) -> int:
     options = BuildOptions(
-        out_dir=args.out, talk=args.talk, tags=args.tags, catalogue=args.catalogue, images=args.images,
+        out_dir=args.out, talk=args.talk, tags=args.tags, catalogue=args.catalogue, catalogue_id_column=args.catalogue_id_column, images=args.images, image_cache=args.image_cache,
         synthetic=args.synthetic, seed=args.seed, image_size=args.image_size, summariser=args.summariser,
         summariser_model=args.summariser_model, base_url=args.base_url, summary_cache=args.summary_cache,
-        configs=args.configs, split=args.split, near_duplicate_threshold=args.near_duplicate_threshold,
-        offline=args.offline, push=args.push, private=args.private, workers=args.workers,
+        configs=args.configs, split=args.split, near_duplicate_threshold=None if args.keep_near_duplicates else args.near_duplicate_threshold,
+        offline=args.offline, push=args.push, private=args.private, workers=args.workers, image_threads=args.image_threads,
         chunk_size=args.chunk_size, shard_rows=args.shard_rows, progress=not args.quiet, command=command_line(),
     )
     result = build(options)

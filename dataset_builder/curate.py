@@ -4,7 +4,7 @@ Rows stream through a `Curator` one at a time (`curator.check(row, ...)` returns
 row or a `Reject` with the reason), so memory holds only compact fingerprints of the rows kept so
 far, never the rows themselves:
 
-- exact duplicates: the same image (content hash) with the same normalised conversation;
+- exact duplicates: the same image (content hash) with the same conversation;
 - near duplicates (free-text configs): MinHash over word 3-shingles with LSH banding, and a row is
   dropped when its estimated Jaccard similarity to a kept row reaches `near_duplicate_threshold`.
   Volunteers paste the same boiler-plate ("#spiral nice one!") onto many subjects; an instruction set
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,14 +73,14 @@ def split_for(subject_id: str, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTI
 
 # ------------------------------------------------------------------------------------------- text
 _PUNCTUATION = re.compile(r"[^\w\s]+")
-_SPACES = re.compile(r"\s+")
 
 
 def normalise_text(text: str) -> str:
     """Case, accents, punctuation and spacing folded away: what 'the same text' means for duplicates."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text)).strip()
+    if not text.isascii():  # fast path: most text is ASCII and has no accents to fold
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
 
 
 def message_texts(row: dict[str, Any], role: str) -> list[str]:
@@ -113,7 +114,9 @@ def shingles(text: str, size: int = 3) -> set[str]:
 
 
 def _stable_hash32(token: str) -> int:
-    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "little")
+    # CRC-32: stable across processes and runs, and fast (C); the universal hashing on top of it
+    # does the mixing that MinHash needs.
+    return zlib.crc32(token.encode())
 
 
 @dataclass
@@ -135,6 +138,24 @@ class MinHasher:
         hashes = np.fromiter((_stable_hash32(t) for t in tokens), dtype=np.uint64, count=len(tokens))
         permuted = (hashes[:, None] * self._a[None, :] + self._b[None, :]) % _MERSENNE_PRIME  # (shingles, perms)
         return (permuted & _MAX_HASH).min(axis=0).astype(np.uint32)
+
+    def signatures(self, texts: Sequence[str]) -> np.ndarray:
+        """uint32[len(texts), num_permutations]: `signature` of each text, in one numpy pass (a chunk's
+        texts at once: per-text numpy calls cost more than the hashing itself)."""
+        hashes: list[int] = []
+        counts = np.zeros(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            tokens = shingles(text)
+            counts[i] = len(tokens)
+            hashes.extend(_stable_hash32(t) for t in tokens)
+        out = np.full((len(texts), self.num_permutations), _MAX_HASH, dtype=np.uint32)
+        if hashes:
+            values = np.array(hashes, dtype=np.uint64)
+            permuted = ((values[:, None] * self._a[None, :] + self._b[None, :]) % _MERSENNE_PRIME) & _MAX_HASH
+            present = counts > 0
+            starts = (np.cumsum(counts) - counts)[present]  # empty texts add no shingles: skip their segments
+            out[present] = np.minimum.reduceat(permuted, starts, axis=0).astype(np.uint32)
+        return out
 
 
 def jaccard(a: str, b: str) -> float:
@@ -170,14 +191,17 @@ class NearDuplicateIndex:
 
     def add_or_match(self, row_id: str, text: str) -> tuple[str, float] | None:
         """Return (id of the kept near duplicate, estimated similarity), or index `text` and return None."""
-        signature = self.hasher.signature(text)
+        return self.add_or_match_signature(row_id, self.hasher.signature(text))
+
+    def add_or_match_signature(self, row_id: str, signature: np.ndarray) -> tuple[str, float] | None:
+        """`add_or_match` with the signature already computed (by `self.hasher`, e.g. in a worker)."""
         band_keys = [
             signature[i * self.rows_per_band : (i + 1) * self.rows_per_band].tobytes() for i in range(self.bands)
         ]
         candidates = {bucket[key] for bucket, key in zip(self._buckets, band_keys) if key in bucket}
         best: tuple[str, float] | None = None
         for index in candidates:
-            similarity = float(np.mean(self._signatures[index] == signature))
+            similarity = float(np.count_nonzero(self._signatures[index] == signature)) / len(signature)
             if similarity >= self.threshold and (best is None or similarity > best[1]):
                 best = (self._ids[index], similarity)
         if best is not None:
@@ -238,20 +262,111 @@ class CurationStats:
         return {"kept": dict(self.kept), "rejected": {k: dict(v) for k, v in self.rejected.items()}}
 
 
-class Curator:
-    """Stateful filter over the rows of every config; one instance per build."""
+@dataclass
+class RowFingerprint:
+    """What the curator needs to know about a row, computed without any state (so: in a worker)."""
+
+    problem: tuple[str, str] | None  # (reason, kind) when the row fails on its own: length, validator
+    exact: bytes  # hash of (image, conversation)
+    signature: np.ndarray | None  # MinHash of the assistant text, for near-duplicate configs
+
+
+class RowFingerprinter:
+    """The stateless half of curation: length bounds, the validator, duplicate fingerprints.
+
+    Picklable, and the same in every process (the MinHash permutations come from a fixed seed).
+    """
 
     def __init__(
         self,
         *,
-        near_duplicate_threshold: float = 0.85,
         near_duplicate_configs: Sequence[str] = NEAR_DUPLICATE_CONFIGS,
         length_bounds: dict[str, LengthBounds] | None = None,
         validator: SummaryValidator | None = None,
+        hasher: MinHasher | None = None,
     ) -> None:
         self.near_duplicate_configs = tuple(near_duplicate_configs)
         self.length_bounds = {**DEFAULT_LENGTH_BOUNDS, **(length_bounds or {})}
         self.validator = validator
+        self.hasher = hasher or MinHasher()
+        self._last_validation: tuple[str, str, str | None] | None = None  # a subject's rows share one summary
+
+    def __call__(
+        self,
+        config: str,
+        row: dict[str, Any],
+        *,
+        image_key: str | None = None,
+        summary_text: str | None = None,
+        source_text: str | None = None,
+        sign: bool = True,
+    ) -> RowFingerprint:
+        """sign=False leaves `signature` to a later `sign_all` over many rows (faster in bulk)."""
+        text = assistant_text(row)
+        problem: tuple[str, str] | None = None
+        bounds = self.length_bounds.get(config)
+        if bounds is not None and (reason := bounds.check(text)) is not None:
+            problem = (reason, "length")
+        elif self.validator is not None and summary_text is not None:
+            reason = self._validate(summary_text, source_text or "")
+            if reason is not None:
+                problem = (f"summary failed validation: {reason}", "validator")
+        # Exact: the same image and the same conversation, verbatim (case or punctuation variants of free
+        # text are near duplicates, caught below).
+        parts = [image_key or row["subject_id"]]
+        for message in row["messages"]:
+            parts.append(message["role"])
+            parts += [block["text"] for block in message["content"] if block["text"]]
+        exact = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+        signature = None
+        if sign and self.needs_signature(config, problem):
+            signature = self.hasher.signature(text)
+        return RowFingerprint(problem, exact, signature)
+
+    def needs_signature(self, config: str, problem: tuple[str, str] | None) -> bool:
+        return config in self.near_duplicate_configs and problem is None
+
+    def sign_all(self, config: str, rows: Sequence[dict[str, Any]], fingerprints: Sequence[RowFingerprint]) -> None:
+        """Fill in the MinHash signatures that `__call__(..., sign=False)` left out, in one pass."""
+        todo = [i for i, fp in enumerate(fingerprints) if fp.signature is None and self.needs_signature(config, fp.problem)]
+        if todo:
+            signatures = self.hasher.signatures([assistant_text(rows[i]) for i in todo])
+            for i, signature in zip(todo, signatures):
+                fingerprints[i].signature = signature
+
+    def _validate(self, summary_text: str, source_text: str) -> str | None:
+        last = self._last_validation
+        if last is not None and last[0] == summary_text and last[1] == source_text:
+            return last[2]
+        problem = self.validator(summary_text, source_text)
+        self._last_validation = (summary_text, source_text, problem)
+        return problem
+
+
+class Curator:
+    """Stateful filter over the rows of every config; one instance per build.
+
+    `check(config, row, ...)` does it all; a parallel build computes `fingerprinter(...)` in its
+    workers and calls `decide(...)` here, in row order (the only part that needs every row seen so far).
+    """
+
+    def __init__(
+        self,
+        *,
+        near_duplicate_threshold: float | None = 0.85,
+        near_duplicate_configs: Sequence[str] = NEAR_DUPLICATE_CONFIGS,
+        length_bounds: dict[str, LengthBounds] | None = None,
+        validator: SummaryValidator | None = None,
+    ) -> None:
+        """near_duplicate_threshold: None keeps near duplicates (exact duplicates are still removed)."""
+        # The index validates the threshold and owns the MinHash permutations the fingerprints must use.
+        probe = NearDuplicateIndex(threshold=near_duplicate_threshold or 0.85)
+        self.fingerprinter = RowFingerprinter(
+            near_duplicate_configs=near_duplicate_configs if near_duplicate_threshold is not None else (),
+            length_bounds=length_bounds,
+            validator=validator,
+            hasher=probe.hasher,
+        )
         self._threshold = near_duplicate_threshold
         self._exact: dict[str, set[bytes]] = {}
         self._near: dict[str, NearDuplicateIndex] = {}
@@ -273,33 +388,30 @@ class Curator:
         summary_text / source_text: the summary the row was built from and the comments it summarises,
             for the validator (rows not built from a summary pass None).
         """
-        reason, kind = self._reason(config, row, image_key or row["subject_id"], summary_text, source_text)
+        fingerprint = self.fingerprinter(config, row, image_key=image_key, summary_text=summary_text,
+                                         source_text=source_text)
+        return self.decide(config, row["id"], fingerprint, source=row.get("source", ""))
+
+    def decide(self, config: str, row_id: str, fingerprint: RowFingerprint, source: str = "") -> Reject | None:
+        reason, kind = self._reason(config, row_id, fingerprint)
         if reason is None:
             self.stats.count_kept(config)
             return None
         self.stats.count_rejected(config, kind)
-        return Reject(stage="curate", kind="row", id=row["id"], reason=reason, source=row.get("source", ""))
+        return Reject(stage="curate", kind="row", id=row_id, reason=reason, source=source)
 
-    def _reason(
-        self, config: str, row: dict[str, Any], image_key: str, summary_text: str | None, source_text: str | None
-    ) -> tuple[str | None, str]:
-        text = assistant_text(row)
-        bounds = self.length_bounds.get(config)
-        if bounds is not None and (problem := bounds.check(text)) is not None:
-            return problem, "length"
-        if self.validator is not None and summary_text is not None:
-            problem = self.validator(summary_text, source_text or "")
-            if problem is not None:
-                return f"summary failed validation: {problem}", "validator"
-        conversation = "\n".join(normalise_text(t) for t in message_texts(row, "user") + message_texts(row, "assistant"))
-        fingerprint = hashlib.blake2b(f"{image_key}\n{conversation}".encode(), digest_size=16).digest()
+    def _reason(self, config: str, row_id: str, fingerprint: RowFingerprint) -> tuple[str | None, str]:
+        if fingerprint.problem is not None:
+            return fingerprint.problem
         seen = self._exact.setdefault(config, set())
-        if fingerprint in seen:
+        if fingerprint.exact in seen:
             return "exact duplicate (same image and conversation as a kept row)", "exact_duplicate"
-        if config in self.near_duplicate_configs:
-            index = self._near.setdefault(config, NearDuplicateIndex(threshold=self._threshold))
-            match = index.add_or_match(row["id"], text)
+        if fingerprint.signature is not None and self._threshold is not None:
+            index = self._near.get(config)
+            if index is None:
+                index = self._near[config] = NearDuplicateIndex(threshold=self._threshold)
+            match = index.add_or_match_signature(row_id, fingerprint.signature)
             if match is not None:
                 return f"near duplicate of {match[0]} (estimated Jaccard {match[1]:.2f})", "near_duplicate"
-        seen.add(fingerprint)
+        seen.add(fingerprint.exact)
         return None, ""

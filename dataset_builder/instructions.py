@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -71,19 +72,30 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+_VOTE_COLUMNS = tuple(vote_columns())
+
+
 def full_votes(votes: Mapping[str, Any]) -> dict[str, float | None]:
     """Every canonical vote-fraction column (null when unknown), so all rows share one schema."""
-    return {column: _finite(votes.get(column)) for column in vote_columns()}
+    return {column: _finite(votes.get(column)) for column in _VOTE_COLUMNS}
 
 
-def base_row(config: str, subject: Subject, k: int | str, messages: list[dict[str, Any]], backend: str) -> Row:
+def base_row(
+    config: str,
+    subject: Subject,
+    k: int | str,
+    messages: list[dict[str, Any]],
+    backend: str,
+    votes: dict[str, float | None] | None = None,
+) -> Row:
+    """A row with the columns every config shares; `votes` may be passed in when already made (speed)."""
     return {
         "id": f"{config}-{subject.subject_id}-{k}",
         "subject_id": subject.subject_id,
         "image": {"bytes": subject.image_bytes, "path": None},
         "messages": messages,
         "tags": list(subject.tags),
-        "votes": full_votes(subject.votes),
+        "votes": votes if votes is not None else full_votes(subject.votes),
         "question": None,
         "answer": None,
         "answer_fraction": None,
@@ -94,8 +106,9 @@ def base_row(config: str, subject: Subject, k: int | str, messages: list[dict[st
 
 
 def _rng(config: str, subject_id: str, salt: str = "") -> random.Random:
-    # Seeding Random with a str hashes it with SHA-512: stable across processes (unlike hash()).
-    return random.Random(f"{config}:{subject_id}:{salt}")
+    # A CRC-32 seed: stable across processes and runs (unlike hash()), and an int seeds ~5x faster
+    # than a str (which Random hashes with SHA-512).
+    return random.Random(zlib.crc32(f"{config}:{subject_id}:{salt}".encode()))
 
 
 # --------------------------------------------------------------------------------- description
@@ -119,10 +132,10 @@ DESCRIPTION_PROMPTS = (
 )
 
 
-def description_rows(subject: Subject, summary: Summary) -> list[Row]:
+def description_rows(subject: Subject, summary: Summary, *, votes: dict[str, float | None] | None = None) -> list[Row]:
     prompt = _rng("description", subject.subject_id).choice(DESCRIPTION_PROMPTS)
     messages = conversation([(prompt, summary.description.strip())])
-    return [base_row("description", subject, 0, messages, summary.backend)]
+    return [base_row("description", subject, 0, messages, summary.backend, votes)]
 
 
 # ---------------------------------------------------------------------------- decision tree
@@ -189,9 +202,12 @@ def confidence_band(fraction: float) -> str:
     return "uncertain"
 
 
+_LABELLED_COLUMNS = {q.key: tuple((a.label, q.column(a.key)) for a in q.answers) for q in QUESTIONS.values()}
+
+
 def _ranked_answers(question: Question, votes: Mapping[str, Any]) -> list[tuple[str, float]]:
     """(label, fraction) of every answer with a known fraction, largest first (ties: tree order)."""
-    known = [(a.label, _finite(votes.get(question.column(a.key)))) for a in question.answers]
+    known = [(label, _finite(votes.get(column))) for label, column in _LABELLED_COLUMNS[question.key]]
     return sorted(((label, f) for label, f in known if f is not None), key=lambda pair: -pair[1])
 
 
@@ -228,25 +244,48 @@ def question_prompt(question: Question, rng: random.Random) -> str:
     return rng.choice(paraphrases)
 
 
-def decision_tree_rows(subject: Subject, backend: str = "votes", *, walk: bool = True) -> list[Row]:
+AnsweredPath = list[tuple[Question, tuple[str, float]]]
+
+
+def answered_path(votes: Mapping[str, Any]) -> AnsweredPath:
+    """(question, (majority answer key, fraction)) along the reachable path, for the questions with votes.
+
+    A question reachable without votes (an answer-independent step such as bar -> spiral arms) has
+    nothing to ground an answer on and is left out. Computed once per subject and shared by configs.
+    """
+    path = []
+    for question in reachable_questions(votes):
+        majority = majority_answer(question, votes)
+        if majority is not None:
+            path.append((question, majority))
+    return path
+
+
+def decision_tree_rows(
+    subject: Subject,
+    backend: str = "votes",
+    *,
+    walk: bool = True,
+    path: AnsweredPath | None = None,
+    votes: dict[str, float | None] | None = None,
+) -> list[Row]:
     """One row per reachable question with a known majority answer (+ the multi-turn walk)."""
     rows: list[Row] = []
     pairs: list[tuple[str, str]] = []
-    for question in reachable_questions(subject.votes):
-        majority = majority_answer(question, subject.votes)
-        if majority is None:  # reachable without votes (answer-independent step): nothing to ground on
-            continue
-        answer_key, fraction = majority
+    if votes is None:
+        votes = full_votes(subject.votes)  # shared by the subject's rows: they are written, never mutated
+    for question, (answer_key, fraction) in answered_path(subject.votes) if path is None else path:
         rng = _rng("decision_tree", subject.subject_id, question.key)
         prompt = question_prompt(question, rng)
         reply = answer_text(question, answer_key, fraction, subject.votes, rng)
-        row = base_row("decision_tree", subject, question.key, conversation([(prompt, reply)]), backend)
+        row = base_row("decision_tree", subject, question.key, conversation([(prompt, reply)]), backend, votes)
         row.update(question=question.key, answer=answer_key, answer_fraction=float(fraction))
         rows.append(row)
         pairs.append((question.text, reply))
     if walk and len(pairs) >= 2:
         opener = "Classify this galaxy with the Galaxy Zoo decision tree, one question at a time. " + pairs[0][0]
-        rows.append(base_row("decision_tree", subject, WALK_ROW, conversation([(opener, pairs[0][1]), *pairs[1:]]), backend))
+        messages = conversation([(opener, pairs[0][1]), *pairs[1:]])
+        rows.append(base_row("decision_tree", subject, WALK_ROW, messages, backend, votes))
     return rows
 
 
@@ -288,25 +327,25 @@ def _join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def conversation_rows(subject: Subject, summary: Summary, *, max_tree_turns: int = 2) -> tuple[list[Row], Reject | None]:
+def conversation_rows(
+    subject: Subject,
+    summary: Summary,
+    *,
+    max_tree_turns: int = 2,
+    path: AnsweredPath | None = None,
+    votes: dict[str, float | None] | None = None,
+) -> tuple[list[Row], Reject | None]:
     """One multi-turn row, or a Reject (stage "instructions") when there is too little to talk about."""
     rng = _rng("conversation", subject.subject_id)
     pairs: list[tuple[str, str]] = [(rng.choice(CONVERSATION_OPENERS), summary.description.strip())]
     features = [f.strip() for f in summary.visible_features if f and f.strip()]
     if features:
         pairs.append((rng.choice(FEATURE_QUESTIONS), f"The most visible features are {_join(features)}."))
-    reachable = {q.key for q in reachable_questions(subject.votes)} if subject.votes else set()
-    asked = 0
-    for key in CONVERSATION_TREE_QUESTIONS:
-        if asked >= max_tree_turns or key not in reachable:
-            continue
-        question = QUESTIONS[key]
-        majority = majority_answer(question, subject.votes)
-        if majority is None:
-            continue
+    answered = {q.key: (q, majority) for q, majority in (answered_path(subject.votes) if path is None else path)}
+    for key in [k for k in CONVERSATION_TREE_QUESTIONS if k in answered][:max_tree_turns]:
+        question, (answer_key, fraction) = answered[key]
         prompt = QUESTION_PARAPHRASES[key][0] if key in QUESTION_PARAPHRASES else question.text
-        pairs.append((prompt, answer_text(question, majority[0], majority[1], subject.votes, rng)))
-        asked += 1
+        pairs.append((prompt, answer_text(question, answer_key, fraction, subject.votes, rng)))
     if subject.tags:
         tags = _join([f"#{tag}" for tag in subject.tags[:8]])
         pairs.append((rng.choice(TAG_QUESTIONS), f"On Talk it was tagged {tags}."))
@@ -316,14 +355,24 @@ def conversation_rows(subject: Subject, summary: Summary, *, max_tree_turns: int
         reason = "too little to talk about: fewer than 3 question-answer turns (no features, votes or tags)"
         return [], Reject(stage="instructions", kind="row", id=f"conversation-{subject.subject_id}-0",
                           reason=reason, source=subject.source)
-    return [base_row("conversation", subject, 0, conversation(pairs), summary.backend)], None
+    return [base_row("conversation", subject, 0, conversation(pairs), summary.backend, votes)], None
 
 
 # ------------------------------------------------------------------------------------ dispatch
-def rows_for(config: str, subject: Subject, summary: Summary | None) -> tuple[list[Row], list[Reject]]:
-    """The rows of one config for one subject, and the rejects of rows that could not be made."""
+def rows_for(
+    config: str,
+    subject: Subject,
+    summary: Summary | None,
+    path: AnsweredPath | None = None,
+    votes: dict[str, float | None] | None = None,
+) -> tuple[list[Row], list[Reject]]:
+    """The rows of one config for one subject, and the rejects of rows that could not be made.
+
+    path, votes: `answered_path(subject.votes)` and `full_votes(subject.votes)` when the caller already
+    has them (computed once per subject for all configs; rows share the votes dict, never mutate it).
+    """
     if config == "decision_tree":
-        rows = decision_tree_rows(subject)
+        rows = decision_tree_rows(subject, path=path, votes=votes)
         if rows:
             return rows, []
         reason = "no vote fractions for any decision-tree question" if not subject.votes else (
@@ -334,8 +383,8 @@ def rows_for(config: str, subject: Subject, summary: Summary | None) -> tuple[li
         return [], [Reject(stage="instructions", kind="row", id=f"{config}-{subject.subject_id}-0",
                            reason="no summary for this subject", source=subject.source)]
     if config == "description":
-        return description_rows(subject, summary), []
+        return description_rows(subject, summary, votes=votes), []
     if config == "conversation":
-        rows, reject = conversation_rows(subject, summary)
+        rows, reject = conversation_rows(subject, summary, path=path, votes=votes)
         return rows, [reject] if reject else []
     raise ValueError(f"unknown config {config!r}; choose from {', '.join(CONFIGS)}")

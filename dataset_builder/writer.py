@@ -1,6 +1,6 @@
 """Streaming writer of the Hub dataset layout: `data/<config>/<split>-00000-of-000NN.parquet` + rejects.
 
-Rows are appended one at a time and flushed to parquet in small row groups; a shard is closed when it
+Rows are appended one at a time and flushed to parquet a row group at a time; a shard is closed when it
 reaches `max_rows` rows or about `max_bytes` bytes and the next one is opened, so memory holds one
 row group per (config, split), whatever the number of subjects. Shards get their final
 `-of-000NN` names when the writer closes (the count is known only then).
@@ -32,9 +32,12 @@ DATA_DIR = "data"
 REJECTS_FILE = "rejects.jsonl"
 DEFAULT_MAX_ROWS = 5000
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
-# datasets writes image datasets with 100-row row groups (config.DEFAULT_MAX_BATCH_SIZE for images):
-# small enough for the Hub viewer and for streaming, large enough for the text columns to compress.
-DEFAULT_ROW_GROUP_ROWS = 100
+# Row groups end at 1000 rows or ~16 MiB, whichever comes first: image rows give groups of a few hundred
+# (datasets itself writes image datasets in 100-row groups so that the Hub viewer and streaming read
+# small pieces), text-sized rows give 1000-row groups whose text columns compress well and keep the
+# per-write overhead low.
+DEFAULT_ROW_GROUP_ROWS = 1000
+DEFAULT_ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 def row_features(vote_columns: Sequence[str]) -> datasets.Features:
@@ -62,17 +65,12 @@ def row_features(vote_columns: Sequence[str]) -> datasets.Features:
     )
 
 
-def _row_size(row: dict[str, Any]) -> int:
-    """Approximate bytes of a row in the parquet: the image dominates, the texts are the rest."""
-    image = row.get("image") or {}
-    size = len(image.get("bytes") or b"")
-    for message in row["messages"]:
-        size += sum(len(block.get("text") or "") for block in message["content"])
-    return size + 64 * len(row.get("votes") or ()) + 256
-
-
 class ShardedParquetWriter:
-    """Parquet shards of one (config, split): `<directory>/<split>-<i>-of-<n>.parquet`."""
+    """Parquet shards of one (config, split): `<directory>/<split>-<i>-of-<n>.parquet`.
+
+    Takes rows (`write`) or arrow tables with the same schema (`write_table`, what a parallel build
+    hands over); both end in the same row-group buffer, in the order given.
+    """
 
     def __init__(
         self,
@@ -83,8 +81,9 @@ class ShardedParquetWriter:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
     ) -> None:
-        if max_rows < 1 or max_bytes < 1 or row_group_rows < 1:
+        if max_rows < 1 or max_bytes < 1 or row_group_rows < 1 or row_group_bytes < 1:
             raise ValueError("shard limits must be positive")
         self.directory = Path(directory)
         self.split = split
@@ -92,23 +91,58 @@ class ShardedParquetWriter:
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.row_group_rows = min(row_group_rows, max_rows)
+        self.row_group_bytes = row_group_bytes
         self.num_rows = 0
         self._parts: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
-        self._buffer: list[dict[str, Any]] = []
+        self._pending_rows: list[dict[str, Any]] = []  # rows from `write`, not yet arrow
+        self._buffer: list[pa.Table] = []  # the next row group
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
         self._shard_rows = 0
         self._shard_bytes = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        size = _row_size(row)
-        if self._shard_rows and (self._shard_rows >= self.max_rows or self._shard_bytes + size > self.max_bytes):
-            self._close_shard()
-        self._buffer.append(row)
-        self._shard_rows += 1
-        self._shard_bytes += size
-        self.num_rows += 1
-        if len(self._buffer) >= self.row_group_rows:
-            self._flush()
+        self._pending_rows.append(row)
+        if len(self._pending_rows) >= self.row_group_rows:
+            self._convert_pending()
+
+    def write_table(self, table: pa.Table) -> None:
+        self._convert_pending()
+        self._add(table)
+
+    def _convert_pending(self) -> None:
+        if self._pending_rows:
+            table = pa.Table.from_pylist(self._pending_rows, schema=self.schema)
+            self._pending_rows = []
+            self._add(table)
+
+    def _add(self, table: pa.Table) -> None:
+        if table.schema != self.schema:
+            table = table.cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self._shard_rows >= self.max_rows or (self._shard_rows and self._shard_bytes >= self.max_bytes):
+                self._close_shard()
+            room = min(self.max_rows - self._shard_rows, self.row_group_rows - self._buffer_rows)
+            piece = table.slice(offset, room)
+            # The byte limit, at the piece's average row size (the images dominate and vary little).
+            if self._shard_bytes + piece.nbytes > self.max_bytes:
+                fit = int((self.max_bytes - self._shard_bytes) // max(1.0, piece.nbytes / piece.num_rows))
+                fit = max(fit, 0 if self._shard_rows else 1)  # an empty shard takes at least one row
+                if fit < 1:
+                    self._close_shard()
+                    continue
+                piece = piece.slice(0, fit)
+            self._buffer.append(piece)
+            self._buffer_rows += piece.num_rows
+            self._buffer_bytes += piece.nbytes
+            self._shard_rows += piece.num_rows
+            self._shard_bytes += piece.nbytes
+            self.num_rows += piece.num_rows
+            offset += piece.num_rows
+            if self._buffer_rows >= self.row_group_rows or self._buffer_bytes >= self.row_group_bytes:
+                self._flush()
 
     def _flush(self) -> None:
         if not self._buffer:
@@ -118,9 +152,11 @@ class ShardedParquetWriter:
             part = self.directory / f".{self.split}-part-{len(self._parts):05d}.parquet.tmp"
             self._parts.append(part)
             self._writer = pq.ParquetWriter(part, self.schema, compression="zstd")
-        table = pa.Table.from_pylist(self._buffer, schema=self.schema)
-        self._writer.write_table(table, row_group_size=len(self._buffer))
-        self._buffer.clear()
+        table = pa.concat_tables(self._buffer)
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._buffer = []
+        self._buffer_rows = 0
+        self._buffer_bytes = 0
 
     def _close_shard(self) -> None:
         self._flush()
@@ -132,6 +168,7 @@ class ShardedParquetWriter:
 
     def close(self) -> list[Path]:
         """Close the last shard and give every shard its final `-of-N` name; returns the paths."""
+        self._convert_pending()
         self._close_shard()
         total = len(self._parts)
         final = []
@@ -154,21 +191,28 @@ class DatasetWriter:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.features = features
-        self._limits = {"max_rows": max_rows, "max_bytes": max_bytes, "row_group_rows": row_group_rows}
+        self._limits = {"max_rows": max_rows, "max_bytes": max_bytes, "row_group_rows": row_group_rows,
+                        "row_group_bytes": row_group_bytes}
         self._writers: dict[tuple[str, str], ShardedParquetWriter] = {}
         self.files: dict[str, dict[str, list[Path]]] = {}
 
-    def write(self, config: str, split: str, row: dict[str, Any]) -> None:
+    def _writer(self, config: str, split: str) -> ShardedParquetWriter:
         writer = self._writers.get((config, split))
         if writer is None:
-            writer = ShardedParquetWriter(
-                self.out_dir / DATA_DIR / config, split, self.features, **self._limits
-            )
+            writer = ShardedParquetWriter(self.out_dir / DATA_DIR / config, split, self.features, **self._limits)
             self._writers[(config, split)] = writer
-        writer.write(row)
+        return writer
+
+    def write(self, config: str, split: str, row: dict[str, Any]) -> None:
+        self._writer(config, split).write(row)
+
+    def write_table(self, config: str, split: str, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer(config, split).write_table(table)
 
     def close(self) -> dict[str, dict[str, int]]:
         """Finish every shard; returns {config: {split: rows}} (only splits that got rows)."""

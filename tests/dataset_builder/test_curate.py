@@ -38,11 +38,19 @@ def test_exact_duplicate_same_image_same_conversation_is_removed():
     assert reject.id == "decision_tree-2-0" and reject.reason.startswith("exact duplicate")
     # Same templated answer for a different galaxy is a different sample, not a duplicate.
     assert curator.check("decision_tree", row("decision_tree", "3", "Bar. 90% agree."), image_key="img-b") is None
-    # Case, punctuation and spacing do not make a duplicate new.
-    reject = curator.check("decision_tree", row("decision_tree", "4", "bar   90 % agree"), image_key="img-b")
-    assert reject is not None and reject.reason.startswith("exact duplicate")
-    assert curator.stats.kept == {"decision_tree": 2}
-    assert curator.stats.rejected == {"decision_tree": {"exact_duplicate": 2}}
+    # A different question about the same image is a different sample.
+    assert curator.check("decision_tree", row("decision_tree", "3", "Bar. 90% agree.", question="Bar?", k=1),
+                         image_key="img-b") is None
+    assert curator.stats.kept == {"decision_tree": 3}
+    assert curator.stats.rejected == {"decision_tree": {"exact_duplicate": 1}}
+
+
+def test_case_and_punctuation_variants_of_free_text_are_near_duplicates():
+    curator = Curator()
+    assert curator.check("description", row("description", "1", LONG), image_key="a") is None
+    shouted = LONG.upper().replace(",", "").replace(";", " ...")
+    reject = curator.check("description", row("description", "2", shouted), image_key="b")
+    assert reject is not None and "near duplicate of description-1-0 (estimated Jaccard 1.00)" in reject.reason
 
 
 def test_near_duplicate_free_text_is_removed_and_names_the_kept_row():
@@ -78,6 +86,15 @@ def test_minhash_estimate_tracks_exact_jaccard():
         other = " ".join(w if rng.random() > 0.15 else "changed" for w in words)
         estimate = float((hasher.signature(LONG) == hasher.signature(other)).mean())
         assert abs(estimate - jaccard(LONG, other)) < 0.12
+
+
+def test_batch_signatures_equal_one_by_one_signatures():
+    hasher = MinHasher()
+    texts = [LONG, "", "two words", LONG.upper(), "A smooth round galaxy with nothing else in the field."]
+    batch = hasher.signatures(texts)
+    assert batch.shape == (5, 64)
+    for text, row in zip(texts, batch):
+        assert (row == hasher.signature(text)).all()
 
 
 def test_near_duplicate_index_is_stable_across_instances():
