@@ -189,7 +189,9 @@ def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, p
     """Read, clean and group a Talk export; every record counted, every reject logged."""
     from .clean import clean_comment
     from .grouping import group_by_subject
-    from .talk import read_talk_export
+    from .talk import detect_talk_layout, read_talk_export
+
+    detect_talk_layout(talk)  # a file without the needed columns fails here, before any progress output
 
     def cleaned() -> Iterator[Comment | Reject]:
         records = read_talk_export(talk, tags)

@@ -17,6 +17,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -269,5 +270,7 @@ def _reason_kind(reason: str) -> str:
 
 
 def read_rejects(path: Path) -> list[Reject]:
+    """The rejects of a build (extra fields some stages add, e.g. a cleaned-away comment's tags, dropped)."""
+    names = {f.name for f in fields(Reject)}
     with Path(path).open(encoding="utf-8") as handle:
-        return [Reject(**json.loads(line)) for line in handle if line.strip()]
+        return [Reject(**{k: v for k, v in json.loads(line).items() if k in names}) for line in handle if line.strip()]

@@ -1,0 +1,115 @@
+"""`python -m dataset_builder`: a synthetic build end to end, clear errors, the real Talk sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from dataset_builder.build import BuildOptions, build
+from dataset_builder.card import read_card_metadata
+from dataset_builder.cli import main
+from dataset_builder.instructions import CONFIGS
+
+REPO = Path(__file__).resolve().parents[2]
+REAL_TALK = REPO / ".." / "shared" / "data" / "talk_weird_wonderful"
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "dataset_builder", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_synthetic_build_from_the_command_line(tmp_path):
+    out = tmp_path / "tmp"
+    done = run_cli("build", "--synthetic", "40", "--out", str(out), "--image-size", "64")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "input records" in done.stdout
+    for config in CONFIGS:
+        assert sorted(p.name for p in (out / "data" / config).glob("train-*.parquet")), config
+    for name in ("README.md", "rejects.jsonl", "build_stats.json", "reports/report.md", "reports/report.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "reports").glob("*.png"))
+    stats = json.loads((out / "build_stats.json").read_text())
+    assert stats["reconciled"] and stats["subjects_in_output"] > 20
+    metadata = read_card_metadata(out / "README.md")
+    assert [c["config_name"] for c in metadata["configs"]] == list(CONFIGS)
+    dataset = datasets.load_dataset(str(out), "decision_tree")
+    assert dataset["train"].num_rows == stats["rows"]["decision_tree"]["train"]
+    assert dataset["train"][0]["source"] == "synthetic" and json.loads(dataset["train"][0]["truth"])
+
+    report = run_cli("report", str(out))
+    assert report.returncode == 0 and "decision_tree" in report.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build", "--talk", "no/such/comments.json", "--out", "x"], "error: --talk: file not found: no/such/comments.json"),
+        (["build", "--synthetic", "5", "--configs", "description,captions", "--out", "x"], "unknown config(s) captions"),
+        (["build", "--synthetic", "5", "--split", "0.9,0.2,0.1", "--out", "x"], "add up to 1"),
+        (["build", "--out", "x"], "give exactly one input: --talk FILE or --synthetic N"),
+        (["build", "--synthetic", "0", "--out", "x"], "expected at least 1"),
+        (["report", "no/such/folder"], "not a built dataset folder"),
+    ],
+)
+def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_column_names_the_file_and_the_column(tmp_path, capsys):
+    talk = tmp_path / "comments.json"
+    talk.write_text(json.dumps([{"comment_id": 1, "comment_focus_id": 5, "board_title": "Notes"}]))
+    code = main(["build", "--talk", str(talk), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and str(talk) in err and "comment_body" in err and len(err.splitlines()) == 1, err
+
+
+def test_missing_catalogue_id_column_is_a_clear_error(tmp_path, capsys):
+    from dataset_builder.synthetic import write_synthetic_export
+
+    write_synthetic_export(3, tmp_path / "export", size=32)
+    code = main(["-q", "build", "--talk", str(tmp_path / "export" / "comments.json"), "--catalogue",
+                 str(tmp_path / "export" / "gz_decals_votes.csv"), "--catalogue-id-column", "objid",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "gz_decals_votes.csv" in err and "'objid' not found" in err, err
+
+
+def test_two_worker_processes_write_the_same_dataset(tmp_path):
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        build(BuildOptions(out_dir=out, synthetic=24, image_size=48, workers=workers, chunk_size=5, progress=False))
+        outputs.append({f.relative_to(out): pq.read_table(f).to_pylist() for f in sorted((out / "data").rglob("*.parquet"))})
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.skipif(not (REAL_TALK / "comments_pseudonymized.json").is_file(), reason="real Talk sample absent")
+def test_real_talk_sample_without_images_rejects_every_subject_explicitly(tmp_path, capsys):
+    """The W&W export has no images: every subject is rejected "no image" for every config (all three
+    are image + text), each comment is accounted for, and the report still describes the data."""
+    out = tmp_path / "real"
+    code = main(["-q", "build", "--talk", str(REAL_TALK / "comments_pseudonymized.json"),
+                 "--tags", str(REAL_TALK / "tags_pseudonymized.json"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "wrote no rows" in captured.err and "no image" in captured.err
+    stats = json.loads((out / "build_stats.json").read_text())
+    records = json.loads((REAL_TALK / "comments_pseudonymized.json").read_text())
+    assert stats["input_records"] == len(records) == stats["input_records_rejected"] and stats["reconciled"]
+    assert stats["subjects"] > 3000 and stats["subjects_in_output"] == 0
+    assert stats["rejects"]["top_reasons"]["no image"] > 3000
+    assert json.loads((out / "reports" / "report.json").read_text())["coverage"]["with_image"] == 0
+    assert not (out / "data").exists()
