@@ -104,20 +104,36 @@ def make_parser() -> TrlParser:
     return parser
 
 
+def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
+    """Unknown keys fail first, naming the file (TRL would first build the arguments, then complain)."""
+    import yaml
+
+    path = Path(recipe)
+    if not path.is_file():
+        raise FileNotFoundError(f"Recipe not found: {recipe}")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"Recipe {recipe} must be a YAML mapping of argument names to values.")
+    known = {action.dest for action in parser._actions} | {"env"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python train_sft.py --help` for the arguments.")
+
+
 def parse_arguments(argv: list[str] | None = None):
     """`(script_args, training_args, model_args, gz_args)` from a recipe (`--config`) and flags; unknown keys fail."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
-    if recipe is not None and not Path(recipe).is_file():
-        raise FileNotFoundError(f"Recipe not found: {recipe}")
-    try:
-        script_args, training_args, model_args, gz_args = make_parser().parse_args_and_config(argv)
-    except ValueError as error:
-        if recipe is not None and "Unknown arguments from config file" in str(error):
-            raise ValueError(f"Recipe {recipe}: {error}") from None
-        raise
+    parser = make_parser()
+    if recipe is not None:
+        check_recipe_keys(recipe, parser)
+    flags = [arg for i, arg in enumerate(argv) if arg != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    _, unknown = parser.parse_known_args(flags)
+    if unknown:
+        raise ValueError(f"Unknown command-line argument(s) {unknown}. Run `python train_sft.py --help` for the arguments.")
+    script_args, training_args, model_args, gz_args = parser.parse_args_and_config(argv)
     if recipe is not None and gz_args.recipe is None:
         gz_args.recipe = recipe
     return script_args, training_args, model_args, gz_args

@@ -1,0 +1,99 @@
+"""Recipes and command lines: every shipped recipe parses and is consistent; bad keys and combinations fail early."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gzllava.training import parse_arguments, validate_arguments
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((REPO_ROOT / "recipes").glob("*.yaml"))
+ACCELERATE_CONFIGS = REPO_ROOT / "accelerate_configs"
+
+
+def test_recipes_exist_for_every_stage_and_both_model_sizes():
+    names = {path.stem for path in RECIPES}
+    assert {"tiny_cpu_align", "tiny_cpu_instruct", "llava15_7b_align", "llava15_7b_instruct", "llava15_7b_full"} <= names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.stem)
+def test_every_recipe_parses_and_is_consistent(recipe):
+    # GPU recipes ask for bf16, which the argument checks refuse without a GPU unless use_cpu is set.
+    script_args, training_args, model_args, gz_args = parse_arguments(["--config", str(recipe), "--use_cpu", "true"])
+    validate_arguments(script_args, training_args, model_args, gz_args)
+    assert gz_args.recipe == str(recipe)
+    assert training_args.assistant_only_loss
+    if gz_args.stage == "instruct":
+        assert model_args.use_peft and model_args.load_in_4bit and model_args.use_bnb_nested_quant
+        assert model_args.bnb_4bit_quant_type == "nf4"
+    else:
+        assert not model_args.use_peft and not model_args.load_in_4bit
+    if recipe.stem.startswith("llava15_7b"):
+        composed = gz_args.vision_model_name_or_path == "openai/clip-vit-large-patch14-336"
+        assert composed or model_args.model_name_or_path == "outputs/gz-llava-7b-align/final"
+
+
+def test_command_line_overrides_the_recipe(tmp_path):
+    recipe = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
+    _, training_args, _, gz_args = parse_arguments(["--config", recipe, "--learning_rate", "0.25", "--overlong", "error"])
+    assert training_args.learning_rate == 0.25 and gz_args.overlong == "error"
+
+
+def test_unknown_recipe_key_is_an_error_naming_the_key_and_the_file(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("stage: align\nmodel_name_or_path: tiny\nlearning_rte: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*learning_rte"):
+        parse_arguments(["--config", str(recipe)])
+
+
+def test_unknown_command_line_flag_is_an_error():
+    with pytest.raises(ValueError, match="--no_such_flag"):
+        parse_arguments(["--stage", "align", "--no_such_flag", "1"])
+
+
+def test_missing_recipe_file_is_named():
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        parse_arguments(["--config", "nowhere.yaml"])
+
+
+def test_unknown_stage_is_refused():
+    with pytest.raises(SystemExit):  # argparse choices: "invalid choice: 'pretrain'"
+        parse_arguments(["--stage", "pretrain"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--stage", "align", "--model_name_or_path", "tiny", "--use_peft", "true"], "stage align trains full-precision"),
+    (["--stage", "full", "--model_name_or_path", "tiny", "--load_in_4bit", "true"], "stage full trains full-precision"),
+    (["--stage", "instruct", "--model_name_or_path", "tiny"], "set use_peft: true"),
+    (["--stage", "instruct", "--model_name_or_path", "tiny", "--use_peft", "true", "--lora_target_modules", "lm_head"],
+     "LoRA on lm_head"),
+    (["--stage", "align"], "no base model"),
+    (["--stage", "align", "--model_name_or_path", "tiny", "--vision_model_name_or_path", "clip"], "not both"),
+    (["--stage", "align", "--vision_model_name_or_path", "clip"], "needs both"),
+    (["--model_name_or_path", "tiny"], "no stage"),
+    (["--stage", "align", "--model_name_or_path", "tiny", "--push_to_hub", "true"], "hub_model_id"),
+    (["--stage", "align", "--model_name_or_path", "tiny", "--save_adapter_only", "true"], "save_adapter_only"),
+])
+def test_inconsistent_arguments_fail_before_loading_anything(tmp_path, flags, message):
+    args = parse_arguments([*flags, "--dataset_name", "anything", "--output_dir", str(tmp_path), "--use_cpu", "true"])
+    with pytest.raises(ValueError, match=message):
+        validate_arguments(*args)
+
+
+@pytest.mark.parametrize("name, distributed_type, processes", [
+    ("single_gpu", "NO", 1), ("multi_gpu", "MULTI_GPU", 8), ("cpu_ddp", "MULTI_GPU", 2),
+    ("fsdp", "FSDP", 8), ("zero3", "DEEPSPEED", 8),
+])
+def test_accelerate_configs(name, distributed_type, processes):
+    config = yaml.safe_load((ACCELERATE_CONFIGS / f"{name}.yaml").read_text())
+    assert config["distributed_type"] == distributed_type and config["num_processes"] == processes
+    if name == "zero3":  # the final save gathers the sharded weights
+        assert config["deepspeed_config"]["zero_stage"] == 3 and config["deepspeed_config"]["zero3_save_16bit_model"]
+    if name == "fsdp":
+        assert config["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    # Every key is one accelerate knows: its own config class loads the file.
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    ClusterConfig.from_yaml_file(str(ACCELERATE_CONFIGS / f"{name}.yaml"))
