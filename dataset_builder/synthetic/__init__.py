@@ -14,7 +14,6 @@ Command line: `python -m dataset_builder.synthetic --n 500 --out DIR`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -60,15 +59,12 @@ def subject_id_for(index: int, seed: int) -> int:
 
 
 def iau_name(ra: float, dec: float) -> str:
-    """IAU-style name as in the GZ DECaLS catalogues, e.g. J094215.93+003524.2."""
-    h = ra / 15.0
-    hh, mm = int(h), int((h % 1) * 60)
-    ss = ((h * 60) % 1) * 60
+    """IAU-style name as in the GZ DECaLS catalogues, e.g. J094215.93+003524.1 (truncated, not rounded)."""
+    cs = int(ra / 15 * 360000 + 1e-6)  # hundredths of a second of time
+    ds = int(abs(dec) * 36000 + 1e-6)  # tenths of an arcsecond
     sign = "+" if dec >= 0 else "-"
-    d = abs(dec)
-    dd, dm = int(d), int((d % 1) * 60)
-    ds = ((d * 60) % 1) * 60
-    return f"J{hh:02d}{mm:02d}{math.floor(ss * 100) / 100:05.2f}{sign}{dd:02d}{dm:02d}{math.floor(ds * 10) / 10:04.1f}"
+    return (f"J{cs // 360000:02d}{cs // 6000 % 60:02d}{cs // 100 % 60:02d}.{cs % 100:02d}"
+            f"{sign}{ds // 36000:02d}{ds // 600 % 60:02d}{ds // 10 % 60:02d}.{ds % 10}")
 
 
 def generate_galaxy(index: int, seed: int = 0, size: int = 128) -> SyntheticGalaxy:

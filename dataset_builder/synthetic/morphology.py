@@ -332,8 +332,8 @@ def _edge_on(rng, g: GalaxyParams) -> None:
         if bulge_kind == "boxy":
             g.bulge.boxiness = float(rng.uniform(3.5, 5.0))
     if rng.random() < 0.45:
-        d.dust_tau = float(rng.uniform(1.2, 2.5))
-        d.dust_width = float(rng.uniform(0.35, 0.55)) * d.thickness * d.scale
+        d.dust_tau = float(rng.uniform(2.0, 3.5))
+        d.dust_width = float(rng.uniform(0.45, 0.7)) * d.thickness * d.scale
         g.odd += ("dust-lane",)
     g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
     g.latent["edge-on-bulge"] = bulge_kind
@@ -346,8 +346,8 @@ def _irregular(rng, g: GalaxyParams) -> None:
     clumps = []
     for _ in range(int(rng.integers(4, 10))):
         r, phi = float(rng.uniform(0, 1.8)) * d.scale, float(rng.uniform(0, 2 * math.pi))
-        clumps.append((x + r * math.cos(phi), y + r * math.sin(phi), float(rng.uniform(0.008, 0.022)),
-                       float(rng.uniform(2.0, 8.0))))
+        clumps.append((x + r * math.cos(phi), y + r * math.sin(phi), float(rng.uniform(0.012, 0.028)),
+                       float(rng.uniform(1.2, 4.5))))
     d.clump_field = tuple(clumps)
     d.patchiness = float(rng.uniform(0.8, 1.2))
     d.arm_colour = _arm_colour(rng)
