@@ -69,6 +69,8 @@ _FAMOUS_NAMES = (
     "andromeda", "milky way", "whirlpool", "sombrero", "pinwheel", "triangulum", "cartwheel", "antennae",
     "hoag's object", "magellanic", "tadpole galaxy", "mice galaxies", "black eye", "sunflower galaxy",
     "cigar galaxy", "stephan's quintet", "einstein cross", "cosmic horseshoe", "bullet cluster",
+    # Solar-system bodies: small models compare rings to Saturn's.
+    "saturn", "jupiter", "mars", "venus", "neptune", "uranus", "pluto",
 )
 _FAMOUS_RE = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in _FAMOUS_NAMES) + r")\b", re.IGNORECASE)
 

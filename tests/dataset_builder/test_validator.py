@@ -37,6 +37,7 @@ BAD = [
     ("It resembles M51, the Whirlpool.", "names an object 'M51'"),
     ("A ring galaxy like UGC 12591.", "names an object 'UGC 12591'"),
     ("This looks like the Sombrero galaxy.", "names an object 'Sombrero'"),
+    ("The ring of Saturn seen around a star.", "names an object 'Saturn'"),
     ("A ring galaxy with three spiral arms.", "adds number 'three'"),
     ("A ring galaxy whose bar is 3.2 times longer than the bulge.", "adds number '3.2'"),
     ("A ring galaxy with 4 arms.", "adds number '4'"),
