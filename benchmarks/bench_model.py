@@ -10,11 +10,13 @@ Each is measured on the same batch of images and text (`--batch-size` prompts of
 tokens, then `--text-tokens` text tokens):
   (a) forward: one full forward pass, logits for every position; tokens/s counts image + text tokens;
   (b) generate: greedy `generate` of exactly `--new-tokens` tokens (prefill included); tokens/s counts new tokens;
-  (c) peak memory of one forward / one generate above the memory held before it (weights, inputs):
-      CUDA: `torch.cuda.max_memory_allocated` (exact, tensors only); CPU: the process's RSS high-water mark
-      (VmHWM, reset through /proc/self/clear_refs) above its RSS before the call, in a fresh process per
-      measurement so memory freed by an earlier call and kept by malloc cannot hide a later one.
-      It includes what torch's kernels and malloc add beyond the tensors themselves.
+  (c) peak memory of one forward / one generate above the memory held before it (weights, inputs), `--memory`:
+      `tensors` (default): the peak of the bytes torch's allocator holds for tensors created by the call, exact
+        and deterministic: CUDA `torch.cuda.max_memory_allocated`; CPU the running total that torch's CPU
+        allocator reports to the profiler (`profile_memory=True`) on every allocation and free;
+      `rss` (CPU): the process's RSS high-water mark (VmHWM, reset through /proc/self/clear_refs) above its RSS
+        before the call, in a fresh process per measurement (memory that malloc kept from an earlier call would
+        hide a later one). It includes what malloc and oneDNN add beyond the tensors, and is noisy (+-25% here).
 Runs are interleaved (every repeat runs all models, in alternating order) to cancel drift on a shared
 machine; figures are medians over `--repeats`. Ratios are reference time / our time (>= 1.0: no overhead)
 and reference memory / our memory; the mlp logits of ours and of stock llava must be identical (max |diff| 0.0).
@@ -172,15 +174,38 @@ def run_once(model, mode: str, inputs: dict, gen_config: GenerationConfig):
 
 # ---------------------------------------------------------------- memory
 
+def _cpu_tensor_peak_bytes(model, mode: str, inputs: dict, gen_config: GenerationConfig) -> int:
+    """Peak bytes of CPU tensors allocated by one call, from the allocator's running total seen by the profiler."""
+    # Private but stable API: torch.profiler._memory_profiler reads these same Allocation events.
+    from torch._C._profiler import _EventType
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
+        output = run_once(model, mode, inputs, gen_config)
+    del output
+    pending, allocations = list(profiler.profiler.kineto_results.experimental_event_tree()), []
+    while pending:
+        event = pending.pop()
+        pending.extend(event.children)
+        if event.tag == _EventType.Allocation and event.extra_fields.device.type == "cpu":
+            allocations.append(event)
+    if not allocations:
+        return 0
+    allocations.sort(key=lambda event: event.start_time_ns)
+    # `total_allocated` counts from whenever profiling first ran in this process: subtract the total before the call.
+    first = allocations[0].extra_fields
+    before = first.total_allocated - first.alloc_size
+    return max(event.extra_fields.total_allocated for event in allocations) - before
+
+
 def _rss_kib(field_name: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field_name} line: the CPU memory measurement needs Linux.")
+    raise RuntimeError(f"/proc/self/status has no {field_name} line: --memory rss needs Linux.")
 
 
-def peak_memory_mib(model, mode: str, inputs: dict, gen_config: GenerationConfig, device: str) -> float:
-    """Peak memory of one call above the memory held before it, in MiB (see the module docstring for what is counted)."""
+def peak_memory_mib(model, mode: str, inputs: dict, gen_config: GenerationConfig, device: str, method: str) -> float:
+    """Peak memory of one call above the memory held before it, in MiB (the module docstring says what is counted)."""
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -192,6 +217,8 @@ def peak_memory_mib(model, mode: str, inputs: dict, gen_config: GenerationConfig
         peak = torch.cuda.max_memory_allocated() - before
         del output
         return peak / MIB
+    if method == "tensors":
+        return _cpu_tensor_peak_bytes(model, mode, inputs, gen_config) / MIB
     before = _rss_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: reset VmHWM to the current RSS
     output = run_once(model, mode, inputs, gen_config)
@@ -200,18 +227,33 @@ def peak_memory_mib(model, mode: str, inputs: dict, gen_config: GenerationConfig
     return peak * 1024 / MIB
 
 
-def memory_in_fresh_process(args, name: str, mode: str) -> float:
-    """Run `peak_memory_mib` for one (model, mode) in a new Python process built from the same arguments."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", name, mode,
-               "--shape", args.shape, "--device", args.device, "--dtype", args.dtype, "--batch-size", str(args.batch_size),
+def rss_in_fresh_process(args, name: str, mode: str) -> float:
+    """`peak_memory_mib(..., "rss")` for one (model, mode) in a new Python process built from the same arguments."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--probe-rss", name, mode,
+               "--shape", args.shape, "--dtype", args.dtype, "--batch-size", str(args.batch_size),
                "--text-tokens", str(args.text_tokens), "--new-tokens", str(args.new_tokens), "--queries", str(args.queries),
                "--threads", str(args.threads), "--seed", str(args.seed)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=os.pathsep.join(
         [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"memory probe {name} {mode} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"RSS probe {name} {mode} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def measure_memory(models: dict, inputs: dict, gen_configs: dict, args) -> dict:
+    """{model: {mode: peak MiB}} by the `--memory` method; {} for `off`."""
+    if args.memory == "off":
+        return {}
+    memory = {name: {} for name in models}
+    for name in tqdm(models, desc=f"peak memory ({args.memory})"):
+        for mode in MODES:
+            if args.memory == "rss" and not args.device.startswith("cuda"):
+                memory[name][mode] = rss_in_fresh_process(args, name, mode)
+            else:
+                memory[name][mode] = peak_memory_mib(
+                    models[name], mode, inputs[name], gen_configs[name], args.device, args.memory)
+    return memory
 
 
 # ---------------------------------------------------------------- timing
@@ -299,11 +341,7 @@ def build_report(args, shape: Shape, models: dict, inputs: dict, times: dict, la
                   "parameters_millions": round(sum(p.numel() for p in models[OURS].parameters()) / 1e6, 2)},
         "settings": {"batch_size": args.batch_size, "text_tokens": args.text_tokens, "new_tokens": args.new_tokens,
                      "queries": args.queries, "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed,
-                     "memory": "cuda max_memory_allocated above the memory before the call"
-                     if args.device.startswith("cuda") else {
-                         "subprocess": "RSS high-water mark above the RSS before the call, fresh process per measurement",
-                         "inprocess": "RSS high-water mark above the RSS before the call, same process (an underestimate)",
-                         "off": "not measured"}[args.memory]},
+                     "memory": memory_method(args)},
         "models": per_model,
         "comparisons": {
             "gz_vs_stock_llava": {"what": "reference / ours (>= 1.0: GZ-LLaVA adds no overhead)",
@@ -313,6 +351,16 @@ def build_report(args, shape: Shape, models: dict, inputs: dict, times: dict, la
                                  **ratio(OURS, RESAMPLER)},
         },
     }
+
+
+def memory_method(args) -> str:
+    if args.memory == "off":
+        return "not measured"
+    if args.device.startswith("cuda"):
+        return "tensors: torch.cuda.max_memory_allocated above the memory allocated before the call"
+    if args.memory == "tensors":
+        return "tensors: peak of torch's CPU allocator total (profiler) above the total before the call"
+    return "rss: RSS high-water mark above the RSS before the call, fresh process per measurement"
 
 
 def format_report(report: dict) -> str:
@@ -376,12 +424,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed interleaved rounds; the median is reported")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (set OMP_NUM_THREADS to match)")
-    parser.add_argument("--memory", choices=("subprocess", "inprocess", "off"), default="subprocess",
-                        help="CPU peak memory: a fresh process per measurement (honest, slower), this process, or none; "
-                             "on cuda memory is always measured in process with the allocator's exact counters")
+    parser.add_argument("--memory", choices=("tensors", "rss", "off"), default="tensors",
+                        help="tensors: torch allocator peak (exact); rss: process RSS high-water mark in a fresh process "
+                             "per measurement (CPU only; includes malloc/oneDNN overhead, noisy); off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
-    parser.add_argument("--probe-memory", nargs=2, metavar=("MODEL", "MODE"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--probe-rss", nargs=2, metavar=("MODEL", "MODE"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dtype == "auto":
         args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
@@ -389,6 +437,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--shape llava-1.5-7b needs --device cuda (7.1B parameters; far too slow and large for a CPU run)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    if args.memory == "rss" and args.device.startswith("cuda"):
+        parser.error("--memory rss measures a CPU process; on cuda use --memory tensors (the CUDA allocator's peak)")
     if min(args.batch_size, args.new_tokens, args.repeats, args.threads) < 1 or args.warmup < 0 or args.text_tokens < 0:
         parser.error("--batch-size, --new-tokens, --repeats and --threads must be >= 1; --warmup, --text-tokens >= 0")
     args.queries = args.queries or SHAPES[args.shape].num_query_tokens
@@ -408,22 +458,14 @@ def main(argv: list[str] | None = None) -> dict:
     inputs[REFERENCE] = inputs[OURS]  # the very same tensors
     gen_configs = {name: generation_config(args.new_tokens, models[OURS].config) for name in models}
 
-    if args.probe_memory:  # child process of `memory_in_fresh_process`: one measurement, JSON on stdout
-        name, mode = args.probe_memory
-        print(json.dumps({"peak_mib": peak_memory_mib(models[name], mode, inputs[name], gen_configs[name], args.device)}))
+    if args.probe_rss:  # child process of `rss_in_fresh_process`: one measurement, JSON on stdout
+        name, mode = args.probe_rss
+        print(json.dumps({"peak_mib": peak_memory_mib(models[name], mode, inputs[name], gen_configs[name], "cpu", "rss")}))
         return {}
 
     env = environment(args, models)
     times, last_outputs = measure_times(models, inputs, gen_configs, args)
-    memory = {}
-    if args.device.startswith("cuda") or args.memory != "off":
-        for name in tqdm(models, desc="peak memory"):
-            memory[name] = {}
-            for mode in MODES:
-                if args.device.startswith("cuda") or args.memory == "inprocess":
-                    memory[name][mode] = peak_memory_mib(models[name], mode, inputs[name], gen_configs[name], args.device)
-                else:
-                    memory[name][mode] = memory_in_fresh_process(args, name, mode)
+    memory = measure_memory(models, inputs, gen_configs, args)
     report = build_report(args, shape, models, inputs, times, last_outputs, memory, env)
     print(format_report(report))
     if args.json:
