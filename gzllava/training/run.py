@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from gzllava.hub import push_folder
@@ -85,13 +86,30 @@ class TrainingRun:
 COMPOSE_KEYS = ("projector_type", "num_query_tokens", "use_image_delimiters", "image_standardization")
 
 
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` that was written to the end (a run killed while saving leaves a partial one).
+
+    transformers writes a checkpoint's trainer_state.json after its weights, optimizer, scheduler and RNG states.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    found = sorted((int(match.group(1)), name) for name in os.listdir(output_dir)
+                   if (match := re.fullmatch(r"checkpoint-(\d+)", name)))
+    for _, name in reversed(found):
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(os.path.join(path, TRAINER_STATE_NAME)):
+            return path
+        logger.warning("Skipping %s: it was not written to the end (no %s).", path, TRAINER_STATE_NAME)
+    return None
+
+
 def resolve_checkpoint(training_args: SFTConfig) -> str | None:
     """`resume_from_checkpoint`: a path, or `last` for the newest checkpoint in output_dir (none yet: start fresh)."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("false", "none", ""):
         return None
     if str(value).lower() in RESUME_LAST:
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = last_complete_checkpoint(training_args.output_dir)
         if last is None:
             logger.info("No checkpoint in %s yet: starting from the beginning.", training_args.output_dir)
         return last
@@ -126,7 +144,10 @@ def prepare_training(script_args: ScriptArguments, training_args: SFTConfig, mod
 
 def train(run: TrainingRun) -> dict:
     """Train (resuming when asked), then evaluate once on the eval split; returns the metrics."""
-    result = run.trainer.train(resume_from_checkpoint=resolve_checkpoint(run.training_args))
+    checkpoint = resolve_checkpoint(run.training_args)
+    if checkpoint is not None:
+        logger.info("Resuming from %s", checkpoint)
+    result = run.trainer.train(resume_from_checkpoint=checkpoint)
     run.metrics.update(result.metrics)
     if run.data.eval is not None:
         run.metrics.update(run.trainer.evaluate())

@@ -97,13 +97,18 @@ def instruct_folder(tmp_path_factory) -> Path:
     })
 
 
-def tiny_args(dataset: Path | str, output_dir: Path, *flags: str, recipe: str = TINY_RECIPE):
-    """(script, training, model, gz) arguments: the tiny recipe, the test sizes, then `flags` on top."""
-    return parse_arguments([
+def tiny_flags(dataset: Path | str, output_dir: Path, *flags: str, recipe: str = TINY_RECIPE) -> list[str]:
+    """train_sft.py's command line: the tiny recipe, the test sizes, then `flags` on top."""
+    return [
         "--config", recipe, "--dataset_name", str(dataset), "--output_dir", str(output_dir),
         *TINY_TEST_SIZES, "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1",
         "--per_device_train_batch_size", "4", *flags,
-    ])
+    ]
+
+
+def tiny_args(dataset: Path | str, output_dir: Path, *flags: str, recipe: str = TINY_RECIPE):
+    """(script, training, model, gz) arguments of `tiny_flags`."""
+    return parse_arguments(tiny_flags(dataset, output_dir, *flags, recipe=recipe))
 
 
 def run_script(args: list[str], env: dict | None = None, cwd: Path = REPO_ROOT, timeout: int = 300, launcher=None):
@@ -117,6 +122,11 @@ def run_script(args: list[str], env: dict | None = None, cwd: Path = REPO_ROOT, 
 @pytest.fixture(scope="session")
 def make_args():
     return tiny_args
+
+
+@pytest.fixture(scope="session")
+def make_flags():
+    return tiny_flags
 
 
 @pytest.fixture(scope="session")
