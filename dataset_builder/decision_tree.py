@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from functools import cached_property
 
 ROOT = "smooth-or-featured"
@@ -135,6 +136,11 @@ def next_question(question_key: str, answer_key: str) -> str | None:
 def topological_order() -> list[str]:
     """Question keys ordered so that every question comes after all questions that lead to it
     (the website order does not: bulge-size is asked after the spiral questions)."""
+    return list(_topological_order())
+
+
+@lru_cache(maxsize=1)
+def _topological_order() -> tuple[str, ...]:
     parents: dict[str, set[str]] = {q.key: set() for q in DECALS_TREE}
     for q in DECALS_TREE:
         for a in q.answers:
@@ -147,7 +153,7 @@ def topological_order() -> list[str]:
         if not ready:
             raise RuntimeError(f"decision tree has a cycle among {sorted(set(parents) - set(order))}")
         order.append(ready[0])
-    return order
+    return tuple(order)
 
 
 def column(question_key: str, answer_key: str) -> str:

@@ -168,15 +168,18 @@ def test_edge_on_disks_are_elongated_and_round_ellipticals_are_not(survey):
 
 
 def _azimuthal_variation(image: np.ndarray) -> float:
-    """Mean over annuli (0.04-0.2 of the frame) of std/mean of the light along the annulus."""
+    """Mean over annuli around the light centroid of std/mean of the light along the annulus,
+    using only annuli well above the sky (so that sky noise does not count as structure)."""
     w = _luminance_above_sky(image)
     size = image.shape[0]
     y, x = (np.mgrid[:size, :size] + 0.5) / size - 0.5
-    r = np.hypot(x, y)
+    core = w * (np.hypot(x, y) < 0.1)
+    cx, cy = (core * x).sum() / core.sum(), (core * y).sum() / core.sum()
+    r = np.hypot(x - cx, y - cy)
     values = []
-    for lo in np.arange(0.04, 0.2, 0.02):
-        ring = w[(r >= lo) & (r < lo + 0.02)]
-        if ring.mean() > 1:
+    for lo in np.arange(0.03, 0.2, 0.015):
+        ring = w[(r >= lo) & (r < lo + 0.015)]
+        if ring.mean() > 12:
             values.append(ring.std() / ring.mean())
     return float(np.mean(values)) if values else 0.0
 
