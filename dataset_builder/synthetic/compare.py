@@ -59,11 +59,12 @@ def load_real(path: Path, size: int) -> np.ndarray:
         return np.asarray(im.convert("RGB").resize((size, size), Image.LANCZOS))
 
 
-def jpeg_roundtrip(image: np.ndarray, quality: int = 90) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+def jpeg_roundtrip(image: np.ndarray) -> np.ndarray:
+    """The image as `write_synthetic_export` stores it (JPEG), decoded again."""
+    from .export import encode_jpeg
+
+    with Image.open(io.BytesIO(encode_jpeg(image))) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def find_synthetic(predicate: Callable[[dict], bool], seed: int, size: int, start: int = 0, limit: int = 3000):

@@ -222,8 +222,8 @@ def _elliptical_colour(rng) -> tuple[float, float]:
 
 def _disk_colour(rng, red: bool = False) -> tuple[float, float]:
     if red:
-        return (float(rng.normal(0.80, 0.05)), float(rng.normal(0.45, 0.04)))
-    return (float(rng.normal(0.55, 0.06)), float(rng.normal(0.33, 0.04)))
+        return (float(rng.normal(0.85, 0.05)), float(rng.normal(0.48, 0.04)))
+    return (float(rng.normal(0.62, 0.06)), float(rng.normal(0.38, 0.04)))
 
 
 def _arm_colour(rng) -> tuple[float, float]:
@@ -240,7 +240,7 @@ def _elliptical(rng, g: GalaxyParams) -> None:
     q = float(_choice(rng, ((rng.uniform(0.82, 0.98), 0.4), (rng.uniform(0.48, 0.78), 0.45),
                              (rng.uniform(0.28, 0.43), 0.15))))
     g.bulge = Sersic(x, y, re=float(rng.uniform(0.04, 0.08)), n=float(rng.uniform(2.5, 4.5)), q=q,
-                     pa=float(rng.uniform(0, math.pi)), ie=_log_uniform(rng, 6.0, 20.0), colour=_elliptical_colour(rng))
+                     pa=float(rng.uniform(0, math.pi)), ie=_log_uniform(rng, 8.0, 24.0), colour=_elliptical_colour(rng))
     g.axis_ratio, g.bulge_fraction = q, 1.0
     if rng.random() < 0.03:  # a lensed background galaxy: a thin blue arc around the elliptical
         g.arcs.append(Arc(x, y, radius=float(rng.uniform(2.0, 2.8)) * g.bulge.re, width=float(rng.uniform(0.004, 0.007)),
@@ -291,7 +291,7 @@ def _lenticular(rng, g: GalaxyParams) -> None:
 def _spiral(rng, g: GalaxyParams) -> None:
     x, y = _centre(rng)
     d = _disk(rng, x, y, inclination=_random_inclination(rng, 70), scale=float(rng.uniform(0.045, 0.07)),
-              i0=_log_uniform(rng, 8.0, 25.0), colour=_disk_colour(rng))
+              i0=_log_uniform(rng, 10.0, 30.0), colour=_disk_colour(rng))
     d.arm_count = int(_choice(rng, ((1, 0.05), (2, 0.55), (3, 0.2), (4, 0.1), (5, 0.05), (6, 0.05))))
     d.pitch = math.radians(float(rng.uniform(8.0, 38.0)))
     d.arm_strength = float(rng.uniform(0.5, 0.8))

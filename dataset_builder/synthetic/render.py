@@ -28,12 +28,15 @@ REFERENCE_SIZE = 424  # Galaxy Zoo DECaLS cutouts are 424 x 424 px
 # desaturate. RGB planes are z, r, g.
 BAND_SCALE = np.array([0.008, 0.014, 0.019], dtype=np.float32)  # g, r, z (nanomaggies per stretch unit)
 STRETCH_MIN, STRETCH_MAX = -0.5, 300.0
-# Sky noise per band (stretch units, 424 px): measured on the GZ DECaLS help examples, whose sky
-# pixels scatter by about 16 of 255 grey levels (see tests/dataset_builder/test_synthetic.py).
-SKY_SIGMA = np.array([0.72, 0.72, 0.92], dtype=np.float32)
+# Sky noise per band (stretch units, 424 px), tuned so that the synthetic sky matches the 72 GZ
+# DECaLS help examples at 64, 128 and 424 px: per-channel sky std about 4, 6 and 10 grey levels
+# (robust sigma ~6 at 128 px; checked by test_image_statistics_match_real_decals_cutouts).
+SKY_SIGMA = np.array([0.55, 0.55, 0.75], dtype=np.float32)
 # Noise in the survey JPEGs is correlated over ~1 px, so it averages down more slowly than white
 # noise when a cutout is resized: per-pixel sigma at S px = SKY_SIGMA * (S / 424) ** NOISE_EXPONENT.
 NOISE_EXPONENT = 0.83
+CHROMA_SIGMA = 0.011  # output units (0-1) at 424 px: the JPEGs' colour speckle, see colour_speckle
+CHROMA_EXPONENT = 0.5  # measured: the speckle fades more slowly than the noise when a cutout shrinks
 # Residual sky level per band (stretch units) that gives the real cutouts' slightly warm sky.
 SKY_PEDESTAL = np.array([0.03, 0.0, 0.06], dtype=np.float32)
 SOURCE_NOISE_FLUX = 4.0  # stretch units at which source (Poisson) variance equals the sky's
@@ -249,8 +252,10 @@ def add_noise(flux: np.ndarray, sky_noise: float, rng: np.random.Generator) -> n
     return flux + SKY_PEDESTAL[:, None, None] + std * rng.standard_normal(flux.shape, dtype=np.float32)
 
 
-def decals_rgb(flux: np.ndarray) -> np.ndarray:
-    """(3, S, S) g, r, z planes -> (S, S, 3) uint8 RGB, as the GZ DECaLS JPEGs were made."""
+def decals_rgb(flux: np.ndarray, speckle: np.ndarray | None = None) -> np.ndarray:
+    """(3, S, S) g, r, z planes -> (S, S, 3) uint8 RGB, as the GZ DECaLS JPEGs were made.
+
+    `speckle` (3, S, S), optional: colour noise added after the desaturation (see add_noise)."""
     lo, hi = math.asinh(STRETCH_MIN), math.asinh(STRETCH_MAX)
     rgb = (np.arcsinh(flux[::-1]) - lo) / (hi - lo)  # planes now R=z, G=r, B=g
     # desaturate pixels dominated by one band, so that sky noise is grey, not confetti
@@ -259,7 +264,19 @@ def decals_rgb(flux: np.ndarray) -> np.ndarray:
     weight = 1 - np.minimum((rgb / mean / 2.5).max(axis=0), 1.0)
     weight = np.sin(weight * (np.pi / 2))
     rgb = rgb * weight + mean * (1 - weight) + mean * (1 - weight) ** 2 * rgb
+    if speckle is not None:
+        rgb = rgb + speckle
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+def colour_speckle(size: int, sky_noise: float, rng: np.random.Generator) -> np.ndarray:
+    """(3, S, S) independent per-channel noise in output units.
+
+    The survey JPEGs keep faint colour speckle in the sky (their per-channel noise decorrelates by
+    ~1.2, 2 and 2.5 grey levels at 64, 128 and 424 px, measured on the GZ DECaLS examples) that the desaturation of white
+    band noise removes; this puts it back."""
+    sigma = CHROMA_SIGMA * sky_noise * (size / REFERENCE_SIZE) ** CHROMA_EXPONENT
+    return (sigma * rng.standard_normal((3, size, size), dtype=np.float32)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -301,4 +318,5 @@ def render(g: GalaxyParams, size: int, rng: np.random.Generator) -> np.ndarray:
     """The (S, S, 3) uint8 cutout of a sampled galaxy; `rng` draws only the noise."""
     if size < 16:
         raise ValueError(f"image size must be at least 16 px, got {size}")
-    return decals_rgb(add_noise(render_flux(g, size), g.sky_noise, rng))
+    flux = add_noise(render_flux(g, size), g.sky_noise, rng)
+    return decals_rgb(flux, colour_speckle(size, g.sky_noise, rng))
