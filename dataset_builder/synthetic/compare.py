@@ -100,7 +100,7 @@ def make_comparison_figure(real_dir: Path, out: Path, seed: int = 0, size: int =
     fig.suptitle("Synthetic Galaxy Zoo (bottom) vs real Galaxy Zoo DECaLS help examples (top), same answers", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=85)
     plt.close(fig)
     return out
 
