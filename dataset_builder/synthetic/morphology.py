@@ -127,6 +127,12 @@ class PointSources:
     flux: list[float] = field(default_factory=list)
     gr: list[float] = field(default_factory=list)
 
+    def add(self, x: float, y: float, flux: float, gr: float) -> None:
+        self.x.append(x)
+        self.y.append(y)
+        self.flux.append(flux)
+        self.gr.append(gr)
+
 
 @dataclass
 class Trail:
@@ -184,7 +190,8 @@ class GalaxyParams:
 
 
 # --------------------------------------------------------------------------- helpers
-def _choice(rng: np.random.Generator, mix) -> str:
+def _choice(rng: np.random.Generator, mix):
+    """One option of ((option, weight), ...), drawn with probability proportional to its weight."""
     names, weights = zip(*mix)
     return names[int(rng.choice(len(names), p=np.asarray(weights) / sum(weights)))]
 
@@ -237,8 +244,9 @@ def _centre(rng) -> tuple[float, float]:
 # --------------------------------------------------------------------------- kinds
 def _elliptical(rng, g: GalaxyParams) -> None:
     x, y = _centre(rng)
-    q = float(_choice(rng, ((rng.uniform(0.82, 0.98), 0.4), (rng.uniform(0.48, 0.78), 0.45),
-                             (rng.uniform(0.28, 0.43), 0.15))))
+    # 40% round, 45% in between, 15% cigar-shaped, clear of the answer thresholds
+    shape = _choice(rng, (((0.82, 0.98), 0.4), ((0.48, 0.78), 0.45), ((0.28, 0.43), 0.15)))
+    q = float(rng.uniform(*shape))
     g.bulge = Sersic(x, y, re=float(rng.uniform(0.04, 0.08)), n=float(rng.uniform(2.5, 4.5)), q=q,
                      pa=float(rng.uniform(0, math.pi)), ie=_log_uniform(rng, 8.0, 24.0), colour=_elliptical_colour(rng))
     g.axis_ratio, g.bulge_fraction = q, 1.0
@@ -358,10 +366,8 @@ def _irregular(rng, g: GalaxyParams) -> None:
 def _artifact(rng, g: GalaxyParams) -> None:
     g.artifact = _choice(rng, (("bright-star", 0.6), ("satellite-trail", 0.4)))
     if g.artifact == "bright-star":
-        g.stars.x.append(float(rng.normal(0, 0.05)))
-        g.stars.y.append(float(rng.normal(0, 0.05)))
-        g.stars.flux.append(_log_uniform(rng, 3e4, 2e5))
-        g.stars.gr.append(float(rng.uniform(0.2, 1.0)))
+        g.stars.add(float(rng.normal(0, 0.05)), float(rng.normal(0, 0.05)), _log_uniform(rng, 3e4, 2e5),
+                    float(rng.uniform(0.2, 1.0)))
     else:
         bands = [(1.0, 0.05, 0.05), (0.05, 1.0, 0.05), (0.05, 0.05, 1.0), (1.0, 1.0, 0.1)][int(rng.integers(4))]
         g.trail = Trail(angle=float(rng.uniform(0, math.pi)), offset=float(rng.normal(0, 0.06)),
@@ -418,8 +424,7 @@ def _add_overlap(rng, g: GalaxyParams) -> None:
     r, phi = float(rng.uniform(0.5, 0.9)) * _main_radius(g), float(rng.uniform(0, 2 * math.pi))
     x, y = main.x + r * math.cos(phi), main.y + r * math.sin(phi)
     if rng.random() < 0.5:
-        g.stars.x.append(x), g.stars.y.append(y), g.stars.flux.append(_log_uniform(rng, 400, 3000))
-        g.stars.gr.append(float(rng.uniform(0.3, 1.2)))
+        g.stars.add(x, y, _log_uniform(rng, 400, 3000), float(rng.uniform(0.3, 1.2)))
     else:
         g.companions.append(Sersic(x, y, re=float(rng.uniform(0.012, 0.025)), n=float(rng.uniform(1, 3)),
                                    q=float(rng.uniform(0.4, 0.9)), pa=float(rng.uniform(0, math.pi)),
@@ -438,10 +443,8 @@ def _add_field(rng, g: GalaxyParams) -> None:
     for _ in range(int(rng.poisson(7))):
         x, y = float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))
         if outside(x, y):
-            g.stars.x.append(x), g.stars.y.append(y)
             # number counts N(>F) ~ F^-0.7: most stars faint, a few bright
-            g.stars.flux.append(float(min(6 * rng.pareto(0.7) + 6, 5000)))
-            g.stars.gr.append(float(rng.uniform(0.1, 1.4)))
+            g.stars.add(x, y, float(min(6 * rng.pareto(0.7) + 6, 5000)), float(rng.uniform(0.1, 1.4)))
     for _ in range(int(rng.poisson(6))):
         x, y = float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5))
         if outside(x, y):

@@ -306,3 +306,11 @@ def test_image_statistics_match_real_decals_cutouts(survey):
     real_rb = [s["centre"][0] - s["centre"][2] for s in real]
     synth_rb = np.median([s["centre"][0] - s["centre"][2] for s in synth])
     assert np.percentile(real_rb, 10) < synth_rb < np.percentile(real_rb, 90)
+
+
+def test_command_line_writes_an_export(tmp_path, capsys):
+    from dataset_builder.synthetic.__main__ import main
+
+    counts = main(["--n", "6", "--out", str(tmp_path), "--size", "48", "--seed", "9"])
+    assert counts["images"] == 6 and len(list((tmp_path / "images").glob("*.jpg"))) == 6
+    assert json.loads(capsys.readouterr().out)["subjects"] == 6
