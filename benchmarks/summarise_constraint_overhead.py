@@ -15,12 +15,14 @@ import argparse
 import importlib.util
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
 
 from dataset_builder.records import Comment, Reject, Subject
 from dataset_builder.summarise import GenerationRequest, parse_summary_output
+from dataset_builder.summarise.json_constraint import SummaryJsonLogitsProcessor
 from dataset_builder.summarise.transformers_backend import TransformersSummariser, gguf_to_checkpoint
 
 COMMENTS = [
@@ -60,6 +62,24 @@ def timed_run(summariser: TransformersSummariser, requests: list[GenerationReque
     return time.perf_counter() - start, sum(counted), outputs
 
 
+class _ProcessorClock:
+    """Total seconds spent inside the constraint's `__call__` (the part the reference does not do)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+        original = SummaryJsonLogitsProcessor.__call__
+
+        def timed(processor, input_ids, scores):
+            start = time.perf_counter()
+            try:
+                return original(processor, input_ids, scores)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+
+        SummaryJsonLogitsProcessor.__call__ = timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="a causal LM folder (default: SmolLM2-135M-Instruct)")
@@ -84,6 +104,7 @@ def main() -> None:
         requests = [GenerationRequest(s, summariser.build_prompt(s)) for s in subjects]
         summariser._generate(requests[:1])  # warm-up
         runs[name] = (summariser, requests)
+    clock = _ProcessorClock()
     # Alternate the two and keep each one's best round: the machine is shared, timings are noisy.
     best: dict[str, float] = {}
     lines: dict[str, str] = {}
@@ -94,11 +115,16 @@ def main() -> None:
             if ms_per_token < best.get(name, float("inf")):
                 best[name] = ms_per_token
                 parsed = sum(isinstance(parse_summary_output(t), dict) for t in outputs)
-                valid = sum(not isinstance(summariser._to_result(s, t), Reject) for s, t in zip(subjects, outputs))
+                verdicts = [summariser._to_result(s, t) for s, t in zip(subjects, outputs)]
+                reasons = Counter(v.reason.split(" '")[0] for v in verdicts if isinstance(v, Reject))
+                valid = len(verdicts) - sum(reasons.values())
                 lines[name] = (f"{name:28s} {seconds:7.2f} s  {tokens:5d} tokens  {ms_per_token:7.2f} ms/token  "
-                        f"parsed {parsed}/{len(outputs)}  passed validation {valid}/{len(outputs)}")
+                               f"parsed {parsed}/{len(outputs)}  passed validation {valid}/{len(outputs)}  "
+                               f"rejects {dict(reasons)}")
     for line in lines.values():
         print(line)
+    print(f"inside the constraint: {1000 * clock.seconds / max(1, clock.calls):.2f} ms per decoding step "
+          f"(batch {args.batch_size}, {clock.calls} steps)")
     ours, reference = best.values()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     print(f"ratio constrained / plain (ms per token): {ours / reference:.3f}  [{model}, {device}, batch {args.batch_size}]")

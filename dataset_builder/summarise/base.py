@@ -56,8 +56,8 @@ INSTRUCTION = """\
 You summarise what Galaxy Zoo volunteers saw in one galaxy image.
 Use only what the hashtags, votes and comments below say about how the galaxy LOOKS: its shape, \
 spiral arms, bar, bulge, rings, dust lanes, tidal features, mergers, neighbours, colours, image artefacts.
-Do not mention redshift, distance, size, mass or age, do not name catalogue objects (NGC, M, UGC...), \
-and do not add numbers the comments do not give.
+Do not mention redshift, distance, size, mass or age, do not name catalogue objects (NGC, M, UGC...) \
+or other galaxies and planets (the Milky Way, Andromeda, Saturn...), and do not add numbers the comments do not give.
 Do not refuse and do not say that information is missing: describe what is there, and express doubt \
 through the "uncertainty" field.
 Answer with one JSON object and nothing else:

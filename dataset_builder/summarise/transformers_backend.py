@@ -73,7 +73,8 @@ class TransformersSummariser(Summariser):
             self.tokenizer = AutoTokenizer.from_pretrained(model, **load_options)
             self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype or "auto", **load_options)
         except (OSError, ValueError) as error:
-            raise RuntimeError(f"could not load causal LM {self.model!r}: {error}") from error
+            # ValueError: a wrong path or id is bad input (the build CLI reports it as such).
+            raise ValueError(f"could not load causal LM {self.model!r}: {error}") from error
         self.lm.to(self.device).eval()
         self.tokenizer.padding_side = "left"  # generation continues from the right end of every row
         if self.tokenizer.pad_token_id is None:

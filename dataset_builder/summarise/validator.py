@@ -9,7 +9,7 @@ summary may repeat.
 
 `validate_summary` returns None when the text is fine, else a short reason such as "refusal",
 "adds number '3.2'", "mentions redshift", "names an object 'NGC 1300'", "mentions distance",
-"contains a URL", "repetitive" or "empty". The curation stage runs it on every generated answer too.
+"contains a URL", "contains a placeholder", "repetitive" or "empty". The curation stage runs it on every generated answer too.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def is_refusal(text: str) -> bool:
 
 # ------------------------------------------------------------------------ unsupported facts
 _URL_RE = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|org|net|edu|gov)(?:/\S*)?\b", re.IGNORECASE)
+# Template slots and citations a model leaves in ("[link]", "[Your Name]", "[1]"); a markdown link
+# "[text](url)" is caught by the URL rule instead.
+_PLACEHOLDER_RE = re.compile(r"\[[^\[\]\n]{1,40}\](?!\()|\{\{?\s*\w+\s*\}?\}|<(?:insert|your|name)[^>]{0,30}>", re.IGNORECASE)
 _REDSHIFT_RE = re.compile(
     r"\b(?:red|blue)[- ]?shift(?:s|ed)?\b|\bz\s*(?:=|~|≈|of)\s*\d|\b(?:photometric|spectroscopic) z\b", re.IGNORECASE
 )
@@ -69,6 +72,7 @@ _FAMOUS_NAMES = (
     "andromeda", "milky way", "whirlpool", "sombrero", "pinwheel", "triangulum", "cartwheel", "antennae",
     "hoag's object", "magellanic", "tadpole galaxy", "mice galaxies", "black eye", "sunflower galaxy",
     "cigar galaxy", "stephan's quintet", "einstein cross", "cosmic horseshoe", "bullet cluster",
+    "ring nebula", "crab nebula", "orion nebula", "pleiades",
     # Solar-system bodies: small models compare rings to Saturn's.
     "saturn", "jupiter", "mars", "venus", "neptune", "uranus", "pluto",
 )
@@ -157,6 +161,9 @@ def validate_summary(summary_text: str, source_text: str) -> str | None:
         return "repetitive"
     if url := _URL_RE.search(summary_text):
         return f"contains a URL '{url.group(0)}'"
+    for slot in _PLACEHOLDER_RE.finditer(summary_text):
+        if slot.group(0) not in source_text:  # a volunteer's own "[sic]" may be quoted
+            return f"contains a placeholder '{slot.group(0)}'"
     for check in _TOPIC_RULES:
         if reason := check(summary_text, source_text):
             return reason

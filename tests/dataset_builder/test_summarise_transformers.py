@@ -187,7 +187,7 @@ def test_cached_outputs_are_reused_only_for_the_same_generation_settings(random_
 
 
 def test_missing_model_folder_is_named(tmp_path):
-    with pytest.raises(RuntimeError, match="no-such-model"):
+    with pytest.raises(ValueError, match="no-such-model"):
         TransformersSummariser(model=str(tmp_path / "no-such-model"), show_progress=False)
 
 

@@ -43,6 +43,10 @@ BAD = [
     ("A ring galaxy with 4 arms.", "adds number '4'"),
     ("About 80% of volunteers see a ring.", "adds number '80'"),
     ("See https://skyserver.sdss.org for the ring.", "contains a URL"),
+    ("A ring galaxy; more details here [link].", "contains a placeholder '[link]'"),
+    ("Created by your lens of [LensName].", "contains a placeholder '[LensName]'"),
+    ("A ring galaxy with a bar [1].", "contains a placeholder '[1]'"),
+    ("The Ring Nebula seen from above.", "names an object 'Ring Nebula'"),
     ("A ring galaxy, www.legacysurvey.org/viewer shows the bar.", "contains a URL"),
 ]
 
