@@ -274,8 +274,8 @@ def decision_tree_rows(
     pairs: list[tuple[str, str]] = []
     if votes is None:
         votes = full_votes(subject.votes)  # shared by the subject's rows: they are written, never mutated
+    rng = _rng("decision_tree", subject.subject_id)
     for question, (answer_key, fraction) in answered_path(subject.votes) if path is None else path:
-        rng = _rng("decision_tree", subject.subject_id, question.key)
         prompt = question_prompt(question, rng)
         reply = answer_text(question, answer_key, fraction, subject.votes, rng)
         row = base_row("decision_tree", subject, question.key, conversation([(prompt, reply)]), backend, votes)
