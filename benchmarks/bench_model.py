@@ -18,8 +18,9 @@ tokens, then `--text-tokens` text tokens):
         before the call, in a fresh process per measurement (memory that malloc kept from an earlier call would
         hide a later one). It includes what malloc and oneDNN add beyond the tensors, and is noisy (+-25% here).
 Runs are interleaved (every repeat runs all models, in alternating order) to cancel drift on a shared
-machine; figures are medians over `--repeats`. Ratios are reference time / our time (>= 1.0: no overhead)
-and reference memory / our memory; the mlp logits of ours and of stock llava must be identical (max |diff| 0.0).
+machine; figures are medians over `--repeats`. Time ratios are reference time / our time (>= 1.0: no overhead),
+taken per round (the two runs compared are adjacent in time) and then the median over rounds; memory ratios are
+reference memory / our memory; the mlp logits of ours and of stock llava must be identical (max |diff| 0.0).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_model.py --shape tiny --threads 1 --repeats 30
     OMP_NUM_THREADS=2 python benchmarks/bench_model.py --shape small --threads 2 --repeats 7
@@ -326,8 +327,15 @@ def build_report(args, shape: Shape, models: dict, inputs: dict, times: dict, la
         }
 
     def ratio(numerator_model: str, denominator_model: str) -> dict:
-        out = {mode: per_model[numerator_model][mode]["median_s"] / per_model[denominator_model][mode]["median_s"]
-               for mode in MODES}
+        """Time ratios: the median of per-round ratios (the two runs of a round are adjacent in time, so load that
+        changes between rounds cancels), its quartiles, and the ratio of the fastest runs; then memory ratios."""
+        out = {}
+        for mode in MODES:
+            paired = [slow / fast for slow, fast in zip(times[numerator_model][mode], times[denominator_model][mode])]
+            quartiles = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) > 1 else paired * 3
+            out[mode] = statistics.median(paired)
+            out[f"{mode}_quartiles"] = [quartiles[0], quartiles[2]]
+            out[f"{mode}_ratio_of_fastest"] = min(times[numerator_model][mode]) / min(times[denominator_model][mode])
         for mode in MODES:
             numerator = per_model[numerator_model]["peak_memory_mib"][mode]
             denominator = per_model[denominator_model]["peak_memory_mib"][mode]
@@ -394,17 +402,23 @@ def format_report(report: dict) -> str:
     def times(value):
         return "n/a" if value is None else f"{value:.3f}x"
 
+    def time_ratio(comparison, mode):
+        low, high = comparison[f"{mode}_quartiles"]
+        return f"{comparison[mode]:.3f}x ({low:.2f}-{high:.2f}; fastest {comparison[f'{mode}_ratio_of_fastest']:.3f}x)"
+
     ours_vs_ref, resampler = report["comparisons"]["gz_vs_stock_llava"], report["comparisons"]["resampler_vs_mlp"]
     lines += [
         "",
+        "time ratios: median of per-round ratios (quartiles; ratio of the fastest runs)",
+        "",
         "| comparison | forward | generate | peak memory forward | peak memory generate | max abs logit diff | same greedy tokens |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| GZ-LLaVA vs stock Llava, mlp2x_gelu (ref time / our time) | {times(ours_vs_ref['forward'])} "
-        f"| {times(ours_vs_ref['generate'])} | {times(ours_vs_ref['peak_memory_forward'])} "
+        f"| GZ-LLaVA vs stock Llava, mlp2x_gelu (ref time / our time) | {time_ratio(ours_vs_ref, 'forward')} "
+        f"| {time_ratio(ours_vs_ref, 'generate')} | {times(ours_vs_ref['peak_memory_forward'])} "
         f"| {times(ours_vs_ref['peak_memory_generate'])} | {ours_vs_ref['max_abs_logit_diff']:.1e} "
         f"| {ours_vs_ref['same_greedy_tokens']} |",
         f"| resampler ({settings['queries']} queries) vs mlp2x_gelu, both GZ-LLaVA (mlp time / resampler time) "
-        f"| {times(resampler['forward'])} | {times(resampler['generate'])} | {times(resampler['peak_memory_forward'])} "
+        f"| {time_ratio(resampler, 'forward')} | {time_ratio(resampler, 'generate')} | {times(resampler['peak_memory_forward'])} "
         f"| {times(resampler['peak_memory_generate'])} | n/a | n/a |",
     ]
     return "\n".join(lines)
