@@ -206,7 +206,9 @@ def smollm2_dir(tmp_path_factory):
 
 
 @pytest.mark.integration
-def test_smollm2_summaries_parse_and_pass_or_fail_validation_cleanly(smollm2_dir, tmp_path):
+def test_smollm2_outputs_always_parse_and_are_judged_by_the_validator(smollm2_dir, tmp_path):
+    """The real 135M model writes whatever it likes inside the strings (it often invents distances or
+    famous objects, which the validator rejects), but never anything that fails to parse."""
     summariser = get_summariser(
         "transformers", model=smollm2_dir, cache_dir=tmp_path, max_new_tokens=96, repetition_penalty=1.3,
         max_description_chars=300, show_progress=False, device="cpu",
@@ -216,10 +218,9 @@ def test_smollm2_summaries_parse_and_pass_or_fail_validation_cleanly(smollm2_dir
     summariser._generate = lambda requests: raw.extend(out := generate(requests)) or out
     results = summariser.summarise(subjects(3))
     assert len(results) == 3 and len(raw) == 3
-    for text in raw:
+    for text, result in zip(raw, results):
         assert isinstance(parse_summary_output(text), dict), text
-    assert any(isinstance(r, Summary) for r in results), results  # the real model mostly writes usable summaries
-    for result in results:
-        if isinstance(result, Reject):
-            assert not result.reason.startswith("output")  # the constraint removes parse failures
-    shutil.rmtree(tmp_path)
+        assert isinstance(result, Summary) or not result.reason.startswith("output"), result
+        if isinstance(result, Summary):
+            assert result.description and result.uncertainty in ("low", "medium", "high")
+    assert summariser.summarise(subjects(3)) == results and len(raw) == 3  # second run: all from the cache
