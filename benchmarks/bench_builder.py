@@ -281,7 +281,7 @@ def main() -> None:
               f"(main alone {build['peak_rss_mib']:.0f} MiB)")
         print(f"  reference: pandas read_json + str.lower   {reference:.2f} s  (ratio build/reference "
               f"{build['seconds'] / reference:.1f}x)")
-        print(f"  rows per config: " + ", ".join(f"{c} {sum(s.values()):,}" for c, s in stats["rows"].items()))
+        print("  rows per config: " + ", ".join(f"{c} {sum(s.values()):,}" for c, s in stats["rows"].items()))
         print(f"  curation: {json.dumps(stats['curation']['rejected'])}")
         met = build["seconds"] < 120 and build["tree_peak_rss_mib"] < 2048
         print(f"  goal < 120 s wall and < 2048 MiB: {'met' if met else 'NOT met'}")

@@ -3,10 +3,11 @@
     ingest -> clean -> group by subject -> votes -> [per chunk of subjects: images -> summarise ->
     instructions -> curate -> parquet shards] -> rejects.jsonl, reports/, README.md -> (push)
 
-Comments and subjects (text) are held in memory once grouped: a Talk export of 160k comments is a
-few hundred MB at most. Images, summaries and rows are handled a chunk of subjects at a time and
-written straight to parquet shards, so what scales with the data set (image bytes, rows) never
-accumulates.
+Comments and subjects (text) are held in memory once grouped: a Talk export of 160k comments on
+100k subjects is about 1 GB with the duplicate indexes (benchmarks/README.md). Images, summaries and
+rows are made a chunk of subjects at a time (`prepare.ChunkPreparer`; in `--workers N` processes for
+the template summariser) and written straight to parquet shards, so image bytes and rows never
+accumulate. The main process keeps what must see the rows in order: curation decisions and writers.
 
 Nothing is lost silently: every input record of the Talk export ends either behind a row of the
 dataset (its subject has at least one row) or in `rejects.jsonl` with a reason. A subject that gets
@@ -30,7 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -512,6 +513,3 @@ def push(folder: Path, repo_id: str, *, private: bool = False, token: str | None
 def command_line() -> str:
     return " ".join(shlex.quote(arg) for arg in ["python", "-m", "dataset_builder", *sys.argv[1:]])
 
-
-def options_as_dict(options: BuildOptions) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
