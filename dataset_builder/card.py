@@ -220,8 +220,9 @@ def render_card(
         "(`<question>_<answer>_fraction`), null when unknown.",
         "- `question`, `answer`, `answer_fraction`: the decision-tree question key, majority answer key and its "
         "vote fraction (decision_tree single-question rows; null elsewhere).",
-        "- `source` (`synthetic`, `talk:<file>`), `summary_backend`, `truth` (synthetic galaxies: the "
-        "generator's true answers as JSON, for evaluation against ground truth).",
+        "- `source` (`synthetic`, `talk:<file>`), `summary_backend` (the summariser of description and "
+        "conversation rows; `votes` for decision-tree rows, which use no summary), `truth` (synthetic galaxies: "
+        "the generator's true answers as JSON, for evaluation against ground truth).",
         "",
         "## Provenance",
         "",
