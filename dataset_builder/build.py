@@ -125,6 +125,11 @@ class BuildOptions:
             self.split = check_split_fractions(self.split)
         except ValueError as error:
             raise BuildError(str(error)) from None
+        uses_summaries = any(c in ("description", "conversation") for c in self.configs)
+        if uses_summaries and self.summariser != "template" and not self.summariser_model:
+            raise BuildError(f"--summariser {self.summariser} needs --summariser-model (a model id or local path)")
+        if self.base_url is not None and self.summariser != "openai":
+            raise BuildError("--base-url is for --summariser openai")
         if min(self.workers, self.image_threads, self.chunk_size, self.shard_rows) < 1:
             raise BuildError("--workers, --image-threads, --chunk-size and --shard-rows must be at least 1")
         if self.image_size < 16:

@@ -58,6 +58,7 @@ def test_synthetic_build_from_the_command_line(tmp_path):
         (["build", "--out", "x"], "give exactly one input: --talk FILE or --synthetic N"),
         (["build", "--synthetic", "0", "--out", "x"], "expected at least 1"),
         (["report", "no/such/folder"], "not a built dataset folder"),
+        (["build", "--synthetic", "5", "--summariser", "openai", "--out", "x"], "needs --summariser-model"),
     ],
 )
 def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
