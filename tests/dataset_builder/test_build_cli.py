@@ -114,3 +114,22 @@ def test_real_talk_sample_without_images_rejects_every_subject_explicitly(tmp_pa
     assert stats["rejects"]["top_reasons"]["no image"] > 3000
     assert json.loads((out / "reports" / "report.json").read_text())["coverage"]["with_image"] == 0
     assert not (out / "data").exists()
+
+
+def test_compact_votes_behave_like_the_catalogue_dict():
+    import pickle
+
+    from dataset_builder.build import CompactVotes
+    from dataset_builder.decision_tree import reachable_questions, total_votes_columns, vote_columns
+
+    index = {c: i for i, c in enumerate([*vote_columns(), *total_votes_columns()])}
+    votes = {"smooth-or-featured_smooth_fraction": 0.1, "smooth-or-featured_featured-or-disk_fraction": 0.9,
+             "smooth-or-featured_artifact_fraction": 0.0, "bar_yes_fraction": 0.3, "bar_total-votes": 12.0}
+    compact = CompactVotes.from_dict(votes, index)
+    assert isinstance(compact, CompactVotes) and compact == votes and len(compact) == 5
+    assert compact.get("bar_no_fraction") is None and compact.get("bar_yes_fraction") == 0.3
+    assert "bar_no_fraction" not in compact and "bar_yes_fraction" in compact
+    assert [q.key for q in reachable_questions(compact)] == [q.key for q in reachable_questions(votes)]
+    assert pickle.loads(pickle.dumps(compact)) == votes
+    assert not CompactVotes.from_dict({}, index)
+    assert CompactVotes.from_dict({"unknown_column": 1.0}, index) == {"unknown_column": 1.0}  # kept as a dict
