@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ from .prepare import (
     prepare_in_worker,
 )
 from .records import Comment, Reject, Subject
-from .writer import REJECTS_FILE, DatasetWriter, RejectLog, row_features
+from .writer import DATA_DIR, REJECTS_FILE, DatasetWriter, RejectLog, row_features
 
 logger = logging.getLogger(__name__)
 
@@ -390,6 +391,10 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
     options.check()
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / DATA_DIR).is_dir():
+        # A rebuild: shards of the last build would be loaded along with the new ones (other -of-N names).
+        logger.info("removing the previous build's %s", out_dir / DATA_DIR)
+        shutil.rmtree(out_dir / DATA_DIR)
     ledger = _Ledger()
     started = time.perf_counter()
     with ExitStack() as stack:

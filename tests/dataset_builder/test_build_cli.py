@@ -89,6 +89,15 @@ def test_missing_catalogue_id_column_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "gz_decals_votes.csv" in err and "'objid' not found" in err, err
 
 
+def test_a_rebuild_into_the_same_folder_replaces_the_old_shards(tmp_path):
+    out = tmp_path / "out"
+    build(BuildOptions(out_dir=out, synthetic=30, image_size=32, shard_rows=20, progress=False))
+    second = build(BuildOptions(out_dir=out, synthetic=8, image_size=32, configs=["decision_tree"], progress=False))
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["decision_tree"]
+    loaded = datasets.load_dataset(str(out), "decision_tree")
+    assert sum(split.num_rows for split in loaded.values()) == second.rows
+
+
 def test_two_worker_processes_write_the_same_dataset(tmp_path):
     outputs = []
     for workers in (1, 2):
