@@ -201,8 +201,10 @@ def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
             truth = json.loads(row["truth"])
         except json.JSONDecodeError as err:
             raise ValueError(f"truth is not JSON: {err}") from None
+        # The generator's truth also holds its parameters (kind, arm_count, pitch_deg, ...): only the
+        # decision-tree questions are labels; checkbox truths (lists) have no single answer to score.
         for q_key, a_key in truth.items():
-            if isinstance(a_key, str):  # checkbox truths (lists) have no single answer to score
+            if q_key in QUESTIONS and isinstance(a_key, str):
                 expert[q_key] = check_label(q_key, a_key)
     image = row.get("image") or {}
     try:
