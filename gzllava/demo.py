@@ -58,7 +58,7 @@ def accuracy_table(trained: dict, untrained: dict) -> str:
     """Per-question accuracy: trained model (likelihood and free text), untrained model, majority class, chance."""
     model = trained["models"]["model"]["morphology"]
     base = untrained["models"]["model"]["morphology"]
-    baselines = trained["baselines"]["morphology"]
+    baselines = trained["baselines"]
     rows = ["| question | n | trained (likelihood) | trained (free text) | untrained (likelihood) | majority class | random |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for question, figures in model["likelihood"]["per_question"].items():
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
     parser.add_argument("--subjects", type=int, default=1500, help="synthetic galaxies to build (if absent)")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--instruct-epochs", type=float, default=2.0)
+    parser.add_argument("--instruct-epochs", type=float, default=3.0)
     parser.add_argument("--eval-samples", type=int, default=600, help="held-out decision-tree questions scored")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny matrices gain nothing from more)")
     args = parser.parse_args(argv)
@@ -101,11 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     import gzllava  # noqa: F401  (registers the Auto classes)
 
     build_dataset(args.data, args.subjects, args.image_size)
-    common = ["--dataset_name", str(args.data), "--tiny_image_size", str(args.image_size)]
-    aligned = train_stage("recipes/tiny_cpu_align.yaml", [*common, "--output_dir", str(args.out / "align")])
+    # Tiny random LM: its frozen random embeddings and head cannot be steered by LoRA alone, so the instruct
+    # stage also trains them in full (peft modules_to_save, unquantised); 16 image tokens (64 px, patch 16).
+    common = ["--dataset_name", str(args.data), "--tiny_image_size", str(args.image_size), "--tiny_patch_size", "16"]
+    aligned = train_stage("recipes/tiny_cpu_align.yaml", [
+        *common, "--output_dir", str(args.out / "align"), "--num_train_epochs", "1", "--eval_strategy", "no"])
     instructed = train_stage("recipes/tiny_cpu_instruct.yaml", [
         *common, "--model_name_or_path", str(aligned), "--output_dir", str(args.out / "instruct"),
-        "--num_train_epochs", str(args.instruct_epochs), "--dataset_config", "decision_tree"])
+        "--dataset_config", "decision_tree", "--num_train_epochs", str(args.instruct_epochs), "--learning_rate", "2e-3",
+        "--max_length", "200", "--lora_r", "32", "--lora_alpha", "64", "--eval_strategy", "no",
+        "--lora_modules_to_save", "lm_head", "embed_tokens"])
     trained = evaluate(instructed, args.data, args.out / "eval", args.eval_samples)
     untrained = evaluate(aligned, args.data, args.out / "eval-align", args.eval_samples)
     table = accuracy_table(trained, untrained)
