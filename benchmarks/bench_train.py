@@ -10,8 +10,9 @@ Cases, each in a fresh process (so peak memory is its own), on the same filtered
     align-gz-augment  align-gz with the resumable rot90/flip augmentation on (its cost)
 
 Figures: samples/s and tokens/s (non-padding tokens, image tokens included), the median over the timed steps
-(after warm-up; robust to other processes taking the CPU for a moment), and the peak resident memory during
-training (Linux VmHWM, reset just before training; CUDA: max allocated).
+after warm-up, per second of the process's own CPU time on CPU (one thread: robust to the other processes of
+a shared machine; wall-clock rates are in the JSON) or of wall-clock time on a GPU; and the peak resident
+memory during training (Linux VmHWM, reset just before training; CUDA: max allocated).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py [--steps 40] [--warmup 3] [--batch 8] [--image-size 64]
 """
@@ -58,6 +59,7 @@ class Meter:
         self.tokens: list[int] = []
         self.samples: list[int] = []
         self.step_times: list[float] = []
+        self.step_cpu_times: list[float] = []
 
     def __call__(self, examples):
         batch = self.collator(examples)
@@ -73,36 +75,47 @@ class Meter:
         class StepClock(TrainerCallback):
             def on_step_begin(self, args, state, control, **kwargs):
                 meter.step_times.append(time.perf_counter())
+                meter.step_cpu_times.append(time.process_time())
 
             def on_train_end(self, args, state, control, **kwargs):
                 meter.step_times.append(time.perf_counter())
+                meter.step_cpu_times.append(time.process_time())
 
         return StepClock()
 
-    def figures(self) -> dict:
-        """Per-step rates after warm-up; the median is robust to other processes taking the CPU for a moment."""
+    def figures(self, cpu_time: bool) -> dict:
+        """Per-step rates after warm-up, their median (robust to other processes taking the CPU for a moment).
+
+        `cpu_time`: per CPU-second of this process instead of per wall-clock second. On a shared CPU with one
+        thread per process that counts this run's work only; on a GPU, wall-clock time is what matters.
+        """
         import statistics
 
-        # step_times[i] is the start of step i; batch i is collated just before it (no prefetch with 0 workers).
-        durations = [b - a for a, b in zip(self.step_times, self.step_times[1:])][self.warmup:]
+        clock = self.step_cpu_times if cpu_time else self.step_times
+        # clock[i] is the start of step i; batch i is collated just before it (no prefetch with 0 workers).
+        durations = [b - a for a, b in zip(clock, clock[1:])][self.warmup:]
+        wall = [b - a for a, b in zip(self.step_times, self.step_times[1:])][self.warmup:]
         samples = self.samples[self.warmup:self.warmup + len(durations)]
         tokens = self.tokens[self.warmup:self.warmup + len(durations)]
         return {
             "steps": len(durations),
+            "clock": "process CPU time" if cpu_time else "wall clock",
             "seconds": sum(durations),
+            "wall_seconds": sum(wall),
             "samples_per_s": statistics.median(n / t for n, t in zip(samples, durations)),
             "tokens_per_s": statistics.median(n / t for n, t in zip(tokens, durations)),
-            "mean_samples_per_s": sum(samples) / sum(durations),
+            "wall_samples_per_s": statistics.median(n / t for n, t in zip(samples, wall)),
         }
 
 
 def training_flags(options, dataset: str, output_dir: str) -> list[str]:
     return [
         "--config", str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml"), "--dataset_name", dataset,
-        "--output_dir", output_dir, "--tiny_image_size", str(options.image_size), "--max_steps",
+        "--output_dir", output_dir, "--tiny_image_size", str(options.image_size),
+        "--tiny_text_hidden_size", str(options.text_hidden_size), "--tiny_layers", str(options.layers), "--max_steps",
         str(options.steps + options.warmup), "--per_device_train_batch_size", str(options.batch),
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--augment", "false",
-        "--dataset_config", "description,conversation,decision_tree", "--max_length", "512",
+        "--dataset_config", "description,conversation,decision_tree", "--max_length", str(options.max_length),
         "--disable_tqdm=true", *(["--use_cpu", "false"] if options.cuda else []),
     ]
 
@@ -180,7 +193,7 @@ def measure(case: str, options) -> dict:
         torch.cuda.reset_peak_memory_stats()
     reset_peak_rss()
     trainer.train()
-    figures = meter.figures()
+    figures = meter.figures(cpu_time=not cuda)
     figures.update({
         "case": case,
         "model_class": model_class.__name__,
@@ -205,6 +218,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=64, help="tiny CLIP input (patch 8: (size/8)^2 tokens)")
     parser.add_argument("--queries", type=int, default=16, help="resampler image tokens")
+    parser.add_argument("--max-length", type=int, default=2048,
+                        help="long enough to keep every sample: all cases train on the same samples")
+    parser.add_argument("--text-hidden-size", type=int, default=128, help="tiny LM width (the recipe's)")
+    parser.add_argument("--layers", type=int, default=2, help="layers of the tiny tower and LM (the recipe's)")
     parser.add_argument("--subjects", type=int, default=80, help="synthetic galaxies in the dataset")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--rounds", type=int, default=3, help="each case this many times; the median is reported")
@@ -230,7 +247,8 @@ def main() -> None:
             for case in cases:
                 argv = [sys.executable, __file__, "--case", case, "--dataset", str(dataset)]
                 argv += [f"--{k.replace('_', '-')}={v}" for k, v in vars(options).items()
-                         if k in ("steps", "warmup", "batch", "image_size", "queries")]
+                         if k in ("steps", "warmup", "batch", "image_size", "queries", "text_hidden_size", "layers",
+                                   "max_length")]
                 argv += ["--cuda"] if options.cuda else []
                 done = subprocess.run(argv, capture_output=True, text=True,
                                       env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
