@@ -32,11 +32,12 @@ logger = logging.getLogger(__name__)
 # Training arguments worth quoting in the model card.
 CARD_TRAINING_KEYS = (
     "learning_rate", "lr_scheduler_type", "warmup_steps", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "max_length", "weight_decay", "seed", "bf16", "gradient_checkpointing",
+    "gradient_accumulation_steps", "max_length", "weight_decay", "seed", "bf16", "activation_checkpointing",
     "assistant_only_loss",
 )
 CARD_MODEL_KEYS = ("dtype", "use_peft", "lora_r", "lora_alpha", "lora_dropout", "load_in_4bit", "bnb_4bit_quant_type",
                    "use_bnb_nested_quant")
+COMPOSE_KEYS = ("projector_type", "num_query_tokens", "use_image_delimiters", "image_standardization")
 
 
 @dataclass
@@ -66,12 +67,20 @@ class TrainingRun:
             if value is not None and (tiny or not key.startswith("tiny_")) and (composed or key not in COMPOSE_KEYS)
         }
 
+    def _recipe(self) -> dict | None:
+        """The recipe file as written (command-line overrides show in the effective arguments below it)."""
+        if not self.gz_args.recipe or not os.path.isfile(self.gz_args.recipe):
+            return None
+        import yaml
+
+        return {"path": self.gz_args.recipe, "settings": yaml.safe_load(Path(self.gz_args.recipe).read_text())}
+
     @property
     def card_training(self) -> dict:
         """What the model card says about how the model was trained."""
         return {
             "stage": self.gz_args.stage,
-            "recipe": self.gz_args.recipe,
+            "recipe": self._recipe(),
             "base_model": self.model_args.model_name_or_path or self.base.base_models,
             "dataset": {"name": self.dataset_id or Path(self.script_args.dataset_name).name,
                         "config": self.script_args.dataset_config, "splits": self.data.as_dict()},
@@ -81,9 +90,6 @@ class TrainingRun:
             "gzllava_arguments": self._gzllava_arguments(),
             "parameters": describe_trainable(self.trainer.model),
         }
-
-
-COMPOSE_KEYS = ("projector_type", "num_query_tokens", "use_image_delimiters", "image_standardization")
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:

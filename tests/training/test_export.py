@@ -69,7 +69,9 @@ def test_export_is_a_hub_repo_with_card_curve_and_metrics(qlora_run):
     assert config["auto_map"]["AutoModelForImageTextToText"] == "modeling_gzllava.GZLlavaForConditionalGeneration"
     card = (folder / "README.md").read_text()
     assert "org/gz-llava-test" in card and "![training loss](training_curve.png)" in card
-    assert '"recipe": ' in card and "tiny_cpu_align.yaml" in card and '"stage": "instruct"' in card
+    assert '"recipe": {' in card and "tiny_cpu_align.yaml" in card and '"stage": "instruct"' in card
+    assert '"settings": {' in card and '"learning_rate": 0.001' in card  # the recipe as written...
+    assert '"learning_rate": 0.01' in card  # ...and the effective value after the command-line override
     assert '"load_in_4bit": true' in card and '"dropped_overlong": 2' in card
     assert "| train_loss |" in card and "| dropped_overlong_train | 2 |" in card
     assert (folder / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
