@@ -105,6 +105,17 @@ def keep_projector_in_float32(model: nn.Module) -> None:
                 module._gzllava_float32 = True
 
 
+def restore_full_module_dtypes(model: nn.Module) -> None:
+    """Trainable copies of peft `modules_to_save` (lm_head, embed_tokens, ...) back in their frozen original's dtype."""
+    from peft.utils import ModulesToSaveWrapper
+
+    for module in model.modules():
+        if isinstance(module, ModulesToSaveWrapper):
+            original = next(module.original_module.parameters(), None)
+            if original is not None and original.is_floating_point():
+                module.modules_to_save.to(original.dtype)
+
+
 def describe_trainable(model: nn.Module) -> dict[str, int]:
     """Trainable / total parameters per top-level part (for the log and the model card)."""
     parts: dict[str, list[int]] = {}

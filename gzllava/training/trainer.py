@@ -6,7 +6,9 @@
    "missing", strict=False): a resumed run would continue from the base weights. Checkpoints are written
    with the model's own parameter names instead (`save_original_format=False`); they still load with
    `from_pretrained`.
-2. The projector stays float32 after TRL casts a quantised model's trainable parameters to bfloat16.
+2. Modules trained in full next to LoRA (peft `modules_to_save`) keep their precision: TRL casts every trainable
+   parameter of a quantised model to bfloat16 (right for LoRA adapters, per QLoRA), which would also leave them,
+   and their optimizer updates, in bfloat16. The projector stays float32; the others get their base dtype back.
 3. Resumable augmentation, and the end-of-training check that DDP ranks agree.
 """
 
@@ -20,12 +22,13 @@ from trl import SFTTrainer
 
 from .augmentation import AugmentingCollator, EpochCallback
 from .callbacks import RankConsistencyCallback
-from .stages import keep_projector_in_float32
+from .stages import keep_projector_in_float32, restore_full_module_dtypes
 
 
 class GZLlavaSFTTrainer(SFTTrainer):
     def __init__(self, *args, augment: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        restore_full_module_dtypes(self.model)
         keep_projector_in_float32(self.model)
         if augment:
             self.data_collator = AugmentingCollator(self.data_collator, seed=self.args.seed)

@@ -84,3 +84,18 @@ def test_lora_regex_matches_language_model_linears_only():
     assert "model.vision_tower.encoder.layers.0.self_attn.q_proj" in dict(model.named_modules())  # CLIP has one too
     with pytest.raises(ValueError, match=r"\['qkv_proj'\] are not linear layers of the language model"):
         lora_target_regex(model, ["qkv_proj"])
+
+
+def test_extra_modules_trained_in_full_keep_their_precision_under_qlora(instruct_folder, make_args, tmp_path):
+    """TRL casts a quantised model's trainable parameters to bf16: right for LoRA, not for modules trained in full."""
+    run = prepare_training(*make_args(
+        instruct_folder, tmp_path, *STEPS, "--stage", "instruct", "--use_peft", "true", "--load_in_4bit", "true",
+        "--lora_r", "4", "--lora_alpha", "8", "--lora_modules_to_save", "lm_head",
+    ))
+    model = run.trainer.model
+    head = {n: p for n, p in model.named_parameters() if "lm_head.modules_to_save" in n}
+    assert head and all(p.dtype == torch.float32 and p.requires_grad for p in head.values())
+    assert {p.dtype for n, p in model.named_parameters() if "lora_" in n} == {torch.bfloat16}  # adapters as in QLoRA
+    before = snapshot(model)
+    train(run)
+    assert set(head) <= changed(before, model)
