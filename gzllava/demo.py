@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
     parser.add_argument("--subjects", type=int, default=1500, help="synthetic galaxies to build (if absent)")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--instruct-epochs", type=float, default=3.0)
+    parser.add_argument("--instruct-epochs", type=float, default=5.0)
     parser.add_argument("--eval-samples", type=int, default=600, help="held-out decision-tree questions scored")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny matrices gain nothing from more)")
     args = parser.parse_args(argv)
@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     build_dataset(args.data, args.subjects, args.image_size)
     # Tiny random LM: its frozen random embeddings and head cannot be steered by LoRA alone, so the instruct
     # stage also trains them in full (peft modules_to_save, unquantised); 16 image tokens (64 px, patch 16).
+    # Instruct on descriptions and decision-tree questions: the pipeline describes, the table scores answers.
     common = ["--dataset_name", str(args.data), "--tiny_image_size", str(args.image_size), "--tiny_patch_size", "16"]
     aligned = train_stage("recipes/tiny_cpu_align.yaml", [
         *common, "--output_dir", str(args.out / "align"), "--num_train_epochs", "1", "--eval_strategy", "no"])
     instructed = train_stage("recipes/tiny_cpu_instruct.yaml", [
         *common, "--model_name_or_path", str(aligned), "--output_dir", str(args.out / "instruct"),
-        "--dataset_config", "decision_tree", "--num_train_epochs", str(args.instruct_epochs), "--learning_rate", "2e-3",
+        "--dataset_config", "description,decision_tree", "--num_train_epochs", str(args.instruct_epochs), "--learning_rate", "2e-3",
         "--max_length", "200", "--lora_r", "32", "--lora_alpha", "64", "--eval_strategy", "no",
         "--lora_modules_to_save", "lm_head", "embed_tokens"])
     trained = evaluate(instructed, args.data, args.out / "eval", args.eval_samples)
