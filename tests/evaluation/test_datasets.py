@@ -125,3 +125,24 @@ def test_images_stay_encoded_until_a_batch_needs_them(tmp_path):
     view = LazyImages(eval_set.samples, [1, 0, 1])
     assert len(view) == 3 and [im.size for im in view[1:]] == [(48, 48), (48, 48)]
     assert view[0].mode == "RGB"
+
+
+def test_synthetic_truth_parameters_are_not_read_as_questions():
+    """The generator's truth also holds parameters (kind, arm_count, ...): only decision-tree keys are labels."""
+    import io
+    import json
+
+    from gzllava.evaluation.datasets import sample_from_row
+
+    buffer = io.BytesIO()
+    galaxy_image(0).save(buffer, format="PNG")
+    row = {
+        "id": "decision_tree-1-smooth-or-featured", "subject_id": "1", "image": {"bytes": buffer.getvalue(), "path": None},
+        "messages": [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "Smooth?"}]},
+                     {"role": "assistant", "content": [{"type": "text", "text": "Smooth."}]}],
+        "question": "smooth-or-featured", "answer": "smooth", "votes": {},
+        "truth": json.dumps({"smooth-or-featured": "smooth", "kind": "elliptical", "arm_count": 0, "odd-feature": ["ring"]}),
+    }
+    sample = sample_from_row(row, "decision_tree")
+    assert sample.expert == {"smooth-or-featured": "smooth"}
+    assert sample.question == "smooth-or-featured" and sample.answer == "smooth"
