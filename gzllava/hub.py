@@ -40,6 +40,12 @@ def save_for_hub(model, processor, save_directory: str | os.PathLike, card_kwarg
     model.config.auto_map = dict(AUTO_MAP)
     model.config.custom_pipelines = CUSTOM_PIPELINES
     model.save_pretrained(out, **save_kwargs)
+    # A call with truncation/padding (TRL's collator, max_length checks) leaves that state in the fast tokenizer's
+    # backend, and save_pretrained writes it into tokenizer.json: users would then get truncated prompts.
+    backend = getattr(processor.tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()
     processor.save_pretrained(out)
     for name in REMOTE_CODE_FILES:  # save_pretrained copies those it imports; the pipeline file is not among them
         shutil.copyfile(REPO_ROOT / name, out / name)

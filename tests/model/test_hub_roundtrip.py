@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from gzllava.hub import CUSTOM_PIPELINES, REMOTE_CODE_FILES, push_to_hub, save_for_hub
-from gzllava.testing import tiny_model_and_processor, toy_galaxy
+from gzllava.testing import toy_galaxy
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -77,6 +77,17 @@ def test_saved_folder_is_a_complete_hub_model_repository(tmp_path, tiny_mlp):
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)  # safetensors only
 
 
+def test_saved_tokenizer_carries_no_call_time_truncation(tmp_path, tiny_mlp):
+    model, processor = tiny_mlp
+    with pytest.raises(ValueError):  # a truncating call (as a training collator makes) that cuts image tokens
+        processor(images=[toy_galaxy()], text=[processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Bar?"}]}],
+            add_generation_prompt=True, tokenize=False)], truncation=True, max_length=8, return_tensors="pt")
+    folder = save_for_hub(model, processor, tmp_path / "repo")
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    assert tokenizer["truncation"] is None and tokenizer["padding"] is None
+
+
 @pytest.mark.integration
 def test_push_to_hub_then_every_user_call_in_a_fresh_process(tmp_path, hub_server, hub_env, tiny_mlp):
     model, processor = tiny_mlp
@@ -99,8 +110,6 @@ def test_push_to_hub_then_every_user_call_in_a_fresh_process(tmp_path, hub_serve
     # The remote-code model computes what the local one computes.
     import torch
 
-    from gzllava.testing import chat_prompt
-
     chat_text = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there any sign of a bar?"}]}],
         add_generation_prompt=True, tokenize=False)
@@ -108,4 +117,3 @@ def test_push_to_hub_then_every_user_call_in_a_fresh_process(tmp_path, hub_serve
     with torch.no_grad():
         expected = model(**inputs).logits[0, -1, :8]
     torch.testing.assert_close(torch.tensor(report["last_logits"]), expected, rtol=1e-4, atol=1e-5)
-    assert chat_prompt  # the helper the README shows exists
