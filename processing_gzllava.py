@@ -295,15 +295,13 @@ class GZLlavaProcessor(ProcessorMixin):
         return inputs
 
     @staticmethod
-    def _standardize(pixel_values):  # (N, C, H, W): each image to zero mean, unit variance over all its pixels
-        axes = tuple(range(1, pixel_values.ndim))
-        if hasattr(pixel_values, "std"):
-            if isinstance(pixel_values, np.ndarray):
-                mean, std = pixel_values.mean(axis=axes, keepdims=True), pixel_values.std(axis=axes, keepdims=True)
-            else:
-                mean, std = pixel_values.mean(dim=axes, keepdim=True), pixel_values.std(dim=axes, keepdim=True)
-            return (pixel_values - mean) / (std + 1e-6)
-        return [GZLlavaProcessor._standardize(np.asarray(p)[None])[0] for p in pixel_values]
+    def _standardize(pixel_values):  # (N, C, H, W): each image to zero mean, unit variance
+        if isinstance(pixel_values, (list, tuple)):  # no return_tensors: a list of (C, H, W) arrays
+            pixel_values = np.stack([np.asarray(p) for p in pixel_values])
+        flat = pixel_values.reshape(pixel_values.shape[0], -1)
+        mean = flat.mean(1).reshape(-1, *[1] * (pixel_values.ndim - 1))
+        std = flat.std(1).reshape(-1, *[1] * (pixel_values.ndim - 1))
+        return (pixel_values - mean) / (std + 1e-6)
 
     @property
     def model_input_names(self):

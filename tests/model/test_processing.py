@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gzllava.testing import chat_prompt, toy_galaxy, user_turn
+from gzllava.testing import chat_prompt, toy_galaxy
 from processing_gzllava import load_image, random_rot90_flip, stretch_to_uint8
 
 
