@@ -8,6 +8,7 @@ causal LM config: Llama, Phi-3, Qwen2, SmolLM2, ...), resolved through `AutoConf
 """
 
 from transformers import LlavaConfig
+from transformers.activations import ACT2FN
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import AutoConfig
 
@@ -83,6 +84,8 @@ class GZLlavaConfig(LlavaConfig):
     def _validate(self):
         if self.projector_type not in PROJECTOR_TYPES:
             _fail("projector_type", self.projector_type, f"one of {PROJECTOR_TYPES}")
+        if self.projector_hidden_act not in ACT2FN:
+            _fail("projector_hidden_act", self.projector_hidden_act, f"an activation name, one of {sorted(ACT2FN)}")
         if self.vision_feature_select_strategy not in FEATURE_SELECT_STRATEGIES:
             _fail("vision_feature_select_strategy", self.vision_feature_select_strategy, f"one of {FEATURE_SELECT_STRATEGIES}")
         vision_type = self.vision_config.model_type

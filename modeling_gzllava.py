@@ -10,7 +10,10 @@ Shapes: B images, P patch tokens per image, Dv vision hidden size, L vision feat
 Q resampler queries, Dt language-model hidden size.
 """
 
+import copy
+
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoModel, LlavaForConditionalGeneration, LlavaModel, LlavaPreTrainedModel
 from transformers import initialization as init
@@ -89,11 +92,75 @@ def _init_gzllava_weights(model, module):
 PROJECTORS = {"linear": GZLlavaLinearProjector, "mlp2x_gelu": GZLlavaMLPProjector, "resampler": GZLlavaResampler}
 
 
-class GZLlavaModel(LlavaModel):
+def _keep_unquantized(quantization_config, modules):
+    """A bitsandbytes config that names no modules to skip gets `modules` (a copy; the caller's object is untouched)."""
+    if isinstance(quantization_config, dict):
+        if quantization_config.get("llm_int8_skip_modules") is None and (
+            quantization_config.get("load_in_4bit") or quantization_config.get("load_in_8bit")
+        ):
+            return {**quantization_config, "llm_int8_skip_modules": list(modules)}
+        return quantization_config
+    if getattr(quantization_config, "quant_method", None) == "bitsandbytes" and quantization_config.llm_int8_skip_modules is None:
+        quantization_config = copy.deepcopy(quantization_config)
+        quantization_config.llm_int8_skip_modules = list(modules)
+    return quantization_config
+
+
+class GZLlavaLoadingMixin:
+    """`from_pretrained` with GZ-LLaVA's guarantees.
+
+    - Quantisation (bitsandbytes 4/8-bit) leaves `_unquantized_modules` (vision tower, projector, LM head) in full
+      precision unless the config names its own `llm_int8_skip_modules`.
+    - A checkpoint without the projector or vision-tower weights is an error, not a random projector and a warning.
+    - An unreadable safetensors file is named in the error.
+    """
+
+    _unquantized_modules: tuple = ()
+    _required_prefixes: tuple = ()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        if kwargs.get("quantization_config") is not None:
+            kwargs["quantization_config"] = _keep_unquantized(kwargs["quantization_config"], cls._unquantized_modules)
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        missing = sorted(key for key in info["missing_keys"] if key.startswith(cls._required_prefixes))
+        if missing:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the checkpoint has no weights for {len(missing)} vision-tower/projector "
+                f"parameter(s), e.g. {missing[:3]}; a GZ-LLaVA needs them (compose_gzllava builds a new, untrained one)."
+            )
+        return (model, info) if want_info else model
+
+    @staticmethod
+    def _load_pretrained_model(model, state_dict, checkpoint_files, load_config, expected_keys=None):
+        try:
+            return LlavaPreTrainedModel._load_pretrained_model(model, state_dict, checkpoint_files, load_config, expected_keys)
+        except SafetensorError as error:
+            bad = [path for path in checkpoint_files or [] if _unreadable_safetensors(path)]
+            raise OSError(
+                f"Cannot read the weights file {', '.join(map(str, bad)) or checkpoint_files}: {error}; the file is "
+                "truncated or not a safetensors file (download or save it again)."
+            ) from error
+
+
+def _unreadable_safetensors(path) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            return False
+    except (SafetensorError, OSError):
+        return True
+
+
+class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
     """Vision tower + projector + language model, without the LM head (what `AutoModel` loads)."""
 
     config_class = GZLlavaConfig
     config: GZLlavaConfig
+    _unquantized_modules = ("vision_tower", "multi_modal_projector")
+    _required_prefixes = ("vision_tower.", "multi_modal_projector.")
 
     def __init__(self, config: GZLlavaConfig):
         # LlavaModel.__init__ would build its fixed MLP projector: build the three parts here instead.
@@ -104,6 +171,17 @@ class GZLlavaModel(LlavaModel):
         self.post_init()
 
     _init_weights = _init_gzllava_weights
+
+    def forward(self, input_ids=None, pixel_values=None, **kwargs):
+        encoded = kwargs.get("mm_encoder_outputs") or {}
+        if pixel_values is None and encoded.get("image") is None and input_ids is not None:
+            n_image_tokens = int((input_ids == self.config.image_token_id).sum())
+            if n_image_tokens:
+                raise ValueError(
+                    f"input_ids hold {n_image_tokens} image token(s) (id {self.config.image_token_id}) but no pixel_values "
+                    "were given: pass the images, built with the GZ-LLaVA processor, or drop the `<image>` placeholders."
+                )
+        return super().forward(input_ids=input_ids, pixel_values=pixel_values, **kwargs)
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
         """Mask of the `<image>` positions that receive image features; fails loudly when the counts differ."""
@@ -133,11 +211,14 @@ class GZLlavaModel(LlavaModel):
         return special_image_mask.unsqueeze(-1).to(inputs_embeds.device)
 
 
-class GZLlavaForConditionalGeneration(LlavaForConditionalGeneration):
+class GZLlavaForConditionalGeneration(GZLlavaLoadingMixin, LlavaForConditionalGeneration):
     """GZ-LLaVA with the language-model head: what `AutoModelForImageTextToText` loads; generation-ready."""
 
     config_class = GZLlavaConfig
     config: GZLlavaConfig
+    # Skip patterns match full module names from the start (and "lm_head" as a suffix).
+    _unquantized_modules = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
+    _required_prefixes = ("model.vision_tower.", "model.multi_modal_projector.")
 
     def __init__(self, config: GZLlavaConfig):
         LlavaPreTrainedModel.__init__(self, config)

@@ -3,34 +3,59 @@
 In transformers 5, "image-to-text" became an alias of "image-text-to-text", which refuses a call
 without text. A model repository's `custom_pipelines` entry is looked up before that renaming, so
 GZ-LLaVA ships this small pipeline for "image-to-text": an image alone (path, URL, PIL, array, bytes
-or FITS) is asked the processor's `default_prompt`; anything else behaves as image-text-to-text.
+or FITS) is asked the processor's `default_prompt`; `prompt=` (or `text=`) asks another question, or,
+when it already holds `<image>`, is used as the whole prompt (as llava-hf's pipeline does); chats
+behave as image-text-to-text. Images are read by the processor with its saved settings (stretch,
+size limits, URL timeout and byte cap), never by transformers' generic loader.
 """
 
 from transformers.pipelines.image_text_to_text import ImageTextToTextPipeline
-
-
-try:
-    from .processing_gzllava import load_image
-except ImportError:
-    from processing_gzllava import load_image
 
 
 class GZLlavaImageToTextPipeline(ImageTextToTextPipeline):
     """Image(s) in, `[{"generated_text": description}]` out (one list per image for a batch)."""
 
     def __call__(self, images=None, text=None, prompt=None, **kwargs):
-        if images is None or text is not None or _is_chat(images):
-            return super().__call__(images=images, text=text, **kwargs)
+        if prompt is not None and text is not None:
+            raise ValueError("Pass the question as `prompt=` or as `text=`, not both.")
+        question = prompt if prompt is not None else text
+        if images is None or _is_chat(images) or _is_chat(question) or not isinstance(question, (str, type(None))):
+            return super().__call__(images=images, text=text if prompt is None else prompt, **kwargs)
+        prompt_text = self._prompt_text(question)
         single = not isinstance(images, (list, tuple))
-        question = prompt or getattr(self.processor, "default_prompt", None) or "Describe this galaxy."
-        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        prompt_text = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         kwargs.setdefault("return_full_text", False)
         results = [
-            super(GZLlavaImageToTextPipeline, self).__call__(images=[load_image(image)], text=prompt_text, **kwargs)
+            super(GZLlavaImageToTextPipeline, self).__call__(images=[image], text=prompt_text, **kwargs)
             for image in ([images] if single else images)
         ]
         return results[0] if single else results
+
+    def _prompt_text(self, question) -> str:
+        """The text for one image: the default question, a question, or a full prompt that holds `<image>`."""
+        image_token = getattr(self.processor, "image_token", "<image>")
+        if question is None:
+            question = getattr(self.processor, "default_prompt", None) or "Describe this galaxy."
+        elif not question.strip():
+            raise ValueError(
+                "prompt is empty: pass a question, or leave prompt out to ask the default question "
+                f"{getattr(self.processor, 'default_prompt', None)!r}."
+            )
+        if image_token in question:  # a complete prompt, e.g. "USER: <image>\nWhat is it?\nASSISTANT:"
+            return question
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+
+    def preprocess(self, inputs=None, timeout=None, continue_final_message=None, **processing_kwargs):
+        # transformers' loader has no download limits and no FITS stretch: the processor reads the images instead.
+        if isinstance(inputs, dict) and "images" in inputs and hasattr(self.processor, "load_image"):
+            inputs = {**inputs, "images": _nested(inputs["images"], lambda image: self.processor.load_image(image, timeout))}
+        return super().preprocess(inputs, timeout=timeout, continue_final_message=continue_final_message, **processing_kwargs)
+
+
+def _nested(value, function):
+    if isinstance(value, (list, tuple)):
+        return [_nested(item, function) for item in value]
+    return function(value)
 
 
 def _is_chat(value) -> bool:

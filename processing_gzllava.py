@@ -11,7 +11,10 @@ corrupt files and absurdly large images, optional per-image standardisation of t
 import io
 import os
 import random
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,7 +28,12 @@ except ImportError:
 
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz")
+FITS_CONTENT_TYPES = ("application/fits", "image/fits", "application/x-fits", "image/x-fits")
 DEFAULT_MAX_IMAGE_PIXELS = 8192 * 8192
+DEFAULT_MIN_IMAGE_SIZE = 8  # pixels per side: smaller images carry nothing a vision tower can use
+DEFAULT_URL_TIMEOUT = 30.0  # seconds for a whole image download
+DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
+MAX_BANDS = 16  # a cube axis this short or shorter is a band axis
 DEFAULT_PROMPT = "Describe this galaxy's morphology."
 
 # llava-1.5 style turns. `{% generation %}` marks what the assistant says, so TRL's assistant-only loss
@@ -54,17 +62,34 @@ CHAT_TEMPLATE = (
 )
 
 
+class ImageInputError(ValueError):
+    """An image that cannot be used, with one line naming it and what was expected."""
+
+
 def _describe(image, name):
     return name or (str(image) if isinstance(image, (str, os.PathLike)) else type(image).__name__)
 
 
-def stretch_to_uint8(data: np.ndarray, method: str = "asinh") -> np.ndarray:
+def _fill_non_finite(data: np.ndarray, name: str = "data") -> np.ndarray:
+    """Refuse data with nothing to show (no finite value, or one constant value); NaN/inf pixels become the sky (median)."""
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ImageInputError(f"Image {name} has no finite pixel values (all NaN or infinite): nothing to show.")
+    values = data[finite]
+    low, high = values.min(), values.max()
+    if low == high:
+        raise ImageInputError(f"Image {name} is constant (every finite pixel is {low:g}): nothing to show; check the file.")
+    return data if finite.all() else np.where(finite, data, np.median(values))
+
+
+def stretch_to_uint8(data: np.ndarray, method: str = "asinh", name: str = "data") -> np.ndarray:
     """Map float data (H, W) or (H, W, C) to uint8 with an astronomical stretch, jointly over channels.
 
     `asinh`: sky-subtracted arcsinh stretch (Lupton et al. 2004), keeps faint arms and bright cores;
-    `percentile`: linear between the 0.5th and 99.5th percentiles.
+    `percentile`: linear between the 0.5th and 99.5th percentiles. NaN/inf pixels are set to the sky level;
+    data with no finite value or a single constant value is refused (`ImageInputError`, naming `name`).
     """
-    data = np.nan_to_num(np.asarray(data, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    data = _fill_non_finite(np.asarray(data, dtype=np.float64), name)
     if method == "percentile":
         low, high = np.percentile(data, [0.5, 99.5])
         scaled = (data - low) / max(high - low, 1e-12)
@@ -79,42 +104,112 @@ def stretch_to_uint8(data: np.ndarray, method: str = "asinh") -> np.ndarray:
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _bands_to_rgb(data: np.ndarray, stretch: str) -> Image.Image:
-    """(H, W) grey or (C, H, W) bands, bluest first (g, r, z as in DECaLS), -> RGB with the reddest band in R."""
+@dataclass(frozen=True)
+class LoadOptions:
+    """How images are read: the stretch for raw data, size limits, and URL download limits."""
+
+    stretch: str = "asinh"
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    min_size: int = DEFAULT_MIN_IMAGE_SIZE
+    timeout: float = DEFAULT_URL_TIMEOUT
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+
+
+def _check_dims(width: int, height: int, label: str, options: LoadOptions) -> None:
+    """Size limits, checked from headers/shapes before any pixel is decoded or stretched."""
+    if width * height > options.max_pixels:
+        raise ImageInputError(
+            f"Image {label} is {width}x{height} pixels, above the limit of {options.max_pixels} "
+            "(max_image_pixels); cut it out or resize it first."
+        )
+    if min(width, height) < options.min_size:
+        raise ImageInputError(
+            f"Image {label} is {width}x{height} pixels, below the minimum of {options.min_size}x{options.min_size} "
+            "(min_image_size)."
+        )
+
+
+def _band_axis(shape: tuple, label: str) -> int:
+    """The band axis of a 3-D cube: 0 for (bands, H, W) (the FITS/numpy-from-FITS order), 2 for (H, W, bands)."""
+    first, last = shape[0], shape[2]
+    if first <= MAX_BANDS and first <= min(shape[1:]):
+        return 0
+    if last <= MAX_BANDS and last < min(shape[:2]):
+        return 2
+    raise ImageInputError(
+        f"Image {label} has shape {tuple(shape)}: expected (H, W), (bands, H, W) or (H, W, bands) with at most "
+        f"{MAX_BANDS} bands."
+    )
+
+
+def _bands_to_rgb(data: np.ndarray, stretch: str, label: str = "data") -> Image.Image:
+    """(H, W) grey or (C, H, W) bands, bluest first (g, r, z as in DECaLS), -> RGB with the reddest band in R.
+
+    More than 3 bands: the bluest, middle and reddest are used (e.g. u, r, z of ugriz); 2 bands: their mean is the middle.
+    """
     if data.ndim == 2:
-        return Image.fromarray(stretch_to_uint8(data, stretch)).convert("RGB")
+        return Image.fromarray(stretch_to_uint8(data, stretch, label)).convert("RGB")
     if data.ndim != 3 or data.shape[0] < 1:
-        raise ValueError(f"expected a (H, W) image or a (bands, H, W) cube, got shape {data.shape}")
-    bands = data[:3]
-    if bands.shape[0] == 1:
-        bands = np.repeat(bands, 3, axis=0)
-    elif bands.shape[0] == 2:  # two bands: the missing middle one is their mean
-        bands = np.stack([bands[0], bands.mean(axis=0), bands[1]])
-    rgb = stretch_to_uint8(np.transpose(bands[::-1], (1, 2, 0)), stretch)  # (H, W, 3): z->R, r->G, g->B
+        raise ImageInputError(f"Image {label}: expected a (H, W) image or a (bands, H, W) cube, got shape {data.shape}.")
+    count = data.shape[0]
+    if count == 1:
+        bands = np.repeat(data, 3, axis=0)
+    elif count == 2:  # two bands: the missing middle one is their mean
+        bands = np.stack([data[0], data.mean(axis=0), data[1]])
+    else:
+        bands = data[[0, count // 2, count - 1]] if count > 3 else data
+    rgb = stretch_to_uint8(np.transpose(bands[::-1], (1, 2, 0)), stretch, label)  # (H, W, 3): z->R, r->G, g->B
     return Image.fromarray(rgb, mode="RGB")
 
 
-def _read_fits(source, name: str, stretch: str) -> Image.Image:
+def _squeezed_shape(shape: tuple) -> tuple:
+    """Drop length-1 axes beyond the last two (FITS cubes often carry (1, 1, H, W))."""
+    shape = tuple(shape)
+    while len(shape) > 2 and 1 in shape[:-2]:
+        index = shape[:-2].index(1)
+        shape = shape[:index] + shape[index + 1 :]
+    return shape
+
+
+def _read_fits(source, label: str, options: LoadOptions) -> Image.Image:
+    """The first image HDU; its size is checked from the header before the data is read."""
     if fits is None:
-        raise ImportError(f"Reading the FITS file {name} needs astropy: pip install 'gz-llava[fits]'.")
+        raise ImportError(f"Reading the FITS file {label} needs astropy: pip install 'gz-llava[fits]'.")
     source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         with fits.open(source, memmap=False) as hdul:
-            hdu = next((h for h in hdul if getattr(h, "data", None) is not None and h.data.ndim >= 2), None)
+            hdu, shape = None, ()
+            for candidate in hdul:
+                if not isinstance(candidate, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+                    continue
+                shape = _squeezed_shape(candidate.shape)  # numpy order, from the header: nothing read yet
+                if len(shape) >= 2:
+                    hdu = candidate
+                    break
             if hdu is None:
-                raise ValueError("no image HDU")
-            data = np.asarray(hdu.data, dtype=np.float64)
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(f"Cannot read FITS image {name}: {error}") from error
-    return _bands_to_rgb(np.squeeze(data) if data.ndim > 3 else data, stretch)
+                raise ImageInputError(f"Cannot read FITS image {label}: no image HDU with 2 or 3 axes.")
+            if len(shape) > 3:
+                raise ImageInputError(f"Cannot read FITS image {label}: image HDU of shape {shape}; expected 2 or 3 axes.")
+            axis = _band_axis(shape, label) if len(shape) == 3 else None
+            height, width = (shape[1], shape[2]) if axis == 0 else shape[:2]
+            _check_dims(width, height, label, options)
+            data = np.asarray(hdu.data, dtype=np.float32).reshape(shape)
+    except ImageInputError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ImageInputError(f"Cannot read FITS image {label}: {error}") from error
+    if axis == 2:
+        data = np.moveaxis(data, 2, 0)  # (H, W, bands) -> (bands, H, W)
+    return _bands_to_rgb(data, options.stretch, label)
 
 
-def _pil_to_rgb(image: Image.Image, stretch: str) -> Image.Image:
+def _pil_to_rgb(image: Image.Image, stretch: str, label: str = "image") -> Image.Image:
     """Every PIL mode to a sensible RGB image: transparency over black sky, high bit depths stretched, CMYK converted."""
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit data: a plain convert would clip to white
-        return _bands_to_rgb(np.asarray(image, dtype=np.float64), "percentile" if stretch == "asinh" else stretch)
+        data = np.asarray(image, dtype=np.float64)
+        return _bands_to_rgb(data, "percentile" if stretch == "asinh" else stretch, label)
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("LA", "RGBA", "PA", "La", "RGBa"):
@@ -124,75 +219,136 @@ def _pil_to_rgb(image: Image.Image, stretch: str) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(image, name: str | None = None, stretch: str = "asinh", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS):
-    """A PIL RGB image from a PIL image, numpy/torch array, path, URL, bytes or FITS file/bytes.
+def _download(url: str, options: LoadOptions) -> tuple[bytes, str]:
+    """(body, content type) of an image URL, within `options.timeout` seconds and `options.max_bytes` bytes."""
+    import httpx
 
-    Raises ValueError naming the image for corrupt or truncated data and for images above `max_pixels`.
+    deadline = time.monotonic() + options.timeout
+    chunks, size = [], 0
+    try:
+        with httpx.stream("GET", url, timeout=options.timeout, follow_redirects=True) as response:
+            if response.status_code >= 400:
+                raise ImageInputError(f"Cannot download image {url}: HTTP {response.status_code} {response.reason_phrase}.")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > options.max_bytes:
+                raise ImageInputError(
+                    f"Cannot download image {url}: {int(declared)} bytes, above the limit of {options.max_bytes} "
+                    "(max_download_bytes)."
+                )
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > options.max_bytes:
+                    raise ImageInputError(
+                        f"Cannot download image {url}: more than {options.max_bytes} bytes (max_download_bytes)."
+                    )
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("download too slow")
+                chunks.append(chunk)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    except httpx.TimeoutException as error:
+        raise ImageInputError(f"Cannot download image {url}: no complete answer within {options.timeout:g} s (url_timeout).") from error
+    except httpx.HTTPError as error:
+        raise ImageInputError(f"Cannot download image {url}: {error}") from error
+    return b"".join(chunks), content_type
+
+
+def _is_fits(data: bytes, hint: str = "", content_type: str = "") -> bool:
+    return data[:9] == b"SIMPLE  =" or content_type in FITS_CONTENT_TYPES or hint.lower().endswith(FITS_SUFFIXES)
+
+
+def load_image(
+    image,
+    name: str | None = None,
+    stretch: str = "asinh",
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    min_size: int = DEFAULT_MIN_IMAGE_SIZE,
+    timeout: float = DEFAULT_URL_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+):
+    """A PIL RGB image from a PIL image, numpy/torch array, path, http(s) URL, bytes or FITS file/bytes/URL.
+
+    Raises `ImageInputError` (a ValueError) naming the image for corrupt or truncated data, HTTP errors and slow or
+    oversized downloads, images outside [min_size, max_pixels] (checked from headers before decoding), unknown band
+    layouts, complex data, and data with nothing to show (all NaN/inf, constant).
     """
-    label = _describe(image, name)
+    options = LoadOptions(stretch, max_pixels, min_size, timeout, max_bytes)
+    return _load(image, _describe(image, name), options)
+
+
+def _load(image, label: str, options: LoadOptions) -> Image.Image:
     if isinstance(image, Path):
         image = str(image)
     if isinstance(image, str) and image.startswith(("http://", "https://")):
-        from transformers.image_utils import load_image as load_url
-
-        image = load_url(image)
-    elif isinstance(image, str):
+        data, content_type = _download(image, options)
+        return _load_bytes(data, label, options, fits_file=_is_fits(data, urlsplit(image).path, content_type))
+    if isinstance(image, str):
         if not os.path.isfile(image):
             raise FileNotFoundError(f"Image file not found: {image}")
         if image.lower().endswith(FITS_SUFFIXES):
-            return _check_size(_read_fits(image, label, stretch), label, max_pixels)
-        image = _open_pil(image, label, max_pixels)
-    elif isinstance(image, (bytes, bytearray, memoryview)):
+            return _check_size(_read_fits(image, label, options), label, options)
+        return _check_size(_pil_to_rgb(_open_pil(image, label, options), options.stretch, label), label, options)
+    if isinstance(image, (bytes, bytearray, memoryview)):
         data = bytes(image)
-        if data[:9] == b"SIMPLE  =":
-            return _check_size(_read_fits(data, label, stretch), label, max_pixels)
-        image = _open_pil(io.BytesIO(data), label, max_pixels)
-    elif isinstance(image, dict) and ("bytes" in image or "path" in image):  # a datasets.Image() cell, undecoded
-        return load_image(image.get("bytes") or image.get("path"), name or image.get("path"), stretch, max_pixels)
-    elif not isinstance(image, Image.Image):
-        if hasattr(image, "detach"):  # torch tensor; numpy has no bfloat16
-            image = image.detach().cpu()
-            image = (image.float() if image.is_floating_point() else image).numpy()
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f"Unsupported image type {type(image).__name__} for {label}: expected PIL, numpy, torch, path or bytes.")
-        image = _array_to_pil(image, stretch)
-    return _check_size(_pil_to_rgb(image, stretch), label, max_pixels)
+        return _load_bytes(data, label, options, fits_file=_is_fits(data))
+    if isinstance(image, dict) and ("bytes" in image or "path" in image):  # a datasets.Image() cell, undecoded
+        source = image.get("bytes") or image.get("path")
+        return _load(source, label if label != "dict" else _describe(source, image.get("path")), options)
+    if isinstance(image, Image.Image):
+        _check_dims(image.width, image.height, label, options)
+        return _check_size(_pil_to_rgb(image, options.stretch, label), label, options)
+    if hasattr(image, "detach"):  # torch tensor; numpy has no bfloat16
+        image = image.detach().cpu()
+        image = (image.float() if image.is_floating_point() else image).numpy()
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"Unsupported image type {type(image).__name__} for {label}: expected PIL, numpy, torch, path, URL or bytes.")
+    return _check_size(_array_to_pil(image, label, options), label, options)
 
 
-def _check_size(image: Image.Image, label: str, max_pixels: int) -> Image.Image:
-    if image.width * image.height > max_pixels:
-        raise ValueError(
-            f"Image {label} is {image.width}x{image.height} pixels, above the limit of {max_pixels} "
-            "(max_image_pixels); cut it out or resize it first."
-        )
+def _load_bytes(data: bytes, label: str, options: LoadOptions, fits_file: bool) -> Image.Image:
+    if fits_file:
+        return _check_size(_read_fits(data, label, options), label, options)
+    return _check_size(_pil_to_rgb(_open_pil(io.BytesIO(data), label, options), options.stretch, label), label, options)
+
+
+def _check_size(image: Image.Image, label: str, options: LoadOptions) -> Image.Image:
+    _check_dims(image.width, image.height, label, options)
     return image
 
 
-def _open_pil(source, label: str, max_pixels: int) -> Image.Image:
+def _open_pil(source, label: str, options: LoadOptions) -> Image.Image:
     try:
         image = Image.open(source)
-        _check_size(image, label, max_pixels)  # the header gives the size: refuse before decoding a bomb
+        _check_dims(image.width, image.height, label, options)  # the header gives the size: refuse before decoding a bomb
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"Cannot read image {label}: corrupt, truncated or not an image ({error})") from error
+        raise ImageInputError(f"Cannot read image {label}: corrupt, truncated or not an image ({error})") from error
     return ImageOps.exif_transpose(image)
 
 
-def _array_to_pil(array: np.ndarray, stretch: str) -> Image.Image:
-    """(H, W), (H, W, C) or (C, H, W) arrays; uint8 used as is, [0, 1] floats scaled, anything else stretched."""
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.transpose(array, (1, 2, 0))
+def _array_to_pil(array: np.ndarray, label: str, options: LoadOptions) -> Image.Image:
+    """(H, W), (H, W, C) or (C, H, W) arrays; uint8 RGB(A) used as is, [0, 1] float RGB scaled, anything else stretched."""
+    if array.dtype.kind not in "biuf":
+        raise ImageInputError(f"Image array {label} has dtype {array.dtype}: expected real numbers (uint8, int, float or bool).")
+    if array.ndim not in (2, 3):
+        raise ImageInputError(f"Image array {label} has shape {array.shape}: expected (H, W), (H, W, C) or (C, H, W).")
+    if array.ndim == 3:
+        array = np.moveaxis(array, _band_axis(array.shape, label), -1)  # (H, W, C)
+    _check_dims(array.shape[1], array.shape[0], label, options)  # before any pixel work (0x0, 1x1, huge)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
-        raise ValueError(f"Unsupported image array shape {array.shape}: expected (H, W), (H, W, C) or (C, H, W).")
-    if array.dtype == np.uint8:
+    channels = array.shape[-1] if array.ndim == 3 else 1
+    if array.dtype == np.uint8 and channels in (1, 3, 4):
         return Image.fromarray(array)
-    if np.issubdtype(array.dtype, np.floating) and np.nanmin(array) >= 0.0 and np.nanmax(array) <= 1.0:
+    if array.dtype.kind == "b":
+        array = array.astype(np.float32)
+    rgb_like = channels in (1, 3, 4)
+    if rgb_like and array.dtype.kind == "f" and np.isfinite(array).all() and array.min() >= 0.0 and array.max() <= 1.0:
         return Image.fromarray((array * 255.0 + 0.5).astype(np.uint8))
-    if array.ndim == 3:
-        array = array[..., :3]
-    return Image.fromarray(stretch_to_uint8(array, stretch))
+    if channels in (3, 4):  # an RGB(A) picture in its own channel order
+        return Image.fromarray(stretch_to_uint8(array[..., :3], options.stretch, label))
+    if channels == 1:
+        return _bands_to_rgb(array, options.stretch, label)
+    return _bands_to_rgb(np.moveaxis(array, -1, 0), options.stretch, label)  # other band counts, bluest first
 
 
 def random_rot90_flip(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -215,6 +371,9 @@ class GZLlavaProcessor(ProcessorMixin):
             processor; needed to learn from dark-sky cutouts with an untrained vision tower.
         stretch (`str`): `"asinh"` or `"percentile"` for FITS and high-bit-depth images.
         max_image_pixels (`int`): images with more pixels are refused (no decompression bombs).
+        min_image_size (`int`): images with a side shorter than this are refused.
+        url_timeout (`float`): seconds allowed for downloading one image URL.
+        max_download_bytes (`int`): image downloads larger than this are refused while streaming.
         default_prompt (`str`): the question asked when a pipeline gets an image and no text.
     """
 
@@ -234,6 +393,9 @@ class GZLlavaProcessor(ProcessorMixin):
         stretch="asinh",
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
         default_prompt=DEFAULT_PROMPT,
+        min_image_size=DEFAULT_MIN_IMAGE_SIZE,
+        url_timeout=DEFAULT_URL_TIMEOUT,
+        max_download_bytes=DEFAULT_MAX_DOWNLOAD_BYTES,
         **kwargs,
     ):
         self.patch_size = patch_size
@@ -247,6 +409,9 @@ class GZLlavaProcessor(ProcessorMixin):
         self.stretch = stretch
         self.max_image_pixels = max_image_pixels
         self.default_prompt = default_prompt
+        self.min_image_size = min_image_size
+        self.url_timeout = url_timeout
+        self.max_download_bytes = max_download_bytes
         self.augment = False  # random rot90/flip; switched on for training only, never saved
         self._rng = random.Random(0)
         self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
@@ -268,11 +433,22 @@ class GZLlavaProcessor(ProcessorMixin):
         tokens = self.image_token * self.num_image_tokens(height, width)
         return f"{self.boi_token}{tokens}{self.eoi_token}" if self.boi_token else tokens
 
+    def load_image(self, image, timeout: float | None = None) -> Image.Image:
+        """One image (any input `load_image` reads) as RGB, with this processor's stretch, size and download limits."""
+        return load_image(
+            image,
+            stretch=self.stretch,
+            max_pixels=self.max_image_pixels,
+            min_size=self.min_image_size,
+            timeout=self.url_timeout if timeout is None else timeout,
+            max_bytes=self.max_download_bytes,
+        )
+
     def _load(self, images):
         """Nested lists of any supported image input -> the same nesting of RGB PIL images."""
         if isinstance(images, (list, tuple)):
             return [self._load(image) for image in images]
-        image = load_image(images, stretch=self.stretch, max_pixels=self.max_image_pixels)
+        image = self.load_image(images)
         return random_rot90_flip(image, self._rng) if self.augment else image
 
     def __call__(self, images=None, text=None, **kwargs):
@@ -308,4 +484,4 @@ class GZLlavaProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values"]
 
 
-__all__ = ["GZLlavaProcessor", "load_image", "stretch_to_uint8", "random_rot90_flip", "CHAT_TEMPLATE"]
+__all__ = ["GZLlavaProcessor", "ImageInputError", "load_image", "stretch_to_uint8", "random_rot90_flip", "CHAT_TEMPLATE"]

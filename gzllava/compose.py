@@ -100,6 +100,9 @@ def compose_gzllava(
         raise ValueError(f"Pass the vision tower, not the dual encoder {type(vision_model).__name__}: use load_vision_tower().")
 
     token_ids = add_gzllava_tokens(tokenizer, use_image_delimiters)
+    # Generation continues from the right end of every row, so batched inference pads on the left (as llava-hf's
+    # processors do); TRL's training collator asks for right padding in each call.
+    tokenizer.padding_side = "left"
     if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
         # New rows for the new tokens only; the LM's existing rows, and so its text-only logits, are untouched.
         language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)

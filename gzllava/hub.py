@@ -46,7 +46,13 @@ def save_for_hub(model, processor, save_directory: str | os.PathLike, card_kwarg
     if backend is not None:
         backend.no_truncation()
         backend.no_padding()
-    processor.save_pretrained(out)
+    # Saved folders are for inference: batched generation (pipelines, generate) needs left padding, or the rows'
+    # answers change with the batch. Training collators (TRL) pass padding_side="right" per call.
+    padding_side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
+    try:
+        processor.save_pretrained(out)
+    finally:
+        processor.tokenizer.padding_side = padding_side
     for name in REMOTE_CODE_FILES:  # save_pretrained copies those it imports; the pipeline file is not among them
         shutil.copyfile(REPO_ROOT / name, out / name)
     card_kwargs = dict(card_kwargs or {})
