@@ -25,14 +25,13 @@ import json
 import logging
 import math
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, deque
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .card import Provenance, dump_json, read_card_metadata, write_card
+from .staging import OutputFolderError, StagedFolder
 from .curate import DEFAULT_SPLIT_FRACTIONS, Curator, check_split_fractions, split_for
 from .decision_tree import vote_columns
 from .instructions import CONFIGS
+
+CATALOGUE_CONFIGS = ("description", "decision_tree")  # a catalogue-only build has no comments to converse about
 from .prepare import (
     TEXT_CONFIGS,
     ChunkPreparer,
@@ -54,7 +56,7 @@ from .prepare import (
     prepare_in_worker,
 )
 from .records import Comment, Reject, Subject
-from .writer import DATA_DIR, REJECTS_FILE, DatasetWriter, RejectLog, row_features
+from .writer import REJECTS_FILE, DatasetWriter, RejectLog, row_features
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,8 @@ class BuildError(Exception):
 @dataclass
 class BuildOptions:
     out_dir: Path
-    # inputs: a Talk export, or a synthetic Galaxy Zoo of `synthetic` subjects
+    # inputs: a Talk export, a vote catalogue + image folder alone (catalogue_input.py), or a synthetic
+    # Galaxy Zoo of `synthetic` subjects
     talk: Path | None = None
     tags: Path | None = None
     catalogue: Path | None = None
@@ -96,8 +99,8 @@ class BuildOptions:
     summariser_model: str | None = None
     base_url: str | None = None
     summary_cache: Path | None = None
-    configs: Sequence[str] = CONFIGS
-    split: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
+    configs: Sequence[str] | None = None  # None: CONFIGS (CATALOGUE_CONFIGS for a catalogue-only build)
+    split: Sequence[float] | None = None  # None: DEFAULT_SPLIT_FRACTIONS; catalogue-only: gzllava.splits
     near_duplicate_threshold: float | None = 0.85  # None: keep near duplicates
     offline: bool = False  # images: never download
     # output
@@ -110,9 +113,28 @@ class BuildOptions:
     progress: bool = True
     command: str | None = None  # recorded in the card
 
+    @property
+    def catalogue_only(self) -> bool:
+        return self.talk is None and self.synthetic is None and self.catalogue is not None
+
     def check(self) -> None:
-        if (self.talk is None) == (self.synthetic is None):
-            raise BuildError("give exactly one input: --talk FILE or --synthetic N")
+        if not self.catalogue_only and (self.talk is None) == (self.synthetic is None):
+            raise BuildError("give exactly one input: --talk FILE, --catalogue FILE with --images DIR, or --synthetic N")
+        if self.synthetic is not None and (self.catalogue is not None or self.images is not None):
+            raise BuildError("--synthetic makes its own catalogue and images: drop --catalogue/--images")
+        if self.catalogue_only:
+            if self.images is None:
+                raise BuildError("--catalogue without --talk builds from the catalogue and its images: give --images DIR")
+            if self.configs is not None and "conversation" in self.configs:
+                raise BuildError("--configs conversation needs Talk comments (--talk); a catalogue-only build makes "
+                                 f"{', '.join(CATALOGUE_CONFIGS)}")
+            if self.split is not None:
+                raise BuildError("--split: a catalogue-only build uses the fixed real-galaxy split of gzllava/splits.py "
+                                 "(train/test by galaxy id); drop --split")
+        if self.configs is None:
+            self.configs = CATALOGUE_CONFIGS if self.catalogue_only else CONFIGS
+        if self.split is None and not self.catalogue_only:
+            self.split = DEFAULT_SPLIT_FRACTIONS
         if self.synthetic is not None and self.synthetic < 1:
             raise BuildError(f"--synthetic {self.synthetic}: need at least 1 subject")
         for name in ("talk", "tags", "catalogue"):
@@ -125,7 +147,8 @@ class BuildOptions:
         if unknown or not self.configs:
             raise BuildError(f"unknown config(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CONFIGS)}")
         try:
-            self.split = check_split_fractions(self.split)
+            if self.split is not None:
+                self.split = check_split_fractions(self.split)
         except ValueError as error:
             raise BuildError(str(error)) from None
         uses_summaries = any(c in ("description", "conversation") for c in self.configs)
@@ -159,7 +182,8 @@ class _Ledger:
     """Counts that must reconcile: input records = comments behind rows + comment/row rejects."""
 
     input_records: int = 0
-    comments_in_output: int = 0
+    comments_in_output: int = 0  # catalogue-only builds: catalogue rows behind rows (one per subject)
+    records_are_subjects: bool = False  # catalogue-only: an input record is a catalogue row, not a comment
     subjects_in_output: int = 0
     subjects_dropped: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -307,6 +331,8 @@ def _drop_subject(subject: Subject, causes: list[tuple[str, str]], rejects: Reje
     reason = f"{categories}: subject {subject.subject_id} has no row in any config ({details})"
     for comment in subject.comments:
         rejects.add(Reject("build", "comment", comment.comment_id, reason, comment.source))
+    if ledger.records_are_subjects:  # the input record is the subject's catalogue row
+        rejects.add(Reject("build", "subject", subject.subject_id, reason, subject.source))
 
 
 def _prepared_chunks(preparer: ChunkPreparer, chunks: Iterator[list[Subject]], processes: int) -> Iterator[PreparedChunk]:
@@ -338,8 +364,11 @@ def consume_chunk(
     writer: DatasetWriter,
     rejects: RejectLog,
     ledger: _Ledger,
+    split_rule: Callable[[str], str] | None = None,
 ) -> None:
-    """Curate and write a prepared chunk's rows, in order; reconcile its subjects' comments."""
+    """Curate and write a prepared chunk's rows, in order; reconcile its subjects' comments.
+
+    split_rule: subject id -> split (default: `split_for` at `options.split`)."""
     for stage, seconds in prepared.seconds.items():
         ledger.stage_seconds[stage] = round(ledger.stage_seconds.get(stage, 0.0) + seconds, 3)
     causes: dict[str, list[tuple[str, str]]] = {item.subject_id: [] for item in prepared.subjects}
@@ -348,7 +377,8 @@ def consume_chunk(
             rejects.add(reject)
             causes[item.subject_id].append((category, reject.reason))
     kept_rows: Counter[str] = Counter()
-    splits = {item.subject_id: split_for(item.subject_id, options.split) for item in prepared.subjects}
+    split_of = split_rule or (lambda subject_id: split_for(subject_id, options.split))
+    splits = {item.subject_id: split_of(item.subject_id) for item in prepared.subjects}
     for config, batch in prepared.batches.items():  # configs in build order; rows in subject order
         keep_by_split: dict[str, list[int]] = {}
         for index, (row_id, subject_id, fingerprint) in enumerate(
@@ -366,7 +396,7 @@ def consume_chunk(
         subject = subjects[item.subject_id]
         if kept_rows[item.subject_id]:
             ledger.subjects_in_output += 1
-            ledger.comments_in_output += len(subject.comments)
+            ledger.comments_in_output += 1 if ledger.records_are_subjects else len(subject.comments)
         else:
             _drop_subject(subject, causes[item.subject_id], rejects, ledger)
         # The image lived in the chunk's copy of the subject (now written); b"" tells the report it had one.
@@ -385,19 +415,25 @@ def _synthetic_inputs(options: BuildOptions, work_dir: Path) -> dict[str, Any]:
 def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
     """Run every stage and write the dataset folder `options.out_dir` (see the module docstring).
 
+    The build is written into a sibling folder and swapped in only once complete (`staging.py`): a
+    build that fails or is killed leaves the previous build in `out_dir` as it was.
+
     image_store: anything with ImageStore's `resolve(subject)` and `load(subject)` (default: an
         `ImageStore` over `--images` and the export's URLs); the benchmark passes a placeholder.
     """
     options.check()
     out_dir = Path(options.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / DATA_DIR).is_dir():
-        # A rebuild: shards of the last build would be loaded along with the new ones (other -of-N names).
-        logger.info("removing the previous build's %s", out_dir / DATA_DIR)
-        shutil.rmtree(out_dir / DATA_DIR)
+    staged = StagedFolder(out_dir)
+    try:
+        staged.check()
+    except OutputFolderError as error:
+        raise BuildError(str(error)) from None
     ledger = _Ledger()
     started = time.perf_counter()
+    split_rule: Callable[[str], str] | None = None
+    split_fractions = tuple(options.split) if options.split is not None else None
     with ExitStack() as stack:
+        work = stack.enter_context(staged).path  # everything is written here; `out_dir` is replaced at the end
         if options.synthetic is not None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gz-synthetic-")))
             with _Timer(ledger, "synthetic"):
@@ -411,22 +447,27 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         else:
             talk, tags, catalogue, images = options.talk, options.tags, options.catalogue, options.images
             catalogue_id_column = options.catalogue_id_column
-            inputs = [f"Talk export {Path(talk).name}"]
+            inputs = [f"Talk export {Path(talk).name}"] if talk else []
             inputs += [f"tags {Path(tags).name}"] if tags else []
             inputs += [f"vote catalogue {Path(catalogue).name}"] if catalogue else []
             inputs += [f"images {Path(images).name}/"] if images else ["images from the export's URLs"]
 
         # Rejects go to rejects.jsonl as they happen; the report also needs them (small records).
-        rejects = RejectLog(out_dir / REJECTS_FILE, keep=True)
+        rejects = RejectLog(work / REJECTS_FILE, keep=True)
         stack.callback(rejects.close)
 
-        with _Timer(ledger, "ingest+clean+group"):
-            subjects = ingest(Path(talk), Path(tags) if tags else None, rejects, ledger, options.progress)
+        if options.catalogue_only:
+            with _Timer(ledger, "votes"):
+                subjects, split_rule, split_fractions, more = _catalogue_subjects(options, rejects, ledger)
+            inputs += more
+        else:
+            with _Timer(ledger, "ingest+clean+group"):
+                subjects = ingest(Path(talk), Path(tags) if tags else None, rejects, ledger, options.progress)
         if options.synthetic is not None:
             for subject in subjects.values():
                 subject.source = "synthetic"
             _attach_truth(subjects, Path(paths["truth"]))
-        if catalogue is not None:
+        if catalogue is not None and not options.catalogue_only:
             with _Timer(ledger, "votes"):
                 matched = attach_votes(subjects, Path(catalogue), rejects, catalogue_id_column)
             logger.info("votes for %d of %d subjects", matched, len(subjects))
@@ -438,11 +479,13 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         stack.callback(gc.unfreeze)
         images_from = image_store if image_store is not None else ImageStoreSpec(
             image_dir=Path(images) if images else None, cache_dir=options.image_cache,
-            offline=options.offline or options.synthetic is not None)
+            offline=options.offline or options.synthetic is not None or options.catalogue_only)
         # No validator in the curator: the summariser already ran validate_summary on exactly the summary
         # text against exactly summary_source_text (summarise.base); the other assistant turns are our
         # own templates over votes and tags. A second pass would double the slowest text stage.
-        curator = Curator(near_duplicate_threshold=options.near_duplicate_threshold)
+        # Catalogue-only descriptions are templates over the votes: galaxies of one morphology share their
+        # wording by design (different images), so only exact duplicates (same image and text) go.
+        curator = Curator(near_duplicate_threshold=None if options.catalogue_only else options.near_duplicate_threshold)
         features = row_features(vote_columns())
         preparer = ChunkPreparer(options.configs, images_from, _summariser_spec(options), curator.fingerprinter,
                                  features.arrow_schema, options.image_threads)
@@ -454,7 +497,7 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         # Worker processes only for the template summariser: an LLM backend would load its model in
         # every process (and batches on its own device anyway).
         processes = options.workers if options.summariser == "template" else 1
-        writer = DatasetWriter(out_dir, features, max_rows=options.shard_rows)
+        writer = DatasetWriter(work, features, max_rows=options.shard_rows)
         ordered = list(subjects.values())
         chunks = _chunks(ordered, options.chunk_size)
         with tqdm(total=len(ordered), desc="images + summaries + instructions", unit="subject",
@@ -462,7 +505,7 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
             for prepared in _prepared_chunks(preparer, chunks, processes):
                 with _Timer(ledger, "curate+write"):
                     consume_chunk(prepared, subjects, options=options, curator=curator, writer=writer,
-                                  rejects=rejects, ledger=ledger)
+                                  rejects=rejects, ledger=ledger, split_rule=split_rule)
                 bar.update(len(prepared.subjects))
         with _Timer(ledger, "write"):
             split_counts = writer.close()
@@ -470,10 +513,10 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         from .report import write_report
 
         with _Timer(ledger, "report"):
-            report = write_report(subjects, rejects.kept, out_dir / REPORTS_DIR, title="gz-talk-instruct")
+            report = write_report(subjects, rejects.kept, work / REPORTS_DIR, title="gz-talk-instruct")
         stats = _stats(ledger, rejects, curator, split_counts, len(subjects), time.perf_counter() - started)
-        dump_json(stats, out_dir / STATS_FILE)
-        report_stats = _read_json(out_dir / REPORTS_DIR / "report.json")
+        dump_json(stats, work / STATS_FILE)
+        report_stats = _read_json(work / REPORTS_DIR / "report.json")
         provenance = Provenance(
             inputs=inputs,
             synthetic=options.synthetic is not None,
@@ -481,20 +524,43 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
             commit=git_commit(),
             summariser=options.summariser,
             summariser_model=summariser_model if any(c in TEXT_CONFIGS for c in options.configs) else None,
-            split_fractions=tuple(options.split),
+            split_fractions=split_fractions,
             seed=options.seed if options.synthetic is not None else None,
             command=options.command,
         )
-        card = write_card(out_dir, split_counts, provenance, _card_stats(stats), _card_report(report_stats),
+        card = write_card(work, split_counts, provenance, _card_stats(stats), _card_report(report_stats),
                           repo_id=options.push or "org/gz-talk-instruct")
-    _check_reconciled(stats)
-    result = BuildResult(out_dir=out_dir, split_counts=split_counts, stats=stats, card=card,
-                         rejects=out_dir / REJECTS_FILE, report=report)
+        _check_reconciled(stats)  # a build whose counts do not add up never replaces the previous one
+        rejects.close()
+        staged.commit()
+    result = BuildResult(out_dir=out_dir, split_counts=split_counts, stats=stats, card=out_dir / card.relative_to(work),
+                         rejects=out_dir / REJECTS_FILE, report=out_dir / report.relative_to(work) if report else None)
     if options.push:
         if result.rows == 0:
             raise BuildError(f"not pushing {out_dir}: the build has no rows (see {out_dir / REJECTS_FILE})")
         result.pushed_to = push(out_dir, options.push, private=options.private)
     return result
+
+
+def _catalogue_subjects(options: BuildOptions, rejects: RejectLog, ledger: _Ledger
+                        ) -> tuple[dict[str, Subject], Callable[[str], str], tuple[float, float, float], list[str]]:
+    """A catalogue-only build's subjects (one per catalogue row), its split rule and card lines."""
+    from .catalogue_input import read_catalogue_subjects, shared_splits
+
+    try:
+        source = read_catalogue_subjects(Path(options.catalogue), Path(options.images), options.catalogue_id_column)
+    except (ValueError, ImportError) as error:
+        raise BuildError(str(error)) from None
+    rejects.extend(source.rejects)
+    ledger.input_records = source.rows
+    ledger.records_are_subjects = True
+    test = shared_splits().TEST_PERCENT / 100
+    lines = [f"{source.schema} vote catalogue: {source.rows} rows, id column {source.id_column}, "
+             f"{len(source.subjects) - source.images_found} ids without an image; questions with votes: "
+             f"{', '.join(source.questions)}",
+             f"split: {source.split_rule}"]
+    logger.info("catalogue: %d subjects, %d with an image file", len(source.subjects), source.images_found)
+    return source.subjects, source.split_of, (round(1 - test, 6), 0.0, test), lines
 
 
 def _attach_truth(subjects: dict[str, Subject], truth_path: Path) -> None:
@@ -513,9 +579,13 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _stats(ledger: _Ledger, rejects: RejectLog, curator: Curator, split_counts: dict[str, dict[str, int]],
            subjects: int, seconds: float) -> dict[str, Any]:
-    comment_rejects = rejects.count("comment") + sum(
-        n for (stage, kind), n in rejects.by_stage_kind.items() if kind == "row" and stage == "ingest")
+    if ledger.records_are_subjects:  # catalogue rows: rejected as rows ("votes") or as subjects without rows
+        comment_rejects = rejects.by_stage_kind[("votes", "row")] + rejects.by_stage_kind[("build", "subject")]
+    else:
+        comment_rejects = rejects.count("comment") + sum(
+            n for (stage, kind), n in rejects.by_stage_kind.items() if kind == "row" and stage == "ingest")
     return {
+        "input_kind": "catalogue rows" if ledger.records_are_subjects else "comments",
         "input_records": ledger.input_records,
         "comments_in_output": ledger.comments_in_output,
         "input_records_rejected": comment_rejects,

@@ -23,8 +23,9 @@ rest; odd-feature_none = odd_no, odd-feature_<f> = odd_yes x f ("overlapping" wa
 
 Fractions are per question (conditional on reaching it), as in the GZ DECaLS catalogues. A
 question nobody answered (NaN) is left out of the row rather than guessed. A row with a fraction
-outside [0, 1], a non-number, no id or a repeated id becomes a Reject (stage "votes").
-"""
+outside [0, 1], a non-number, no id, a repeated id, or answers of one question that do not add up (to
+1, or for Kaggle's cumulative fractions to the share that reached the question; `SUM_TOLERANCE`)
+becomes a Reject (stage "votes"). An id column that is empty in every row is an error."""
 
 from __future__ import annotations
 
@@ -170,9 +171,37 @@ def _gz2_mapping(columns: set[str], suffix: str) -> tuple[Mapping_, dict[str, li
     return mapping, totals
 
 
-def _kaggle_mapping() -> Mapping_:
+def _kaggle_task_columns(task: int) -> list[str]:
+    return [f"Class{task}.{i}" for i in range(1, len(_GZ2_TASKS[task][1]) + 1)]
+
+
+def _kaggle_tasks(present: set[str], path: Path) -> list[int]:
+    """The Kaggle tasks (questions) whose columns are all in the file; a partly present task is an error.
+
+    The Kaggle training file has all eleven; extracts often keep a few (the 5,000-galaxy sample here has
+    1, 2, 6, 7 and 8). Questions of the missing tasks are simply not asked of these galaxies.
+    """
+    tasks = []
+    for task in _GZ2_TASKS:
+        columns = _kaggle_task_columns(task)
+        missing = [c for c in columns if c not in present]
+        if len(missing) == len(columns):
+            continue
+        if missing:
+            raise ValueError(f"vote catalogue {path} (kaggle): question {task} has only some of its answer "
+                             f"columns; missing {', '.join(missing)}")
+        tasks.append(task)
+    if 1 not in tasks:
+        raise ValueError(f"vote catalogue {path} (kaggle): missing Class1.1-Class1.3 (the first question)")
+    return tasks
+
+
+def _kaggle_mapping(tasks: Collection[int]) -> Mapping_:
+    """Canonical questions whose source columns all belong to `tasks`."""
+    available = set(tasks)
     return {key: {a: [tuple(_kaggle_column(r) for r in term) for term in terms] for a, terms in answers.items()}
-            for key, answers in _GZ2_TREE.items()}
+            for key, answers in _GZ2_TREE.items()
+            if all(int(ref.split(".")[0]) in available for terms in answers.values() for term in terms for ref in term)}
 
 
 # --- schema detection ---------------------------------------------------------------------------
@@ -201,13 +230,24 @@ def detect_catalogue_schema(columns: Sequence[str], path: Path) -> str:
 def _id_column(schema: str, columns: Sequence[str], path: Path, id_column: str | None) -> str:
     if id_column is not None:
         if id_column not in columns:
-            raise ValueError(f"vote catalogue {path}: id column {id_column!r} not found")
+            shown = ", ".join(list(columns)[:20]) + (" ..." if len(columns) > 20 else "")
+            raise ValueError(f"vote catalogue {path}: id column {id_column!r} not found (columns: {shown})")
         return id_column
     for name in ID_COLUMNS[schema]:
         if name in columns:
             return name
     raise ValueError(f"vote catalogue {path} ({schema}): no id column; expected one of "
                      f"{', '.join(ID_COLUMNS[schema])} (or pass id_column=)")
+
+
+def catalogue_id_column(path: Path, id_column: str | None = None) -> tuple[str, str]:
+    """(schema, id column) of a catalogue, from its header alone; ValueError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vote catalogue not found: {path}")
+    columns = _read_columns(path)
+    schema = detect_catalogue_schema(columns, path)
+    return schema, _id_column(schema, columns, path, id_column)
 
 
 # --- file access ----------------------------------------------------------------------------------
@@ -301,13 +341,70 @@ def _evaluate(mapping: Mapping_, values: dict[str, np.ndarray], n: int) -> dict[
 def _normalise_kaggle(values: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """Kaggle's cumulative fractions -> per-question fractions (NaN where nobody reached it)."""
     out: dict[str, np.ndarray] = {}
-    for task, (_, answers) in _GZ2_TASKS.items():
-        cols = [f"Class{task}.{i}" for i in range(1, len(answers) + 1)]
+    for task in _GZ2_TASKS:
+        cols = _kaggle_task_columns(task)
+        if cols[0] not in values:  # a task this file does not have
+            continue
         total = np.sum([values[c] for c in cols], axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             for c in cols:
                 out[c] = np.where(total > 0, values[c] / np.where(total > 0, total, 1.0), np.nan)
     return out
+
+
+# A question's answers must add up to the share that reached it (1 for per-question fractions). Catalogue
+# fractions are rounded (the Kaggle file is consistent to 1e-6), so 0.02 only catches real errors such as a
+# row whose answers of one question add up to 2.7. GZ2 debiased fractions are corrected answer by answer
+# (Hart et al. 2016), which moves their sum by a few per cent: they get a wider tolerance.
+SUM_TOLERANCE = 0.02
+DEBIASED_SUM_TOLERANCE = 0.25
+# Kaggle task -> the cumulative answer that leads to it (None: every volunteer answers it).
+_KAGGLE_PARENT: dict[int, str | None] = {1: None, 2: "Class1.2", 3: "Class2.2", 4: "Class2.2", 5: "Class2.2",
+                                         6: None, 7: "Class1.1", 8: "Class6.1", 9: "Class2.1", 10: "Class4.1",
+                                         11: "Class4.1"}
+
+
+def _question_sums(schema: str, mapping: Mapping_, columns: Collection[str]) -> list[tuple[str, list[str], str | None, float]]:
+    """(question name, its answer columns, the column its sum must equal or None for 1, tolerance) to check."""
+    present = set(columns)
+    checks: list[tuple[str, list[str], str | None, float]] = []
+    if schema == KAGGLE:
+        for task, parent in _KAGGLE_PARENT.items():
+            cols = _kaggle_task_columns(task)
+            if all(c in present for c in cols) and (parent is None or parent in present):
+                checks.append((f"Class{task}", cols, parent, SUM_TOLERANCE))
+    elif schema == GZ2:
+        for task, (stem, answers) in _GZ2_TASKS.items():
+            for suffix in _GZ2_SUFFIXES:
+                cols = [f"{stem}_{a}{suffix}" for a in answers]
+                if all(c in present for c in cols):
+                    tolerance = DEBIASED_SUM_TOLERANCE if suffix == "_debiased" else SUM_TOLERANCE
+                    checks.append((stem, cols, None, tolerance))
+    else:
+        for key, answers in mapping.items():
+            if QUESTIONS[key].multiple_choice:  # checkbox options are ticked independently
+                continue
+            cols = [term[0] for terms in answers.values() for term in terms]
+            checks.append((key, cols, None, SUM_TOLERANCE))
+    return checks
+
+
+def _sum_problems(checks: list[tuple[str, list[str], str | None, float]], values: dict[str, np.ndarray],
+                  n: int) -> np.ndarray:
+    """Per row: "" or the first question whose answers do not add up (rows where nobody answered pass)."""
+    problem = np.full(n, "", dtype=object)
+    for name, cols, parent, tolerance in checks:
+        total = np.sum([values[c] for c in cols], axis=0)
+        expected = values[parent] if parent is not None else np.ones(n)
+        with np.errstate(invalid="ignore"):
+            # Nobody answered the question: all answers 0 (the question is then left out of the row) or NaN.
+            unanswered = total == 0
+            bad = (np.abs(total - expected) > tolerance) & ~unanswered & ~np.isnan(total) & ~np.isnan(expected)
+        for i in np.flatnonzero(bad & (problem == "")):
+            shown = "1" if parent is None else f"{parent} = {expected[i]:.3g}"
+            problem[i] = (f"vote fractions do not add up: the answers of {name} sum to {total[i]:.3g}, "
+                          f"expected {shown} (tolerance {tolerance:g})")
+    return problem
 
 
 def read_vote_catalogue(
@@ -338,25 +435,24 @@ def read_vote_catalogue(
         suffix = next(s for s in _GZ2_SUFFIXES if f"t01_smooth_or_features_a01_smooth{s}" in present)
         mapping, totals = _gz2_mapping(present, suffix)
     else:
-        missing = [f"Class{t}.{i}" for t, (_, a) in _GZ2_TASKS.items() for i in range(1, len(a) + 1)
-                   if f"Class{t}.{i}" not in present]
-        if missing:
-            raise ValueError(f"vote catalogue {path} (kaggle): missing columns {', '.join(missing)}")
-        mapping = _kaggle_mapping()
+        tasks = _kaggle_tasks(present, path)
+        mapping = _kaggle_mapping(tasks)
     skipped = [k for k in QUESTIONS if k not in mapping]
     if skipped:
         logger.info("vote catalogue %s (%s): no columns for question(s) %s", path, schema, ", ".join(skipped))
     if schema == KAGGLE:
-        fraction_cols = [f"Class{t}.{i}" for t, (_, a) in _GZ2_TASKS.items() for i in range(1, len(a) + 1)]
+        fraction_cols = [c for t in tasks for c in _kaggle_task_columns(t)]
     else:
         fraction_cols = sorted({c for answers in mapping.values() for terms in answers.values()
                                 for term in terms for c in term})
     count_cols = sorted({c for cols in totals.values() for c in cols})
     keep = set(keep_ids) if keep_ids is not None else None
+    sum_checks = _question_sums(schema, mapping, fraction_cols)
 
     result: dict[str, dict[str, float]] = {}
     bad_rows = 0
     row_offset = 0
+    empty_ids = 0
     for frame in _read_chunks(path, [id_col, *fraction_cols, *count_cols], id_col):
         n = len(frame)
         ids = [normalise_id(v.decode() if isinstance(v, bytes) else v) for v in frame[id_col].tolist()]
@@ -374,12 +470,15 @@ def read_vote_catalogue(
                 kind = "not a number" if not_number[i] else "out-of-range fraction"
                 shown = frame[col].iloc[i] if not_number[i] else f"{arr[i]:g}"
                 problem[i] = f"{kind}: {col}={shown}"
+        sums = _sum_problems(sum_checks, values, n)
+        problem = np.where(problem == "", sums, problem)
         fractions = _normalise_kaggle(values, n) if schema == KAGGLE else values
         canonical = _evaluate(mapping, fractions, n)
         for key, cols in totals.items():
             canonical[QUESTIONS[key].total_votes_column] = np.sum([values[c] for c in cols], axis=0)
         names = list(canonical)
         matrix = np.column_stack([canonical[c] for c in names]) if names else np.empty((n, 0))
+        empty_ids += sum(1 for subject_key in ids if subject_key is None)
         for i, subject_key in enumerate(ids):
             if keep is not None and subject_key not in keep:
                 continue
@@ -399,6 +498,8 @@ def read_vote_catalogue(
             row = matrix[i]
             result[subject_key] = {c: float(v) for c, v in zip(names, row) if v == v}
         row_offset += n
+    if row_offset and empty_ids == row_offset:
+        raise ValueError(f"vote catalogue {path}: id column {id_col!r} is empty in all {row_offset} rows")
     if bad_rows:
         logger.warning("vote catalogue %s: %d row(s) rejected (out-of-range, non-numeric, no id or repeated id)",
                        path, bad_rows)

@@ -3,6 +3,8 @@
     python -m dataset_builder build --synthetic 200 --out out/gz-synthetic
     python -m dataset_builder build --talk comments.json --tags tags.json --catalogue votes.csv \\
         --images images/ --out out/gz-talk-instruct --push org/gz-talk-instruct
+    python -m dataset_builder build --catalogue labels.csv --catalogue-id-column GalaxyID \\
+        --images images/ --out out/gz2-build          # no Talk export: votes + images alone
     python -m dataset_builder push out/gz-talk-instruct org/gz-talk-instruct
     python -m dataset_builder report out/gz-talk-instruct
 
@@ -19,7 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .build import STATS_FILE, BuildError, BuildOptions, build, command_line, push
+from .build import CATALOGUE_CONFIGS, STATS_FILE, BuildError, BuildOptions, build, command_line, push
 from .curate import parse_split_fractions
 from .instructions import CONFIGS, parse_configs
 from .writer import REJECTS_FILE
@@ -66,12 +68,16 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     b = commands.add_parser("build", help="build the dataset folder (and optionally push it)")
-    source = b.add_argument_group("input (one of --talk or --synthetic)")
+    source = b.add_argument_group("input (one of --talk, --catalogue with --images, or --synthetic)")
     source.add_argument("--talk", type=Path, help="Talk comments export (Panoptes JSON/CSV or the GZ Talk CSV)")
     source.add_argument("--tags", type=Path, help="Talk tags export (Panoptes), merged by comment id")
-    source.add_argument("--catalogue", type=Path, help="Galaxy Zoo vote catalogue (GZ DECaLS, GZ2 or Kaggle; CSV/parquet/FITS)")
+    source.add_argument("--catalogue", type=Path,
+                        help="Galaxy Zoo vote catalogue (GZ DECaLS, GZ2 or Kaggle; CSV/parquet/FITS); without --talk, "
+                        "the build's only input besides --images (configs description,decision_tree; train/test "
+                        "by gzllava.splits)")
     source.add_argument("--catalogue-id-column", metavar="COLUMN",
-                        help="catalogue column holding the Talk subject ids (default: the schema's id column)")
+                        help="catalogue column holding the Talk subject ids, or the image names of a catalogue-only "
+                        "build (default: the schema's id column)")
     source.add_argument("--images", type=Path, help="folder of subject images named by subject id")
     source.add_argument("--image-cache", type=Path, metavar="DIR", help="keep downloaded images here between runs")
     source.add_argument("--synthetic", type=_positive_int, metavar="N", help="build from N synthetic Galaxy Zoo subjects")
@@ -84,10 +90,11 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--summariser-model", help="model id/path (transformers) or model name (openai)")
     b.add_argument("--base-url", help="OpenAI-compatible endpoint (openai backend; key from OPENAI_API_KEY)")
     b.add_argument("--summary-cache", type=Path, help="folder caching summaries between runs")
-    b.add_argument("--configs", type=_configs, default=list(CONFIGS),
-                   help=f"comma-separated configs to build (default: {','.join(CONFIGS)})")
-    b.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), metavar="TRAIN,VAL,TEST",
-                   help="split fractions by subject (default 0.8,0.1,0.1)")
+    b.add_argument("--configs", type=_configs, default=None,
+                   help=f"comma-separated configs to build (default: {','.join(CONFIGS)}; catalogue-only: "
+                   f"{','.join(CATALOGUE_CONFIGS)})")
+    b.add_argument("--split", type=_split, default=None, metavar="TRAIN,VAL,TEST",
+                   help="split fractions by subject (default 0.8,0.1,0.1; catalogue-only builds use gzllava.splits)")
     b.add_argument("--near-duplicate-threshold", type=float, default=0.85, metavar="J",
                    help="estimated Jaccard similarity at which free-text rows are near duplicates (default 0.85)")
     b.add_argument("--keep-near-duplicates", action="store_true",
@@ -135,7 +142,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _print_summary(folder: Path, stats: dict) -> None:
-    print(f"{folder}: {stats['input_records']} input records -> {stats['comments_in_output']} comments behind "
+    kind = stats.get("input_kind", "comments")
+    print(f"{folder}: {stats['input_records']} input records -> {stats['comments_in_output']} {kind} behind "
           f"rows + {stats['input_records_rejected']} rejected; {stats['subjects_in_output']} of "
           f"{stats['subjects']} subjects in the output")
     for config, splits in stats["rows"].items():

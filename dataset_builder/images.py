@@ -15,7 +15,8 @@ as the iauname / objid, any of .jpg .jpeg .png .fits .fits.gz, in any sub-folder
   run costs seconds, not retries x subjects: those subjects are counted "missing", never fatal.
 
 Reject reasons (stage "image", kind "image") start with a category: "missing", "corrupt",
-"too large", "unsupported".
+"too large", "too small" (under `MIN_IMAGE_SIDE` pixels a side, e.g. a 1x1 placeholder), "blank"
+(every pixel the same value, or a FITS image without a finite pixel: all NaN or inf), "unsupported".
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts")
 _SUFFIXES = RASTER_SUFFIXES + FITS_SUFFIXES  # earlier wins when one subject has several files
 _WAVELENGTH_ORDER = {b: i for i, b in enumerate("ugrizy")}  # blue -> red
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MIN_IMAGE_SIDE = 16  # pixels: the smallest synthetic galaxy; anything smaller carries no morphology
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 
 
@@ -81,7 +83,12 @@ def verify_raster(data: bytes, name: str, max_pixels: int) -> bytes:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError("too large", f"{name}: {width}x{height} pixels, the cap is {max_pixels}")
+                _check_size(width, height, name)
                 image.load()  # decodes every pixel: a truncated file fails here, not later in training
+                extrema = image.getextrema()  # (min, max), or one pair per band
+                bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+                if all(low == high for low, high in bands):
+                    raise ImageError("blank", f"{name}: every pixel has the same value {bands[0][0]} ({image.mode})")
                 if image.format in ("JPEG", "PNG"):
                     return data
                 out = io.BytesIO()
@@ -93,6 +100,11 @@ def verify_raster(data: bytes, name: str, max_pixels: int) -> bytes:
         raise ImageError("corrupt", f"{name}: not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for broken/truncated data
         raise ImageError("corrupt", f"{name}: {e}") from None
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ImageError("too small", f"{name}: {width}x{height} pixels, need at least {MIN_IMAGE_SIDE} a side")
 
 
 def _band_names(header, count: int) -> list[str | None]:
@@ -132,6 +144,12 @@ def fits_to_png(source: Path | bytes, name: str, max_pixels: int, softening: flo
     count, height, width = bands.shape
     if height * width > max_pixels:
         raise ImageError("too large", f"{name}: {width}x{height} pixels, the cap is {max_pixels}")
+    _check_size(width, height, name)
+    finite = np.isfinite(bands)
+    if not finite.any():
+        raise ImageError("blank", f"{name}: no finite pixel (all NaN or inf)")
+    if np.ptp(bands[finite]) == 0:
+        raise ImageError("blank", f"{name}: every finite pixel has the same value {bands[finite][0]:g}")
     names = _band_names(header, count)
     if count > 3:
         wanted = [n for n in ("g", "r", "z") if n in names] or [n for n in ("g", "r", "i") if n in names]
@@ -236,6 +254,10 @@ class ImageStore:
                 self._index = {key: path for key, (_, path) in index.items()}
                 logger.info("image folder %s: %d images indexed", self.image_dir, len(self._index))
             return self._index
+
+    def local_ids(self) -> set[str]:
+        """The names (without suffix) of the images in the local folder: the ids it can serve."""
+        return set(self._local_index())
 
     def resolve(self, subject: Subject) -> str | None:
         """Where this subject's image is: a local path or a URL (None: nowhere known)."""

@@ -6,8 +6,10 @@
 - `decision_tree`: one row per question of the Galaxy Zoo DECaLS tree that this galaxy reaches when
   the majority answers are followed (`decision_tree.reachable_questions`), answered from the vote
   fractions; plus one multi-turn row that walks the whole path. The wording of an answer says how
-  sure the volunteers were (confident >= 0.8, likely >= 0.5, else uncertain, naming the runner-up)
-  and always STARTS with the answer's website label, so `parse_answer` can read it back.
+  sure the volunteers were (confident >= 0.8, likely >= 0.5, else uncertain, naming the runner-up),
+  phrased as the answerer's own estimate of the vote (a model asked about a new image cannot cite
+  volunteers who never saw it), and always STARTS with the answer's website label, so
+  `parse_answer` can read it back.
 
 Every row has the schema of `writer.row_features`: the first user turn starts with one image
 placeholder block `{"type": "image", "text": None}` (TRL's `prepare_multimodal_messages` and our
@@ -169,24 +171,26 @@ QUESTION_PARAPHRASES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The answer is the model's own estimate of how Galaxy Zoo volunteers would vote on THIS image: a trained
+# model asked about a new galaxy must not claim that volunteers saw it ("the volunteers agree: 71%").
 CONFIDENT_PHRASES = (
-    "{label}. The volunteers agree: {pct} chose this.",
-    "{label}: a clear majority of volunteers ({pct}) answered this.",
-    "{label}, with strong agreement among the volunteers ({pct}).",
-    "{label}. {pct} of the volunteers who answered picked this.",
+    "{label}. I estimate that about {pct} of Galaxy Zoo volunteers would give this answer.",
+    "{label}: I would expect a clear majority of volunteers (about {pct}) to answer this.",
+    "{label}, with high confidence; my estimate of the volunteer vote for it is {pct}.",
+    "{label}. My estimate: {pct} of volunteers would pick this.",
 )
 LIKELY_PHRASES = (
-    "{label}, probably: {pct} of volunteers chose this, while {runner_pct} said {runner}.",
-    "{label}, most likely ({pct} of votes), though some volunteers answered {runner} ({runner_pct}).",
-    "{label}, on balance: a majority of {pct} chose it over {runner} ({runner_pct}).",
+    "{label}, probably: I estimate {pct} of volunteers would choose this, and {runner_pct} {runner}.",
+    "{label}, most likely (an estimated {pct} of votes), though some volunteers would answer {runner} (about {runner_pct}).",
+    "{label}, on balance: I expect about {pct} of volunteers to choose it over {runner} ({runner_pct}).",
 )
 UNCERTAIN_PHRASES = (
-    "{label}, but this is uncertain: only {pct} of volunteers chose it, and {runner_pct} said {runner}.",
-    "{label}, tentatively ({pct} of votes); {runner} was close behind with {runner_pct}.",
-    "{label} is the most common answer, but with only {pct} of votes it is unclear; {runner} got {runner_pct}.",
+    "{label}, but this is uncertain: I estimate only {pct} of volunteers would choose it, and {runner_pct} {runner}.",
+    "{label}, tentatively (an estimated {pct} of votes); {runner} would be close behind with about {runner_pct}.",
+    "{label} is my best guess, but at an estimated {pct} of votes it is unclear; {runner} would get about {runner_pct}.",
 )
 # Checkbox (odd features) options are ticked independently: fractions are per option.
-CHECKBOX_EXTRA = " Also ticked by many: {others}."
+CHECKBOX_EXTRA = " I would expect many to tick these too: {others}."
 
 
 def _pct(fraction: float) -> str:

@@ -1,10 +1,10 @@
 """The default backend: a deterministic, offline description built from votes, hashtags and comments.
 
 No model: the majority answers of the Galaxy Zoo decision tree (hedged by how strongly volunteers
-agreed), the Talk hashtags and the visible-feature words found in the comments are put into
-sentences. The wording is drawn from small phrase pools by a `random.Random` seeded with the
+agreed) and the visible-feature words found in the comments and hashtags (hedged: nobody voted on
+them) are put into sentences that describe the galaxy itself. The wording is drawn from small phrase pools by a `random.Random` seeded with the
 subject id, so descriptions vary across subjects yet every build gives the same text.
-A subject with no votes, no hashtags and no feature words in its comments gets an empty
+A subject with no votes and no feature words in its comments or hashtags gets an empty
 description, which the validator rejects as "empty".
 """
 
@@ -70,20 +70,21 @@ _COMMENT_FEATURES: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
 )
 _HEDGE_RE = re.compile(r"\b(?:maybe|possibl[ey]|perhaps|probably|not sure|unsure|unclear|might|could be)\b|\?")
 
-# Phrase pools by how strongly volunteers agree.
+# Phrase pools by how strongly volunteers agree. Every sentence describes the galaxy: no "volunteers
+# say" or "its Talk hashtags are" meta-text, which a model trained on it repeats about images nobody saw.
 _OPENERS = {
-    "confident": ("This is {x}.", "Volunteers agree that this is {x}.", "The image shows {x}."),
-    "likely": ("This is probably {x}.", "Most volunteers see {x}.", "This looks like {x}."),
-    "split": ("This is possibly {x}, though volunteers are divided.", "Volunteers are split, but this may be {x}.",
-              "It could be {x}; opinions differ."),
+    "confident": ("This is {x}.", "The image shows {x}.", "It is {x}."),
+    "likely": ("This is probably {x}.", "This looks like {x}.", "It appears to be {x}."),
+    "split": ("This is possibly {x}, though it is hard to tell.", "This may be {x}, but the image is ambiguous.",
+              "It could be {x}; the shape is unclear."),
 }
 _DETAIL_SENTENCES = {
     "confident": ("It has {x}.", "It clearly shows {x}.", "It shows {x}."),
     "likely": ("It probably has {x}.", "It seems to have {x}.", "It likely shows {x}."),
-    "split": ("It may have {x}.", "It possibly shows {x}.", "Some volunteers see {x}."),
+    "split": ("It may have {x}.", "It possibly shows {x}.", "There may be {x}."),
 }
-_TAG_SENTENCES = ("Volunteers tagged it {x}.", "On Talk it was tagged {x}.", "Its Talk hashtags are {x}.")
-_COMMENT_SENTENCES = ("Comments mention {x}.", "Volunteers' comments point out {x}.", "The discussion mentions {x}.")
+# Features that only comments or hashtags name (no vote behind them): hedged.
+_MENTIONED_SENTENCES = ("It may also show {x}.", "There may also be {x}.", "It possibly shows {x} as well.")
 
 
 def confidence_level(fraction: float) -> str:
@@ -188,17 +189,16 @@ def template_summary(subject: Subject) -> dict[str, object]:
         phrases = [d.phrase for d in details if confidence_level(d.fraction) == level]
         if phrases:
             sentences.append(rng.choice(_DETAIL_SENTENCES[level]).format(x=join_phrases(phrases)))
+    # Hashtags count as mentions of the features they name ("#dustlane"); other tags are not descriptions.
     tag_words = [t.replace("_", " ").replace("-", " ").strip() for t in subject.tags[:MAX_TAGS]]
-    tag_words = [t for t in dict.fromkeys(tag_words) if t]
-    if tag_words:
-        sentences.append(rng.choice(_TAG_SENTENCES).format(x=join_phrases([f'"{t}"' for t in tag_words])))
-    said = {d.label for d in details} | ({main.label} if main else set()) | set(tag_words)
-    mentioned = [(p, label) for p, label, stem in comment_features(comments) if not any(stem in s for s in said)]
+    said = {d.label for d in details} | ({main.label} if main else set())
+    mentioned = [(p, label) for p, label, stem in comment_features([*comments, *tag_words])
+                 if not any(stem in s for s in said)]
     if mentioned:
-        sentences.append(rng.choice(_COMMENT_SENTENCES).format(x=join_phrases([p for p, _ in mentioned])))
+        sentences.append(rng.choice(_MENTIONED_SENTENCES).format(x=join_phrases([p for p, _ in mentioned])))
 
     features = [main.label] if main is not None and main.fraction >= LIKELY else []
-    features += [d.label for d in details if d.fraction >= LIKELY] + [label for _, label in mentioned] + tag_words
+    features += [d.label for d in details if d.fraction >= LIKELY] + [label for _, label in mentioned]
     return {
         "description": " ".join(sentences),
         "visible_features": list(dict.fromkeys(features))[:MAX_FEATURES],
@@ -213,7 +213,7 @@ class TemplateSummariser(Summariser):
 
     def __init__(self, cache_dir=None, **options) -> None:
         super().__init__(cache_dir, **options)
-        self.model = "template-v1"  # bump when the wording changes, so cached outputs are not reused
+        self.model = "template-v2"  # bump when the wording changes, so cached outputs are not reused
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         return [json.dumps(template_summary(r.subject), ensure_ascii=False) for r in requests]

@@ -55,7 +55,7 @@ def test_synthetic_build_from_the_command_line(tmp_path):
         (["build", "--talk", "no/such/comments.json", "--out", "x"], "error: --talk: file not found: no/such/comments.json"),
         (["build", "--synthetic", "5", "--configs", "description,captions", "--out", "x"], "unknown config(s) captions"),
         (["build", "--synthetic", "5", "--split", "0.9,0.2,0.1", "--out", "x"], "add up to 1"),
-        (["build", "--out", "x"], "give exactly one input: --talk FILE or --synthetic N"),
+        (["build", "--out", "x"], "give exactly one input: --talk FILE, --catalogue FILE with --images DIR, or --synthetic N"),
         (["build", "--synthetic", "0", "--out", "x"], "expected at least 1"),
         (["report", "no/such/folder"], "not a built dataset folder"),
         (["build", "--synthetic", "5", "--summariser", "openai", "--out", "x"], "needs --summariser-model"),

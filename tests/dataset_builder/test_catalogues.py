@@ -175,7 +175,7 @@ def test_kaggle_cumulative_fractions_are_normalised_per_question(tmp_path):
     row.update({"Class1.1": 0.3, "Class1.2": 0.6, "Class1.3": 0.1,
                 "Class2.1": 0.1, "Class2.2": 0.5,  # cumulative: sums to Class1.2 = 0.6
                 "Class3.1": 0.2, "Class3.2": 0.3,
-                "Class6.1": 0.2, "Class6.2": 0.7,
+                "Class6.1": 0.2, "Class6.2": 0.8,
                 "Class8.6": 0.1, "Class8.1": 0.1,
                 "Class7.1": 0.15, "Class7.2": 0.15})
     path = tmp_path / "training_solutions_rev1.csv"
@@ -186,8 +186,8 @@ def test_kaggle_cumulative_fractions_are_normalised_per_question(tmp_path):
     assert v["disk-edge-on_yes_fraction"] == pytest.approx(1 / 6)
     assert v["bar_yes_fraction"] == pytest.approx(0.4)
     assert v["how-rounded_completely_fraction"] == pytest.approx(0.5)
-    assert v["merging_merger_fraction"] == pytest.approx(0.1 / 0.9)
-    assert v["odd-feature_none_fraction"] == pytest.approx(0.7 / 0.9)
+    assert v["merging_merger_fraction"] == pytest.approx(0.2 * 0.5)
+    assert v["odd-feature_none_fraction"] == pytest.approx(0.8)
     assert "spiral-winding_tight_fraction" not in v, "Class10 all zero: nobody was asked"
 
 

@@ -16,20 +16,28 @@ from dataset_builder.images import ImageStore, fetch_images
 from dataset_builder.records import Reject, Subject
 
 
+def gradient(size=(16, 16), colour=(200, 80, 40)) -> Image.Image:
+    """A colour with a horizontal ramp: not constant (a constant image is rejected as blank)."""
+    width, height = size
+    ramp = np.linspace(0, 40, width)[None, :, None]
+    pixels = np.clip(np.array(colour, dtype=float)[None, None, :] + ramp, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(pixels, height, axis=0), mode="RGB")
+
+
 def jpeg_bytes(size=(16, 16), colour=(200, 80, 40)) -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format="JPEG")
+    gradient(size, colour).save(out, format="JPEG")
     return out.getvalue()
 
 
-def png_bytes(size=(12, 12)) -> bytes:
+def png_bytes(size=(16, 16)) -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", size, (0, 128, 255)).save(out, format="PNG")
+    gradient(size, (0, 128, 200)).save(out, format="PNG")
     return out.getvalue()
 
 
 def write_cube(path, bands=("g", "r", "z")):
-    """A 3-band 8x8 cube: a z (red) blob in the top-left, a g (blue) blob in the bottom-right.
+    """A 3-band 16x16 cube: a z (red) blob in the top-left, a g (blue) blob in the bottom-right.
     FITS row 0 is the bottom of the sky image."""
     from astropy.io import fits
 
@@ -41,6 +49,7 @@ def write_cube(path, bands=("g", "r", "z")):
     header = fits.Header()
     for i, band in enumerate(bands):
         header[f"BAND{i}"] = band
+    cube = np.kron(cube, np.ones((2, 2), dtype=np.float32))  # 16x16: the smallest accepted size
     fits.PrimaryHDU(cube, header=header).writeto(path)
     return path
 
@@ -77,23 +86,23 @@ def test_fits_cube_becomes_rgb_png_north_up(tmp_path, bands):
     data = ImageStore(tmp_path).load(Subject("77"))
     assert not isinstance(data, Reject), data
     image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG" and image.mode == "RGB" and image.size == (8, 8)
+    assert image.format == "PNG" and image.mode == "RGB" and image.size == (16, 16)
     pixels = np.asarray(image).astype(int)  # (H, W, 3), row 0 = top
-    red_blob, blue_blob, sky = pixels[0, 0], pixels[7, 7], pixels[0, 7]
+    red_blob, blue_blob, sky = pixels[0, 0], pixels[15, 15], pixels[0, 15]
     assert red_blob[0] > 200 and red_blob[2] < 30, red_blob  # z -> R, and north up
     assert blue_blob[2] > 200 and blue_blob[0] < 30, blue_blob  # g -> B
     assert sky.max() < 10, sky
-    assert 0 < pixels[4, 4, 1] < 255 and pixels[4, 4, 1] > pixels[4, 4, 0]  # r -> G, not saturated
+    assert 0 < pixels[8, 8, 1] < 255 and pixels[8, 8, 1] > pixels[8, 8, 0]  # r -> G, not saturated
 
 
 def test_gzipped_single_band_fits_is_grey(tmp_path):
     from astropy.io import fits
 
-    image = np.zeros((6, 6), dtype=np.float32)
-    image[2:4, 2:4] = 50.0
+    image = np.zeros((16, 16), dtype=np.float32)
+    image[6:10, 6:10] = 50.0
     fits.PrimaryHDU(image).writeto(tmp_path / "5.fits.gz")
     pixels = np.asarray(Image.open(io.BytesIO(ImageStore(tmp_path).load(Subject("5")))))
-    assert pixels[2, 2, 0] == pixels[2, 2, 1] == pixels[2, 2, 2] > 200
+    assert pixels[7, 7, 0] == pixels[7, 7, 1] == pixels[7, 7, 2] > 200
 
 
 def test_corrupt_fits_is_rejected(tmp_path):

@@ -1,0 +1,114 @@
+"""The subjects of a catalogue-only build: a vote catalogue and an image folder, no Talk export.
+
+    python -m dataset_builder build --catalogue labels.csv --catalogue-id-column GalaxyID \
+        --images images/ --out gz2-build
+
+Each catalogue row is one subject (id = the id column, image = `<id>.<jpg|jpeg|png|fits...>` in the
+folder) whose votes give the `decision_tree` rows and, through the template summariser, the
+`description` rows (no comments: the description says only what the votes say). Only the questions
+the catalogue has are asked (the Kaggle sample has questions 1, 2, 6, 7 and 8 of GZ2).
+
+Galaxies are split by the project's fixed real-galaxy split, `gzllava.splits.split_of(id)` (train or
+test; a GZ1 galaxy with a GZ2 twin listed in `same_galaxy_in_gz2_kaggle_5000.csv` next to the
+catalogue takes its twin's side), so a model trained on the `train` split of one build is never
+measured on a galaxy it saw in another.
+
+Checked before anything is built (one error naming the file or column): the id column exists and is
+not empty, and at least one id names an image. Ids without an image are counted rejects ("missing").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from .records import Reject, Subject
+
+TWINS_FILE = "same_galaxy_in_gz2_kaggle_5000.csv"
+EXAMPLES = 3
+
+
+@dataclass
+class CatalogueInput:
+    subjects: dict[str, Subject]  # in catalogue order
+    schema: str  # "kaggle", "gz2", "decals"
+    id_column: str
+    rows: int  # catalogue rows read (subjects + rejected rows)
+    rejects: list[Reject]  # rows that are no subject (bad fractions, no id, repeated id)
+    questions: list[str]  # decision-tree questions the catalogue has votes for
+    images_found: int  # subjects whose id names a file in the image folder
+    split_rule: str  # for the card
+    split_of: Callable[[str], str]
+
+
+def shared_splits() -> ModuleType:
+    """`gzllava.splits`, without importing the `gzllava` package (which registers the model classes with
+    transformers: ~6 s). The module is pure Python and imports nothing from the package."""
+    if "gzllava.splits" in sys.modules:
+        return sys.modules["gzllava.splits"]
+    spec = importlib.util.find_spec("gzllava")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("gzllava is not installed: the catalogue build needs gzllava.splits (pip install -e .)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "splits.py"
+    module_spec = importlib.util.spec_from_file_location("gzllava_splits_standalone", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _examples(items) -> str:
+    items = sorted(items)
+    return ", ".join(items[:EXAMPLES]) + (" ..." if len(items) > EXAMPLES else "") if items else "none"
+
+
+def split_rule(catalogue: Path) -> tuple[str, Callable[[str], str]]:
+    """(description for the card, id -> "train" | "test") from `gzllava.splits`."""
+    splits = shared_splits()
+    twins_path = Path(catalogue).parent / TWINS_FILE
+    twins = splits.read_twins(twins_path)
+    text = (f"gzllava.splits.split_of(id): the project's fixed real-galaxy split, {splits.TEST_PERCENT}% test, "
+            "no validation split")
+    if twins:
+        text += f"; {len(twins)} GZ1 galaxies take the side of their GZ2 twin ({TWINS_FILE})"
+        return text, lambda galaxy_id: splits.gz1_split_of(galaxy_id, twins)
+    return text, splits.split_of
+
+
+def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None) -> CatalogueInput:
+    """Subjects with votes from `catalogue`; ValueError (one line) when the inputs cannot make a build."""
+    from .build import CompactVotes
+    from .catalogues import catalogue_id_column, read_vote_catalogue
+    from .decision_tree import QUESTIONS, total_votes_columns, vote_columns
+    from .images import ImageStore
+
+    catalogue, images = Path(catalogue), Path(images)
+    schema, id_col = catalogue_id_column(catalogue, id_column)
+    rejects: list[Reject] = []
+    _, votes = read_vote_catalogue(catalogue, rejects, id_column=id_col)
+    rows = len(votes) + len(rejects)
+    if not votes:
+        reasons = sorted({r.reason.split(":")[0] for r in rejects})
+        raise ValueError(f"vote catalogue {catalogue}: none of its {rows} rows is usable ({', '.join(reasons)}; "
+                         f"e.g. {rejects[0].reason})" if rejects else f"vote catalogue {catalogue}: no rows")
+    with ImageStore(image_dir=images, offline=True) as store:
+        available = store.local_ids()
+    found = sum(1 for subject_id in votes if subject_id in available)
+    if not found:
+        raise ValueError(
+            f"--images {images}: none of the {len(votes)} catalogue ids (column {id_col!r} of {catalogue.name}, "
+            f"e.g. {_examples(votes)}) names an image there ({len(available)} images, e.g. {_examples(available)}); "
+            "images must be named <id>.jpg/.jpeg/.png/.fits")
+    index = {column: i for i, column in enumerate([*vote_columns(), *total_votes_columns()])}
+    subjects: dict[str, Subject] = {}
+    for subject_id, fractions in votes.items():
+        subjects[subject_id] = Subject(subject_id=subject_id, votes=CompactVotes.from_dict(fractions, index),
+                                       catalogue=schema, source=f"catalogue:{catalogue.name}")
+    answered = {column for fractions in votes.values() for column in fractions}
+    questions = [key for key, q in QUESTIONS.items() if any(c in answered for c in q.columns())]
+    text, rule = split_rule(catalogue)
+    return CatalogueInput(subjects=subjects, schema=schema, id_column=id_col, rows=rows, rejects=rejects,
+                          questions=questions, images_found=found, split_rule=text, split_of=rule)
