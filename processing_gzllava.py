@@ -12,6 +12,7 @@ import io
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -317,7 +318,9 @@ def _check_size(image: Image.Image, label: str, options: LoadOptions) -> Image.I
 
 def _open_pil(source, label: str, options: LoadOptions) -> Image.Image:
     try:
-        image = Image.open(source)
+        with warnings.catch_warnings():  # PIL's bomb warning: the size is checked here, against max_image_pixels
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
         _check_dims(image.width, image.height, label, options)  # the header gives the size: refuse before decoding a bomb
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
