@@ -41,14 +41,34 @@ VISION_CLASSES = {
 
 
 def load_vision_tower(name_or_path: str, **kwargs) -> PreTrainedModel:
-    """A CLIP or SigLIP vision tower from a full CLIP/SigLIP checkpoint or a vision-only one."""
-    model_type = AutoConfig.from_pretrained(name_or_path, **kwargs).model_type
+    """A CLIP or SigLIP vision tower from a full CLIP/SigLIP checkpoint, a vision-only one, or a dual encoder
+    (`VisionTextDualEncoderModel`, e.g. a GZ-CLIP folder from train_clip.py) with a CLIP/SigLIP vision side."""
+    config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    model_type = config.model_type
+    if model_type == "vision-text-dual-encoder" and config.vision_config.model_type in VISION_CLASSES:
+        from transformers import VisionTextDualEncoderModel
+
+        tower = VisionTextDualEncoderModel.from_pretrained(name_or_path, **kwargs).vision_model
+        tower.config._name_or_path = str(name_or_path)  # where its saved image processor is (compose_gzllava)
+        return tower
     if model_type not in VISION_CLASSES:
         raise ValueError(
             f"{name_or_path} is a {model_type!r} checkpoint; GZ-LLaVA needs a CLIP or SigLIP vision tower "
             f"(model types {sorted(VISION_CLASSES)})."
         )
     return VISION_CLASSES[model_type].from_pretrained(name_or_path, **kwargs)
+
+
+def saved_image_processor(vision_model):
+    """The image processor saved next to a local tower checkpoint (e.g. GZ-CLIP's resize, crop, galaxy mean/std)."""
+    import os
+
+    folder = getattr(vision_model, "name_or_path", "") or ""
+    if not any(os.path.isfile(os.path.join(folder, f)) for f in ("preprocessor_config.json", "processor_config.json")):
+        return None
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(folder)
 
 
 def default_image_processor(vision_config):
@@ -102,7 +122,7 @@ def compose_gzllava(
     token_ids = add_gzllava_tokens(tokenizer, use_image_delimiters)
     # Generation continues from the right end of every row, so batched inference pads on the left (as llava-hf's
     # processors do); TRL's training collator asks for right padding in each call.
-    tokenizer.padding_side = "left"
+    tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"  # init_kwargs: what save_pretrained writes
     if len(tokenizer) > language_model.get_input_embeddings().num_embeddings:
         # New rows for the new tokens only; the LM's existing rows, and so its text-only logits, are untouched.
         language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
@@ -145,7 +165,7 @@ def compose_gzllava(
     model.config.text_config.vocab_size = model.lm_head.out_features
 
     processor = GZLlavaProcessor(
-        image_processor=image_processor or default_image_processor(vision_config),
+        image_processor=image_processor or saved_image_processor(vision_model) or default_image_processor(vision_config),
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
         patch_size=vision_config.patch_size,

@@ -48,11 +48,13 @@ def save_for_hub(model, processor, save_directory: str | os.PathLike, card_kwarg
         backend.no_padding()
     # Saved folders are for inference: batched generation (pipelines, generate) needs left padding, or the rows'
     # answers change with the batch. Training collators (TRL) pass padding_side="right" per call.
-    padding_side, processor.tokenizer.padding_side = processor.tokenizer.padding_side, "left"
+    tokenizer = processor.tokenizer
+    saved_state = tokenizer.padding_side, dict(tokenizer.init_kwargs)
+    tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"  # init_kwargs are what gets written
     try:
         processor.save_pretrained(out)
     finally:
-        processor.tokenizer.padding_side = padding_side
+        tokenizer.padding_side, tokenizer.init_kwargs = saved_state
     for name in REMOTE_CODE_FILES:  # save_pretrained copies those it imports; the pipeline file is not among them
         shutil.copyfile(REPO_ROOT / name, out / name)
     card_kwargs = dict(card_kwargs or {})
