@@ -8,6 +8,4 @@
     cli       the command line of app.py
 """
 
-from .engine import DEFAULT_MODEL, ChatEngine, Conversation, InputError
-
-__all__ = ["DEFAULT_MODEL", "ChatEngine", "Conversation", "InputError"]
+DEFAULT_MODEL = "outputs/demo/instruct/final"  # what `bash scripts/demo.sh` writes (the README's main job)

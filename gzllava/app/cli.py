@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .engine import DEFAULT_MODEL
+from . import DEFAULT_MODEL
 
 # Chosen for a CPU or one GPU: two generations at once keep the cores busy without doubling the peak
 # memory more than once; 64 waiting requests is ~16 users x a few turns each. See docs/space.md.

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-DEFAULT_MODEL = "outputs/demo/instruct/final"  # what `bash scripts/demo.sh` writes
+from . import DEFAULT_MODEL  # noqa: F401  re-exported
 MAX_QUESTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 4096 * 4096  # a galaxy cutout is a few hundred pixels a side; larger uploads are refused
 
@@ -140,7 +140,7 @@ class ChatEngine:
     ) -> Iterator[str]:
         """Yield the answer so far (growing text) as tokens arrive; closing the iterator stops generation."""
         question = check_question(question)
-        max_new_tokens = int(max_new_tokens or self.default_max_new_tokens)
+        max_new_tokens = self.default_max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         if not 1 <= max_new_tokens <= 4096:
             raise InputError(f"max new tokens must be between 1 and 4096, got {max_new_tokens}.")
         inputs = self._inputs(conversation, question, max_new_tokens)
