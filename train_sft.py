@@ -33,24 +33,52 @@ Any recipe key can be overridden on the command line (`--learning_rate 1e-4`); a
 A run killed mid-training continues from its last checkpoint with `--resume_from_checkpoint last`.
 The result, `<output_dir>/final` (or `--export_dir`), is a Hub repository folder that loads with
 `AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True)` and `pipeline(...)`.
+
+Bad input (a missing recipe, dataset or checkpoint folder, an unknown key, inconsistent arguments) stops the
+run before training with ONE line naming what is wrong, exit code 2; `--debug` adds the traceback.
 """
 
 import logging
+import sys
+import traceback
 
 from gzllava.training import parse_arguments, prepare_training, push_trained_model, save_trained_model, train
 
+# What bad input raises while the arguments, recipe, base model and dataset are checked (before training).
+INPUT_ERRORS = (ValueError, KeyError, OSError)
 
-def main(script_args, training_args, model_args, gz_args):
-    run = prepare_training(script_args, training_args, model_args, gz_args)  # every check happens here
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a KeyError's message without its quotes)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A bare `--debug` is ours; `--debug underflow_overflow` stays transformers' TrainingArguments.debug.
+    ours = [i for i, arg in enumerate(argv) if arg == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("--"))]
+    debug = bool(ours)
+    argv = [arg for i, arg in enumerate(argv) if i not in ours]
+    try:
+        run = prepare_training(*parse_arguments(argv))  # every check happens here
+    except INPUT_ERRORS as err:
+        if debug:
+            traceback.print_exc()
+        print(f"train_sft.py: error: {one_line(err)}" + ("" if debug else " (--debug for the traceback)"),
+              file=sys.stderr)
+        return 2
+    run.command = argv  # quoted in the model card, secrets redacted and paths made portable
     train(run)
     folder = save_trained_model(run)
     run.trainer.accelerator.print(f"Model saved to {folder}")
     if run.push_to_hub:
         url = push_trained_model(run, folder)
-        run.trainer.accelerator.print(f"Model pushed to {training_args.hub_model_id}: {url}")
+        run.trainer.accelerator.print(f"Model pushed to {run.training_args.hub_model_id}: {url}")
     run.trainer.end()  # finish the trackers, destroy the process group
+    return 0
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    main(*parse_arguments())
+    sys.exit(main())

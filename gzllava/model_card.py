@@ -1,8 +1,18 @@
-"""The README.md model card of a GZ-LLaVA Hub repository (YAML metadata + usage)."""
+"""The README.md model card of a GZ-LLaVA Hub repository (YAML metadata + usage).
+
+A card is meant to be pushed: what it quotes about the run (`card_safe`) names local files relative to the
+project (or, outside it, by their name only, as `<local>/name`), never the user's home or temporary folders,
+and carries no credentials (URL user-info, Hub/OpenAI/GitHub tokens, values of `*_token`/`*password`/
+`*secret`/`*api_key` keys and flags).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
@@ -25,6 +35,74 @@ messages = [{{"role": "user", "content": [{{"type": "image", "url": "galaxy.jpg"
 chat(text=messages, max_new_tokens=64)
 ```
 """
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REDACTED = "<redacted>"
+LOCAL_PREFIX = "<local>/"
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_TOKEN = re.compile(r"\b(?:hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{8,})\b")
+_SECRET_NAME = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|api[_-]?key|auth)$", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` without URL user-info (`https://user:pass@host` -> `https://host`) and known token formats."""
+    return _TOKEN.sub(REDACTED, _URL_USERINFO.sub("", text))
+
+
+def portable_path(value: str) -> str:
+    """A local path as the card may show it: relative to the project (or the working folder) when inside it,
+    else `<local>/<name>`; Hub ids, URLs and relative paths that do not exist are returned unchanged."""
+    if not value or "://" in value or value.startswith(LOCAL_PREFIX):
+        return value
+    path = Path(value).expanduser()
+    if not (path.is_absolute() or value.startswith("~") or path.exists()):
+        return value
+    resolved = path.resolve()
+    for root in (PROJECT_ROOT, Path.cwd()):
+        try:
+            relative = resolved.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+        return relative if relative != "." else root.name
+    return LOCAL_PREFIX + resolved.name
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name.lstrip("-")))
+
+
+def card_safe(value, key: str | None = None):
+    """`value` (dicts, lists, strings, ...) with secrets redacted and local paths made portable, recursively."""
+    if key is not None and is_secret_name(key) and value not in (None, False, "", [], {}):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: card_safe(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [card_safe(v) for v in value]
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        return portable_path(redact(value))
+    return value
+
+
+def card_command(argv: list[str], program: str = "train_sft.py") -> str:
+    """A command line for the card: secret flag values redacted (`--hub_token X`, `--api-key=X`), paths portable."""
+    out, hide_next = [f"python {program}"], False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg.split("=", 1)
+            out.append(f"{name}={REDACTED if is_secret_name(name) else card_safe(value)}")
+            continue
+        if arg.startswith("--") and is_secret_name(arg):
+            hide_next = True
+        out.append(shlex.quote(card_safe(arg)))
+    return " ".join(out)
 
 
 def build_model_card(

@@ -177,6 +177,6 @@ def validate_arguments(script_args: ScriptArguments, training_args: SFTConfig, m
     if training_args.packing or training_args.padding_free:
         problems.append("packing/padding_free are not supported for image-text data")
     if problems:
-        raise ValueError("Invalid training arguments:\n  - " + "\n  - ".join(problems))
+        raise ValueError("Invalid training arguments: " + "; ".join(problems))
     if not training_args.assistant_only_loss:
         logger.warning("assistant_only_loss is off: the loss also covers the prompts.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from peft import PeftModel
 
 from gzllava.hub import REMOTE_CODE_FILES, REPO_ROOT, save_for_hub
-from gzllava.model_card import build_model_card
+from gzllava.model_card import build_model_card, card_safe, portable_path
 
 from .base_model import load_full_precision_base
 
@@ -80,12 +81,23 @@ def card_kwargs(run, export_dir: Path) -> dict:
     curve = TRAINING_CURVE if plot_training_curve(run.trainer.state.log_history, export_dir / TRAINING_CURVE) else None
     return {
         "repo_id": run.training_args.hub_model_id or Path(run.training_args.output_dir).name,
-        "base_models": run.base.base_models or None,
+        # Hub metadata lists Hub ids only: a local folder (a composed tower/LM on disk) is no base_model there
+        "base_models": [name for name in run.base.base_models
+                        if not (os.path.isabs(name) or os.path.exists(os.path.expanduser(name)))] or None,
         "datasets": [run.dataset_id] if run.dataset_id else None,
         "training": training,
         "metrics_table": metrics_table(run.metrics),
         "training_curve": curve,
     }
+
+
+def _portable_adapter_base(export_dir: Path) -> None:
+    """peft writes the base's local path into adapter_config.json: the pushed copy names it as the card does."""
+    path = export_dir / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if config.get("base_model_name_or_path"):
+        config["base_model_name_or_path"] = portable_path(config["base_model_name_or_path"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def save_trained_model(run) -> Path:
@@ -106,8 +118,10 @@ def save_trained_model(run) -> Path:
                 kwargs = card_kwargs(run, export_dir)
                 kwargs.setdefault("default_prompt", run.base.processor.default_prompt)
                 card = build_model_card(run.base.model.config, **kwargs)
-                card.text += f"\nThis repository holds a LoRA adapter (and the trained projector) for `{run.base.path}`.\n"
+                card.text += ("\nThis repository holds a LoRA adapter (and the trained projector) for "
+                              f"`{portable_path(run.base.path)}`.\n")
                 card.save(export_dir / "README.md")
+                _portable_adapter_base(export_dir)
             else:
                 merged = merge_adapter(run, adapter_dir)
                 export_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +138,7 @@ def save_trained_model(run) -> Path:
                          state_dict=_cast_floating(state_dict, dtype))
     if is_main:
         (export_dir / "training_summary.json").write_text(json.dumps(
-            {"training": run.card_training, "metrics": run.metrics}, indent=2, default=str))
+            {"training": run.card_training, "metrics": card_safe(run.metrics)}, indent=2, default=str))
         logger.info("Hub-ready model folder: %s", export_dir)
     trainer.accelerator.wait_for_everyone()
     return export_dir

@@ -18,6 +18,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from trl import ModelConfig, ScriptArguments, SFTConfig
 
 from gzllava.hub import push_folder
+from gzllava.model_card import card_command, card_safe
 
 from .arguments import RESUME_LAST, TINY_MODEL, GZLlavaArguments, validate_arguments
 from .base_model import BaseModel, load_base_model
@@ -52,6 +53,7 @@ class TrainingRun:
     push_to_hub: bool
     peft: bool
     metrics: dict = field(default_factory=dict)
+    command: list[str] | None = None  # train_sft.py's arguments, quoted in the card (secrets redacted)
 
     @property
     def dataset_id(self) -> str | None:
@@ -77,8 +79,9 @@ class TrainingRun:
 
     @property
     def card_training(self) -> dict:
-        """What the model card says about how the model was trained."""
-        return {
+        """What the model card says about how the model was trained: local paths relative to the project (or
+        `<local>/<name>`), secrets redacted (`gzllava.model_card.card_safe`): the card is meant to be pushed."""
+        training = {
             "stage": self.gz_args.stage,
             "recipe": self._recipe(),
             "base_model": self.model_args.model_name_or_path or self.base.base_models,
@@ -90,6 +93,9 @@ class TrainingRun:
             "gzllava_arguments": self._gzllava_arguments(),
             "parameters": describe_trainable(self.trainer.model),
         }
+        if self.command is not None:
+            training["command"] = card_command(self.command)
+        return card_safe(training)
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
@@ -128,6 +134,7 @@ def prepare_training(script_args: ScriptArguments, training_args: SFTConfig, mod
                      gz_args: GZLlavaArguments) -> TrainingRun:
     """Check everything, load the base model for the stage, check and filter the data, build the trainer."""
     validate_arguments(script_args, training_args, model_args, gz_args)
+    resolve_checkpoint(training_args)  # a resume_from_checkpoint folder that does not exist fails now, not after loading
     trainer_args = copy.copy(training_args)
     trainer_args.push_to_hub = False
     base = load_base_model(model_args, gz_args, trainer_args)

@@ -9,7 +9,8 @@ from gzllava.training import parse_arguments, validate_arguments
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted((REPO_ROOT / "recipes").glob("*.yaml"))
+# train_sft.py's recipes: the ones with a `stage` (train_clip.py's vision-tower recipes share the folder).
+RECIPES = sorted(path for path in (REPO_ROOT / "recipes").glob("*.yaml") if "stage" in yaml.safe_load(path.read_text()))
 ACCELERATE_CONFIGS = REPO_ROOT / "accelerate_configs"
 
 

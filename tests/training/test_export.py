@@ -74,6 +74,11 @@ def test_export_is_a_hub_repo_with_card_curve_and_metrics(qlora_run):
     assert '"learning_rate": 0.01' in card  # ...and the effective value after the command-line override
     assert '"load_in_4bit": true' in card and '"dropped_overlong": 2' in card
     assert "| train_loss |" in card and "| dropped_overlong_train | 2 |" in card
+    # A card meant to be pushed: the recipe relative to the project, no local absolute path anywhere.
+    assert '"path": "recipes/tiny_cpu_align.yaml"' in card
+    summary = (folder / "training_summary.json").read_text()
+    for local in (str(Path(run.training_args.output_dir).parent), str(Path(__file__).resolve().parents[2]), "/home/"):
+        assert local not in card and local not in summary, local
     assert (folder / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The user's calls work on the folder.
     model = AutoModelForImageTextToText.from_pretrained(folder, trust_remote_code=True)
@@ -94,7 +99,10 @@ def test_adapter_only_export(instruct_folder, make_args, tmp_path):
         keys = list(weights.keys())
     assert any("multi_modal_projector.linear_1.weight" in k for k in keys)  # the projector travels with the adapter
     assert all("vision_tower" not in k for k in keys)
-    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"].endswith("composed-base")
+    base = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == "<local>/composed-base"  # peft's absolute local path, made portable for the Hub
+    card = (folder / "README.md").read_text()
+    assert "adapter (and the trained projector) for `<local>/composed-base`" in card and str(tmp_path) not in card
 
 
 def test_checkpoints_use_the_model_parameter_names_so_trainer_resume_restores_them(instruct_folder, make_args, tmp_path):
