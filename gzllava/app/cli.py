@@ -50,12 +50,14 @@ def _check_model(model: str) -> None:
 
 def build(args: argparse.Namespace):
     """(demo, queue kwargs) from parsed arguments."""
+    _check_model(args.model)  # before the heavy imports: a wrong path fails in a moment
+    if args.concurrency < 1 or args.max_queue < 1:
+        raise SetupError(f"--concurrency and --max-queue must be >= 1, got {args.concurrency} and {args.max_queue}")
     from .engine import ChatEngine
     from .examples import render_examples
     from .speech import Transcriber, default_asr_model
     from .ui import build_app, queue_settings
 
-    _check_model(args.model)
     settings = queue_settings(args.concurrency, args.max_queue)
     engine = ChatEngine.from_pretrained(args.model, device=args.device, default_max_new_tokens=args.max_new_tokens)
     asr = args.asr_model if args.asr_model is not None else default_asr_model()

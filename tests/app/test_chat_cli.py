@@ -44,16 +44,18 @@ def test_chat_main_runs_on_piped_input(tiny_model_dir, galaxy_png):
     assert result.stdout.startswith("gz-llava> ") and len(result.stdout.strip()) > len("gz-llava>")
 
 
-def test_missing_model_and_image_exit_2_with_one_line(galaxy_png, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("GZLLAVA_MODEL", None)
-    app = subprocess.run([sys.executable, "app.py", "--model", str(tmp_path / "nothing")], capture_output=True,
-                         text=True, cwd=REPO, timeout=300, env=env)
-    assert app.returncode == 2
-    assert app.stderr.strip() == f"error: --model {tmp_path / 'nothing'}: no model folder there (expected a config.json)."
-    chat = subprocess.run([sys.executable, "-m", "gzllava.chat", "--image", str(tmp_path / "no.jpg")],
-                          capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
-    assert chat.returncode == 2 and chat.stderr.count("\n") == 1 and "no.jpg" in chat.stderr
+def test_missing_model_and_image_exit_2_with_one_line(galaxy_png, tmp_path, capsys):
+    from gzllava.app.cli import main as app_main
+    from gzllava.chat import main as chat_main
+
+    assert app_main(["--model", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --model {tmp_path / 'nothing'}: no model folder there (expected a config.json).\n"
+    assert chat_main(["--image", str(tmp_path / "no.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no.jpg" in err
+    assert chat_main(["--image", str(galaxy_png), "--model", str(tmp_path)]) == 2
+    assert "no model folder there" in capsys.readouterr().err
 
 
 def test_default_model_missing_says_how_to_make_it(tmp_path):
@@ -62,4 +64,5 @@ def test_default_model_missing_says_how_to_make_it(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "app.py")], capture_output=True, text=True, cwd=tmp_path,
                             timeout=300, env=env)
     assert result.returncode == 2
-    assert "outputs/demo/instruct/final" in result.stderr and "bash scripts/demo.sh" in result.stderr
+    assert result.stderr.strip() == ("error: --model outputs/demo/instruct/final: no model folder there (expected a "
+                                     "config.json). Run `bash scripts/demo.sh` first (it trains the demo model).")
