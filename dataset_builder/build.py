@@ -555,7 +555,9 @@ def _catalogue_subjects(options: BuildOptions, rejects: RejectLog, ledger: _Ledg
     ledger.input_records = source.rows
     ledger.records_are_subjects = True
     test = shared_splits().TEST_PERCENT / 100
-    lines = [f"{source.schema} vote catalogue: {source.rows} rows, id column {source.id_column}, "
+    kind = ("class-label catalogue (weak labels: votes and answer_fraction are null)" if source.schema == "class-label"
+            else f"{source.schema} vote catalogue")
+    lines = [f"{kind}: {source.rows} rows, id column {source.id_column}, "
              f"{len(source.subjects) - source.images_found} ids without an image; questions with votes: "
              f"{', '.join(source.questions)}",
              f"split: {source.split_rule}"]

@@ -8,6 +8,12 @@ folder) whose votes give the `decision_tree` rows and, through the template summ
 `description` rows (no comments: the description says only what the votes say). Only the questions
 the catalogue has are asked (the Kaggle sample has questions 1, 2, 6, 7 and 8 of GZ2).
 
+A class-label catalogue (one class per galaxy, e.g. `gz1_sdss/labels.csv`: objid, class_name) is read
+by `catalogues.read_class_catalogue`: each class becomes the decision-tree answers it implies
+(elliptical -> smooth; edge_on -> features, edge-on; (anti)clockwise_spiral -> features, not edge-on,
+spiral arms; merger -> merging), worded without a confidence, with null `votes` and `answer_fraction`
+(a weak label, not a vote share); `dont_know` and unknown classes are counted rejects.
+
 Galaxies are split by the project's fixed real-galaxy split, `gzllava.splits.split_of(id)` (train or
 test; a GZ1 galaxy with a GZ2 twin listed in `same_galaxy_in_gz2_kaggle_5000.csv` next to the
 catalogue takes its twin's side), so a model trained on the `train` split of one build is never
@@ -22,24 +28,32 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 from .records import Reject, Subject
 
 TWINS_FILE = "same_galaxy_in_gz2_kaggle_5000.csv"
+CLASS_LABEL = "class-label"
 EXAMPLES = 3
+
+
+@dataclass
+class LabelledSubject(Subject):
+    """A subject of a class-label catalogue: decision-tree answers from its class, no vote fractions."""
+
+    labels: dict[str, str] = field(default_factory=dict)  # question key -> answer key
 
 
 @dataclass
 class CatalogueInput:
     subjects: dict[str, Subject]  # in catalogue order
-    schema: str  # "kaggle", "gz2", "decals"
+    schema: str  # "kaggle", "gz2", "decals", or "class-label"
     id_column: str
     rows: int  # catalogue rows read (subjects + rejected rows)
     rejects: list[Reject]  # rows that are no subject (bad fractions, no id, repeated id)
-    questions: list[str]  # decision-tree questions the catalogue has votes for
+    questions: list[str]  # decision-tree questions the catalogue has votes (or class answers) for
     images_found: int  # subjects whose id names a file in the image folder
     split_rule: str  # for the card
     split_of: Callable[[str], str]
@@ -78,17 +92,32 @@ def split_rule(catalogue: Path) -> tuple[str, Callable[[str], str]]:
     return text, splits.split_of
 
 
+def _columns(path: Path) -> list[str]:
+    from .catalogues import _read_columns
+
+    return _read_columns(path)
+
+
 def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None) -> CatalogueInput:
     """Subjects with votes from `catalogue`; ValueError (one line) when the inputs cannot make a build."""
     from .build import CompactVotes
-    from .catalogues import catalogue_id_column, read_vote_catalogue
+    from .catalogues import catalogue_id_column, class_label_column, read_class_catalogue, read_vote_catalogue
     from .decision_tree import QUESTIONS, total_votes_columns, vote_columns
     from .images import ImageStore
 
     catalogue, images = Path(catalogue), Path(images)
-    schema, id_col = catalogue_id_column(catalogue, id_column)
+    if not catalogue.is_file():
+        raise FileNotFoundError(f"--catalogue: file not found: {catalogue}")
     rejects: list[Reject] = []
-    _, votes = read_vote_catalogue(catalogue, rejects, id_column=id_col)
+    class_col = class_label_column(_columns(catalogue))
+    labels: dict[str, dict[str, str]] = {}
+    if class_col is not None:
+        schema = CLASS_LABEL
+        id_col, class_col, labels = read_class_catalogue(catalogue, rejects, id_column)
+        votes: dict[str, dict[str, float]] = {key: {} for key in labels}
+    else:
+        schema, id_col = catalogue_id_column(catalogue, id_column)
+        _, votes = read_vote_catalogue(catalogue, rejects, id_column=id_col)
     rows = len(votes) + len(rejects)
     if not votes:
         reasons = sorted({r.reason.split(":")[0] for r in rejects})
@@ -104,10 +133,16 @@ def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None
             "images must be named <id>.jpg/.jpeg/.png/.fits")
     index = {column: i for i, column in enumerate([*vote_columns(), *total_votes_columns()])}
     subjects: dict[str, Subject] = {}
+    source = f"catalogue:{catalogue.name}"
     for subject_id, fractions in votes.items():
-        subjects[subject_id] = Subject(subject_id=subject_id, votes=CompactVotes.from_dict(fractions, index),
-                                       catalogue=schema, source=f"catalogue:{catalogue.name}")
+        if class_col is not None:
+            subjects[subject_id] = LabelledSubject(subject_id=subject_id, catalogue=schema, source=source,
+                                                   labels=labels[subject_id])
+        else:
+            subjects[subject_id] = Subject(subject_id=subject_id, votes=CompactVotes.from_dict(fractions, index),
+                                           catalogue=schema, source=source)
     answered = {column for fractions in votes.values() for column in fractions}
+    answered |= {QUESTIONS[q].column(a) for answers in labels.values() for q, a in answers.items()}
     questions = [key for key, q in QUESTIONS.items() if any(c in answered for c in q.columns())]
     text, rule = split_rule(catalogue)
     return CatalogueInput(subjects=subjects, schema=schema, id_column=id_col, rows=rows, rejects=rejects,

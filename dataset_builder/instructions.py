@@ -362,6 +362,53 @@ def conversation_rows(
     return [base_row("conversation", subject, 0, conversation(pairs), summary.backend, votes)], None
 
 
+# ------------------------------------------------------------------- class labels (no fractions)
+# A class-label catalogue (catalogues.read_class_catalogue) gives answers without vote fractions: the
+# wording states the answer without a confidence, and the rows' `votes` and `answer_fraction` are null.
+LABEL_PHRASES = ("{label}.", "{label}, as far as I can tell.", "{label}, I would say.")
+LABEL_BACKEND = "class-label"
+# (question, answer) -> noun phrase, most specific first: the description names the first one present.
+LABEL_NOUNS = (
+    (("merging", "merger"), "a galaxy merging with another"),
+    (("has-spiral-arms", "yes"), "a spiral galaxy"),
+    (("disk-edge-on", "yes"), "an edge-on disk galaxy"),
+    (("smooth-or-featured", "smooth"), "a smooth, rounded galaxy"),
+    (("smooth-or-featured", "featured-or-disk"), "a disk galaxy with visible features"),
+)
+LABEL_SENTENCES = ("This is {x}.", "The image shows {x}.", "It is {x}.")
+
+
+def label_rows(config: str, subject: Subject, labels: Mapping[str, str]) -> tuple[list[Row], list[Reject]]:
+    """Rows of `config` from one subject's class-derived answers {question key: answer key}."""
+    votes = full_votes({})
+    if config == "decision_tree":
+        rng = _rng("decision_tree", subject.subject_id)
+        rows: list[Row] = []
+        pairs: list[tuple[str, str]] = []
+        for question in [q for q in QUESTIONS.values() if q.key in labels]:  # tree order
+            prompt = question_prompt(question, rng)
+            reply = rng.choice(LABEL_PHRASES).format(label=question.answer(labels[question.key]).label)
+            row = base_row("decision_tree", subject, question.key, conversation([(prompt, reply)]), LABEL_BACKEND, votes)
+            row.update(question=question.key, answer=labels[question.key])
+            rows.append(row)
+            pairs.append((question.text, reply))
+        if len(pairs) >= 2:
+            opener = "Classify this galaxy with the Galaxy Zoo decision tree, one question at a time. " + pairs[0][0]
+            rows.append(base_row("decision_tree", subject, WALK_ROW, conversation([(opener, pairs[0][1]), *pairs[1:]]),
+                                 LABEL_BACKEND, votes))
+        return rows, []
+    noun = next((text for (q, a), text in LABEL_NOUNS if labels.get(q) == a), None)
+    if config == "description" and noun is not None:
+        rng = _rng("description", subject.subject_id)
+        prompt = rng.choice(DESCRIPTION_PROMPTS)
+        reply = rng.choice(LABEL_SENTENCES).format(x=noun)
+        return [base_row("description", subject, 0, conversation([(prompt, reply)]), LABEL_BACKEND, votes)], []
+    reason = (f"{config} needs comments or votes; a class label gives none" if config != "description"
+              else "no description for these class answers")
+    return [], [Reject(stage="instructions", kind="row", id=f"{config}-{subject.subject_id}-0", reason=reason,
+                       source=subject.source)]
+
+
 # ------------------------------------------------------------------------------------ dispatch
 def rows_for(
     config: str,

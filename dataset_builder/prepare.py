@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from .curate import RowFingerprint, RowFingerprinter
-from .instructions import answered_path, full_votes, rows_for
+from .instructions import answered_path, full_votes, label_rows, rows_for
 from .records import Reject, Subject, Summary
 
 TEXT_CONFIGS = ("description", "conversation")
@@ -138,8 +138,9 @@ class ChunkPreparer:
 
         start = time.perf_counter()
         summaries: dict[str, Summary | Reject] = {}
-        if self._summariser is not None and with_image:
-            summaries = dict(zip((s.subject_id for s in with_image), self._summariser.summarise(with_image)))
+        to_summarise = [s for s in with_image if getattr(s, "labels", None) is None]  # class labels: no summary
+        if self._summariser is not None and to_summarise:
+            summaries = dict(zip((s.subject_id for s in to_summarise), self._summariser.summarise(to_summarise)))
         seconds["summarise"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -175,6 +176,15 @@ class ChunkPreparer:
     ) -> None:
         out.had_image = True
         out.image_key = hashlib.blake2b(subject.image_bytes, digest_size=16).hexdigest()
+        labels = getattr(subject, "labels", None)  # a class-label catalogue's subject (catalogue_input.py)
+        if labels is not None:
+            for config in self.configs:
+                rows, rejects = label_rows(config, subject, labels)
+                fingerprints[config] += [self.fingerprinter(config, row, image_key=out.image_key, sign=False)
+                                         for row in rows]
+                rows_by_config[config] += rows
+                out.rejects += [(f"{config} row rejected", reject) for reject in rejects]
+            return
         if isinstance(summary, Reject):
             out.rejects.append(("summary rejected", summary))
             summary = None
