@@ -113,7 +113,14 @@ def compose_base(model_args: ModelConfig, gz_args: GZLlavaArguments, seed: int):
         language_model = AutoModelForCausalLM.from_pretrained(text_name, **load_kwargs)
     except OSError as error:
         raise ValueError(f"Cannot compose the base model from {vision_name!r} and {text_name!r}: {error}") from error
-    model, processor = compose_gzllava(vision_model, language_model, tokenizer=tokenizer, **compose_kwargs)
+    try:  # a tower saved with its image processor (GZ-CLIP: centre crop, dataset mean/std) is fed as it was trained
+        from transformers import AutoImageProcessor
+
+        image_processor = AutoImageProcessor.from_pretrained(vision_name)
+    except (OSError, ValueError):
+        image_processor = None  # compose_gzllava's default for the tower's image size
+    model, processor = compose_gzllava(vision_model, language_model, tokenizer=tokenizer, image_processor=image_processor,
+                                       **compose_kwargs)
     return model, processor, [vision_name, text_name]
 
 
