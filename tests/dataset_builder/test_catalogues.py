@@ -225,3 +225,104 @@ def test_non_numeric_cell_rejects_only_its_row(tmp_path):
     assert list(votes) == ["J000001.20-003000.5"]
     assert rejects[0].id == "J000000.80+004200.0" and rejects[0].reason == "not a number: bar_no_fraction=n/a?"
 
+
+
+# --- partial Kaggle extracts, answers that do not add up, class-label catalogues ----------------------
+
+
+def kaggle_extract(rows: list[dict]) -> pd.DataFrame:
+    """Questions 1, 2, 6, 7 and 8 only, like /work/shared/data/gz2_kaggle_5000/labels.csv."""
+    out = []
+    for row in rows:
+        full = {"GalaxyID": row["GalaxyID"], "Class1.1": 0.6, "Class1.2": 0.3, "Class1.3": 0.1,
+                "Class2.1": 0.0, "Class2.2": 0.3, "Class6.1": 0.1, "Class6.2": 0.9,
+                "Class7.1": 0.3, "Class7.2": 0.3, "Class7.3": 0.0}
+        full.update({f"Class8.{i}": 0.0 for i in range(1, 8)})
+        full["Class8.7"] = 0.1
+        full.update(row)
+        out.append(full)
+    return pd.DataFrame(out)
+
+
+def test_kaggle_extract_with_five_questions_reads_only_those(tmp_path):
+    path = tmp_path / "labels.csv"
+    kaggle_extract([{"GalaxyID": 1}]).to_csv(path, index=False)
+    schema, votes = read_vote_catalogue(path)
+    v = votes["1"]
+    assert schema == "kaggle"
+    assert v["how-rounded_completely_fraction"] == pytest.approx(0.5) and v["odd-feature_dust-lane_fraction"] == pytest.approx(0.1)
+    asked = {c.split("_")[0] for c in v}
+    assert asked == {"smooth-or-featured", "disk-edge-on", "how-rounded", "merging", "odd-feature"}
+
+
+def test_kaggle_question_with_only_some_answer_columns_is_named(tmp_path):
+    path = tmp_path / "labels.csv"
+    kaggle_extract([{"GalaxyID": 1}]).drop(columns=["Class7.3"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"labels.csv \(kaggle\): question 7 has only some.*Class7.3"):
+        read_vote_catalogue(path)
+
+
+def test_kaggle_answers_must_add_up_to_the_share_that_reached_the_question(tmp_path):
+    path = tmp_path / "labels.csv"
+    kaggle_extract([{"GalaxyID": 1},
+                    {"GalaxyID": 2, "Class1.1": 0.9, "Class1.2": 0.9, "Class1.3": 0.9},  # 2.7
+                    {"GalaxyID": 3, "Class7.1": 0.1, "Class7.2": 0.1},  # 0.2, but Class1.1 = 0.6 reached it
+                    {"GalaxyID": 4, "Class1.1": 0.605, "Class1.2": 0.3}]).to_csv(path, index=False)  # rounding: fine
+    rejects = []
+    _, votes = read_vote_catalogue(path, rejects)
+    assert sorted(votes) == ["1", "4"]
+    reasons = {r.id: r.reason for r in rejects}
+    assert reasons["2"].startswith("vote fractions do not add up: the answers of Class1 sum to 2.7, expected 1")
+    assert "Class7 sum to 0.2, expected Class1.1 = 0.6" in reasons["3"]
+
+
+def test_decals_single_choice_answers_must_sum_to_one_but_checkbox_options_need_not(tmp_path):
+    frame = decals_dr5_frame()
+    frame.loc[1, "smooth-or-featured_smooth_fraction"] = 0.9 * 3  # out of range: its own reason
+    frame.loc[0, "merging_none_fraction"] = 0.9  # merging sums to 1.3
+    path = tmp_path / "decals.csv"
+    frame.to_csv(path, index=False)
+    rejects = []
+    _, votes = read_vote_catalogue(path, rejects)
+    assert not votes
+    reasons = {r.id: r.reason for r in rejects}
+    assert "merging sum to 1.3, expected 1" in reasons["J000000.80+004200.0"]
+    assert reasons["J000001.20-003000.5"].startswith("out-of-range fraction")
+
+    ticked = tmp_path / "decals_dr12.csv"
+    frame = decals_dr5_frame().iloc[:1].copy()
+    for option, value in (("ring", 0.6), ("dust-lane", 0.7), ("none", 0.2)):  # checkbox: sums to 1.5, fine
+        frame[f"odd-feature_{option}_fraction"] = value
+    frame.to_csv(ticked, index=False)
+    assert list(read_vote_catalogue(ticked)[1]) == ["J000000.80+004200.0"]
+
+
+def test_gz2_debiased_fractions_get_the_wider_tolerance(tmp_path):
+    frame = gz2_frame().iloc[:1].copy()
+    frame["t01_smooth_or_features_a01_smooth_debiased"] = 0.3  # task 1 sums to 1.1: debiasing drift, kept
+    path = tmp_path / "gz2.csv"
+    frame.to_csv(path, index=False)
+    assert list(read_vote_catalogue(path)[1]) == ["587722981741363294"]
+    frame["t01_smooth_or_features_a01_smooth_debiased"] = 0.9  # 1.7: rejected
+    frame.to_csv(path, index=False)
+    rejects = []
+    assert not read_vote_catalogue(path, rejects)[1]
+    assert "t01_smooth_or_features sum to 1.7" in rejects[0].reason and "tolerance 0.25" in rejects[0].reason
+
+
+def test_class_label_catalogue_maps_classes_to_answers_and_counts_the_rest(tmp_path):
+    from dataset_builder.catalogues import class_label_column, read_class_catalogue
+
+    path = tmp_path / "labels.csv"
+    pd.DataFrame({"objid": ["1", "2", "2", "", "5", "6"], "image": ["images/x.jpeg"] * 6, "class": [0, 1, 1, 0, 5, 4],
+                  "class_name": ["elliptical", "anticlockwise_spiral", "elliptical", "edge_on", "dont_know", ""]}
+                 ).to_csv(path, index=False)
+    assert class_label_column(["objid", "class", "class_name"]) == "class_name"
+    assert class_label_column(["GalaxyID", "Class1.1", "class"]) is None  # a vote catalogue
+    rejects = []
+    id_col, class_col, labels = read_class_catalogue(path, rejects)
+    assert (id_col, class_col) == ("objid", "class_name")
+    assert labels == {"1": {"smooth-or-featured": "smooth"},
+                      "2": {"smooth-or-featured": "featured-or-disk", "disk-edge-on": "no", "has-spiral-arms": "yes"}}
+    reasons = sorted(r.reason.split(":")[0] for r in rejects)
+    assert reasons == ["duplicate id", "no class", "no id", "no morphology"]

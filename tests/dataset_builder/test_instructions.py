@@ -227,3 +227,58 @@ def test_parse_configs():
     assert parse_configs("decision_tree, description") == ["decision_tree", "description"]
     with pytest.raises(ValueError, match="unknown config.*captions.*choose from"):
         parse_configs("description,captions")
+
+
+# --- wording a trained model can say about a NEW image (issue 9) -------------------------------------------
+
+
+def test_answers_are_the_models_estimate_not_a_claim_about_volunteers():
+    """The demo model said "The volunteers agree: 71% chose this" about galaxies no volunteer saw."""
+    import random
+
+    from dataset_builder.instructions import CHECKBOX_EXTRA, CONFIDENT_PHRASES, LIKELY_PHRASES, UNCERTAIN_PHRASES
+
+    for phrase in (*CONFIDENT_PHRASES, *LIKELY_PHRASES, *UNCERTAIN_PHRASES, CHECKBOX_EXTRA):
+        lowered = phrase.lower()
+        assert "estimat" in lowered or "expect" in lowered or "would" in lowered, phrase
+        for claim in ("volunteers agree", "chose", "answered this", "picked this", "ticked by many"):
+            assert claim not in lowered, phrase
+    question = QUESTIONS["has-spiral-arms"]
+    votes = {"has-spiral-arms_yes_fraction": 0.71, "has-spiral-arms_no_fraction": 0.29}
+    texts_ = {answer_text(question, "yes", 0.71, votes, random.Random(seed)) for seed in range(30)}
+    assert all(t.startswith("Spiral") and "71%" in t for t in texts_)
+
+
+def test_template_descriptions_describe_the_galaxy_without_meta_text():
+    """Descriptions said 'Its Talk hashtags are "..."', which the demo model repeated about real galaxies."""
+    from dataset_builder.records import Comment
+    from dataset_builder.summarise.template import template_summary
+
+    for tags in (("spiral", "ring"), ("weird", "dustlane"), ("galaxy_zoo",)):
+        for index in range(20):
+            talk = Subject(subject_id=str(index), votes=SPIRAL_VOTES, tags=list(tags),
+                           comments=[Comment(str(index), str(index), "lovely, maybe a merger?", "t")])
+            text = template_summary(talk)["description"]
+            for meta in ("talk", "hashtag", "tagged", "volunteer", "comment", "discussion", '"'):
+                assert meta not in text.lower(), text
+    dusty = template_summary(Subject(subject_id="9", votes=SPIRAL_VOTES, tags=["dustlane"]))["description"]
+    assert "dust lane" in dusty  # a hashtag that names a feature still counts, hedged
+    assert template_summary(Subject(subject_id="8", tags=["weird"]))["description"] == ""  # nothing to describe
+
+
+def test_class_labels_give_answers_without_fractions():
+    from dataset_builder.instructions import LABEL_BACKEND, label_rows
+
+    labels = {"smooth-or-featured": "featured-or-disk", "disk-edge-on": "no", "has-spiral-arms": "yes"}
+    galaxy = Subject(subject_id="587", votes={})
+    rows, rejects = label_rows("decision_tree", galaxy, labels)
+    assert not rejects and [r["question"] for r in rows] == ["smooth-or-featured", "disk-edge-on", "has-spiral-arms", None]
+    for row in rows[:-1]:
+        reply = texts(row["messages"][1])[0]
+        assert parse_answer(QUESTIONS[row["question"]], reply) == labels[row["question"]]
+        assert "%" not in reply and row["answer_fraction"] is None and row["summary_backend"] == LABEL_BACKEND
+        assert all(v is None for v in row["votes"].values())
+    (description,), _ = label_rows("description", galaxy, labels)
+    assert "spiral galaxy" in texts(description["messages"][1])[0]
+    none, (reject,) = label_rows("conversation", galaxy, labels)
+    assert not none and "class label" in reject.reason
