@@ -1,7 +1,8 @@
 """Clean one Talk comment: text a model may learn from, hashtags split out, no volunteer names.
 
 Order matters: mojibake is repaired first (ftfy) so that the later patterns see real characters;
-HTML goes before Markdown (Talk stores Markdown, older boards HTML); mentions, e-mail addresses and
+HTML goes before Markdown (Talk stores Markdown, older boards HTML); volunteer identities (mentions,
+e-mail addresses, signatures, names, profile URLs, phone numbers: `privacy.scrub_identities`) and
 URLs go before hashtags so that a `#` inside a URL is never read as a tag; whitespace is tidied
 last, after every removal has left its gaps.
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import ftfy
 
+from .privacy import scrub_identities
 from .records import Comment, Reject
 
 # --- patterns (compiled once) -------------------------------------------------------------------
@@ -34,13 +36,8 @@ _HTML_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][^<>]*>", re.S)
 _MD_TEXT = r"((?:[^\[\]\n]|\[[^\[\]\n]*\])*)"  # link text, allowing one level of [brackets]
 _MD_IMAGE = re.compile(r"!\[" + _MD_TEXT + r"\]\([^)\n]*\)")
 _MD_LINK = re.compile(r"\[" + _MD_TEXT + r"\]\([^)\n]*\)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# "@name", "@name's": Talk logins are letters, digits, "_", "-" and ".".
-_MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?:['\u2019]s\b)?")
 # A URL ends before trailing punctuation: "see www.x.org." keeps its full stop.
 _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)(?:[^\s<>\[\]()\"']*[^\s<>\[\]()\"'.,;:!?])?", re.I)
-# "~name" closing a line: a signature ("~5 arcsec" is not: a name starts with a letter).
-_SIGNATURE = re.compile(r"(?:^|(?<=\s))~{1,3}\s?[A-Za-z][\w.-]*[ \t]*$", re.M)
 _QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)  # a quoted reply repeats another comment
 _HEADING = re.compile(r"^[ \t]*#{1,6}[ \t]+", re.M)  # "# Title" (a hashtag has no space after #)
 _EMPHASIS_STAR = re.compile(r"\*{1,3}|~~|`+")
@@ -152,14 +149,13 @@ def clean_text(text: str) -> tuple[str, list[str]]:
         text = html.unescape(text)
     if "](" in text:
         text = _MD_LINK.sub(r"\1", _MD_IMAGE.sub(" ", text))
-    if "@" in text:
-        text = _MENTION.sub(" ", _EMAIL.sub(" ", text))
+    # Identities (e-mails, mentions, signatures, names, profile URLs, phones): privacy.py, before the
+    # URLs go (a profile URL without a scheme is not a URL to _URL) and before hashtags.
+    text = scrub_identities(text)
     if "://" in text or "www." in text:
         text = _URL.sub(" ", text)
     if ":" in text:
         text = _EMOJI_CODE.sub(" ", text)
-    if "~" in text:
-        text = _SIGNATURE.sub("", text)
     if ">" in text:
         text = _QUOTE_LINE.sub("", text)
     tags: list[str] = []

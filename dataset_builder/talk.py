@@ -11,9 +11,13 @@ Two layouts are read, as JSON (one array, or JSON lines) or CSV:
   comment_id, comment_body).
 
 Every input row becomes a `Comment` or a `Reject` (malformed row, duplicate comment id, no
-subject), so counts reconcile. User ids and logins are read past and never stored. Bytes that are
-not UTF-8 are repaired (cp1252, then latin-1) instead of failing the file. Rows stream: memory
-does not grow with the file, except for the set of comment ids seen (for duplicates).
+subject), so counts reconcile: a broken record costs that record only (JSON arrays resume at the
+next object, CSV rows cut by an unbalanced quote resume at the next record), and a file that cannot be
+read past some point is a `TalkExportError` saying how much was lost, never a silent stop. User ids
+and logins are read past and never stored. The encoding comes from the byte-order mark (UTF-8/16/32;
+UTF-16 without one is recognised by its NUL bytes); bytes that are not UTF-8 in a UTF-8 file are
+repaired (cp1252, then latin-1) instead of failing the file. Rows stream: memory does not grow with
+the file, except for the set of comment ids seen (for duplicates).
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ _CHUNK_CHARS = 1 << 20
 # --- encodings --------------------------------------------------------------------------------
 
 
+class TalkExportError(ValueError):
+    """A Talk export that cannot be read as a whole (the message names the file and how much was lost)."""
+
+
 def _cp1252_then_latin1(error: UnicodeError) -> tuple[str, int]:
     """Codec error handler: a byte that is not UTF-8 is read as cp1252 (Windows exports), or latin-1
     for the five bytes cp1252 leaves undefined. Every byte maps to some character: never raises."""
@@ -69,9 +77,37 @@ def repair_text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "gz_cp1252_latin1")
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00 starts with FF FE
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def detect_encoding(path: Path) -> str:
+    """The text encoding of an export: from its byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-16
+    without a BOM when every other byte of the start is NUL (Excel's "Unicode text"), else UTF-8."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    pairs = len(head) // 2
+    if pairs >= 2:
+        even_nul = sum(1 for i in range(0, 2 * pairs, 2) if head[i] == 0)
+        odd_nul = sum(1 for i in range(1, 2 * pairs, 2) if head[i] == 0)
+        if odd_nul >= 0.9 * pairs and even_nul == 0:
+            return "utf-16-le"
+        if even_nul >= 0.9 * pairs and odd_nul == 0:
+            return "utf-16-be"
+    return "utf-8-sig"
+
+
 def _open_text(path: Path):
-    # surrogateescape keeps undecodable bytes (no crash, nothing lost); repair_text fixes them per field.
-    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    encoding = detect_encoding(path)
+    # UTF-8: surrogateescape keeps undecodable bytes (no crash, nothing lost); repair_text fixes them per
+    # field. UTF-16/32 have no such repair: a broken byte sequence is a TalkExportError (read_talk_export).
+    errors = "surrogateescape" if encoding == "utf-8-sig" else "strict"
+    return open(path, encoding=encoding, errors=errors, newline="")
 
 
 # --- low-level readers: each yields (row number, dict | None, error message | None) ------------
@@ -87,9 +123,19 @@ def _is_json(path: Path) -> bool:
     return head[:1] in ("[", "{")
 
 
+_NEXT_OBJECT = re.compile(r",\s*(?=\{)")  # where the next object of an array may start
+_OBJECT_BOUNDARY = re.compile(r"\}\s*,\s*\{")
+_MAX_RECORD_CHUNKS = 16  # a record (or a broken stretch) longer than 16 chunks is not looked past
+
+
 def _iter_json(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """Objects of a JSON array (streamed with raw_decode, 1 MiB at a time) or of JSON lines."""
-    decoder = json.JSONDecoder()
+    """Objects of a JSON array (streamed with raw_decode, 1 MiB at a time) or of JSON lines.
+
+    A broken record is skipped on its own: reading resumes at the next `, {` from which an object with
+    the export's keys decodes, and the broken stretch is one malformed row. When no record can be
+    found after a broken stretch that holds more than one record, TalkExportError says how much of
+    the file was not read; a broken LAST record (a truncated file) is one malformed row.
+    """
     with _open_text(path) as f:
         buf = f.read(_CHUNK_CHARS)
         start = len(buf) - len(buf.lstrip())
@@ -103,78 +149,219 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any, str | None]]:
                 except json.JSONDecodeError as e:
                     yield n, None, f"invalid JSON line: {e.msg} (column {e.colno})"
             return
-        pos, consumed, n, eof = start + 1, 0, 0, False
+        yield from _iter_json_array(f, path, buf, start + 1)
+
+
+def _iter_json_array(f, path: Path, buf: str, pos: int) -> Iterator[tuple[int, Any, str | None]]:
+    decoder = json.JSONDecoder()
+    chunk = _CHUNK_CHARS
+    max_record = _MAX_RECORD_CHUNKS * chunk
+    consumed, n, eof = 0, 0, False
+    known_keys: set[str] | None = None
+
+    def more() -> None:
+        nonlocal buf, eof
+        data = f.read(chunk)
+        eof = not data
+        buf += data
+
+    def decode_at(p: int) -> tuple[Any, int] | json.JSONDecodeError:
+        """The value at p, reading on while it may be cut by the end of the buffer."""
         while True:
-            # Skip the separators between array items; stop at the closing bracket.
+            try:
+                return decoder.raw_decode(buf, p)
+            except json.JSONDecodeError as error:
+                if eof or len(buf) - p >= max_record:
+                    return error
+                more()
+
+    while True:
+        if pos > chunk:  # drop what was read (memory stays at a few chunks)
+            consumed += pos
+            buf, pos = buf[pos:], 0
+        while True:  # skip the separators between items
             while pos < len(buf) and buf[pos] in " \t\r\n,":
                 pos += 1
-            if pos < len(buf) and buf[pos] == "]":
-                return
-            if pos >= len(buf) and eof:
-                yield n + 1, None, f"JSON array not closed (file truncated at character {consumed + pos}?)"
-                return
-            try:
-                if pos >= len(buf):
-                    raise json.JSONDecodeError("need more data", buf, pos)
-                obj, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as e:
-                if not eof:  # maybe an object cut by the chunk boundary: read on and retry
-                    consumed += pos
-                    buf = buf[pos:]
-                    pos = 0
-                    more = f.read(_CHUNK_CHARS)
-                    eof = not more
-                    buf += more
-                    continue
-                yield n + 1, None, (f"invalid JSON at character {consumed + e.pos}: {e.msg}; the rest of the "
-                                    f"file ({len(buf) - pos} characters) was not read")
-                return
+            if pos < len(buf) or eof:
+                break
+            more()
+        if pos >= len(buf):
+            # Every record was read; only the closing bracket is missing: nothing lost, but say so.
+            logger.warning("Talk export %s: the JSON array has no closing ']'", path)
+            return
+        if buf[pos] == "]":
+            return
+        result = decode_at(pos)
+        if not isinstance(result, json.JSONDecodeError):
+            obj, end = result
             n += 1
+            if known_keys is None and isinstance(obj, dict):
+                known_keys = set(obj)
             yield n, obj, None
             pos = end
+            continue
+        # A broken record: find the next object of the array (one with the export's keys).
+        error, broken_at, search = result, pos, pos + 1
+        resume = None
+        while resume is None:
+            m = _NEXT_OBJECT.search(buf, search)
+            if m is None:
+                if eof or len(buf) - broken_at >= max_record:
+                    break
+                search = max(search, len(buf) - 64)  # a "," just before the old end may lead the next object
+                more()
+                continue
+            candidate = decode_at(m.end())
+            if (not isinstance(candidate, json.JSONDecodeError) and isinstance(candidate[0], dict)
+                    and (known_keys is None or known_keys & candidate[0].keys())):
+                resume = m.end()
+            search = m.end()
+        where = consumed + broken_at
+        if resume is not None:
+            n += 1
+            yield n, None, (f"invalid JSON at character {consumed + error.pos} ({error.msg}); the record at "
+                            f"characters {where}-{consumed + resume} was skipped, reading resumed at the next record")
+            pos = resume
+            continue
+        rest = len(buf) - broken_at
+        if eof and not _OBJECT_BOUNDARY.search(buf, broken_at):
+            # The last record is broken or cut (a truncated file): it alone is lost.
+            n += 1
+            yield n, None, (f"invalid JSON at character {consumed + error.pos} ({error.msg}); the last record "
+                            f"(characters {where}-{consumed + len(buf)}) is incomplete: file truncated?")
+            return
+        total = consumed + len(buf)
+        amount = (f"the remaining {rest:,} characters ({100 * rest / max(total, 1):.0f}% of the file)" if eof
+                  else f"at least the next {rest:,} characters")
+        raise TalkExportError(
+            f"Talk export {path}: invalid JSON at character {consumed + error.pos} ({error.msg}) after record {n}, "
+            f"and no record after it could be recovered: {amount} could not be read. Fix the file (e.g. "
+            f"python -m json.tool {path.name}) or export it again.")
+
+
+class _LineSource:
+    """Physical lines of a text file for csv.reader, with push-back (csv.reader reads exactly the lines
+    of one record per row, so what a row took is known, and lines can be handed back)."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self._back: list[str] = []
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineSource:
+        return self
+
+    def __next__(self) -> str:
+        line = self._back.pop() if self._back else next(self._handle)
+        self.taken.append(line)
+        return line
+
+    def push_back(self, lines: list[str]) -> None:
+        self._back.extend(reversed(lines))
+
+
+# Id columns that come before the comment body on a record's first line (all digits in Talk exports).
+_CSV_ID_COLUMNS = ("board_id", "discussion_id", "comment_id", "subject_id", "subject_set_id")
+
+
+def _record_start_checker(header: list[str]):
+    """A test for 'this physical line starts a record': its id columns (those before comment_body, so on
+    the record's first line) parse as digit ids. None when the header has no such columns."""
+    body = header.index("comment_body") if "comment_body" in header else len(header)
+    positions = [i for i, name in enumerate(header) if name in _CSV_ID_COLUMNS and i < body]
+    if not positions:
+        return None
+    last = max(positions)
+
+    def starts_record(line: str) -> bool:
+        try:
+            fields = next(csv.reader([line]))
+        except (csv.Error, StopIteration):
+            return False
+        if len(fields) <= last:
+            return False
+        ids = [normalise_id(fields[i]) for i in positions]
+        return all(value is not None and value.isdigit() for value in ids)
+
+    return starts_record
 
 
 def _iter_csv(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Rows of a CSV export. An unbalanced quote makes a field run on into the records after it (the
+    csv module then returns them as one row, silently): a row whose continuation lines start records
+    of their own is cut there, the broken record is one malformed row, and reading resumes at the next."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long comment bodies are legitimate
     with _open_text(path) as f:
-        reader = csv.reader(f)
+        source = _LineSource(f)
+        reader = csv.reader(source)
         try:
             header = next(reader)
         except StopIteration:
             return
         header = [h.strip() for h in header]
         width = len(header)
+        starts_record = _record_start_checker(header)
+        line_no = len(source.taken) + 1  # physical line of the next row's first line
         n = 0
         while True:
-            n += 1
+            source.taken = []
             try:
                 fields = next(reader)
             except StopIteration:
                 return
             except csv.Error as e:
-                yield n, None, f"unparseable CSV row near line {reader.line_num}: {e}"
+                n += 1
+                yield n, None, f"unparseable CSV row at line {line_no}: {e}"
+                line_no += len(source.taken)
                 continue
-            if not fields:
-                n -= 1  # a blank line is not a row
+            lines = source.taken
+            if not fields:  # a blank line is not a row
+                line_no += len(lines)
                 continue
+            n += 1
+            if len(lines) > 1 and starts_record is not None:
+                cut = next((k for k in range(1, len(lines)) if starts_record(lines[k])), None)
+                if cut is not None:
+                    source.push_back(lines[cut:])
+                    yield n, None, (f"CSV record at line {line_no} has an unbalanced quote: it ran on into the "
+                                    f"record at line {line_no + cut}; this record was skipped, reading resumed there")
+                    line_no += cut
+                    continue
+            row_line = line_no
+            line_no += len(lines)
             if len(fields) != width:
-                yield n, None, f"CSV row at line {reader.line_num} has {len(fields)} fields, the header has {width}"
+                yield n, None, f"CSV row at line {row_line} has {len(fields)} fields, the header has {width}"
                 continue
             yield n, dict(zip(header, fields)), None
 
 
 def _iter_rows(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    return _iter_json(path) if _is_json(path) else _iter_csv(path)
+    rows = _iter_json(path) if _is_json(path) else _iter_csv(path)
+    try:
+        yield from rows
+    except UnicodeDecodeError as error:  # UTF-16/32 files (UTF-8 is repaired, never raises)
+        raise TalkExportError(
+            f"Talk export {path}: not valid {error.encoding} at byte {error.start} of the decoded stream "
+            f"({error.reason}); the rest of the file could not be read. Save it again as UTF-8 or UTF-16."
+        ) from None
+
+
+def iter_export_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The well-formed rows of an export (JSON or CSV, any supported encoding) as dicts."""
+    for _, row, error in _iter_rows(Path(path)):
+        if error is None and isinstance(row, dict):
+            yield row
 
 
 def _columns(path: Path) -> list[str]:
-    """Column names: the CSV header, or the keys of the first JSON object."""
+    """Column names: the CSV header, or the keys of the first JSON object (broken records skipped)."""
     if _is_json(path):
-        for _, obj, error in _iter_json(path):
+        for _, obj, error in _iter_rows(path):
+            if error is not None:
+                continue
             if isinstance(obj, dict):
                 return list(obj)
-            what = error or type(obj).__name__
-            raise ValueError(f"Talk export {path}: the first JSON item is not an object ({what})")
+            raise TalkExportError(f"Talk export {path}: the first JSON item is not an object ({type(obj).__name__})")
         return []
     with _open_text(path) as f:
         header = next(csv.reader(f), [])
@@ -194,7 +381,7 @@ def _layout_of_columns(columns: list[str], path: Path) -> str:
         pan_missing.append(" or ".join(_PANOPTES_SUBJECT))
     if not pan_missing:
         return PANOPTES
-    raise ValueError(
+    raise TalkExportError(
         f"Talk export {path}: unrecognised layout. Columns found: {', '.join(columns) or '(none)'}. "
         f"A Panoptes Talk export is missing: {', '.join(pan_missing)}. "
         f"A GZ Talk CSV (locations, subject_id, ..., comment_body) is missing: {', '.join(gz_missing)}."
@@ -352,9 +539,10 @@ def read_talk_export(path: Path, tags_path: Path | None = None) -> Iterator[Comm
         seen.add(comment_id)
         subject_id = _subject_of(row, layout)
         if subject_id is None:
-            board = _text(row.get("board_title")) or "?"
+            board = normalise_id(row.get("board_id"))  # the id, not the title: reasons quote no input text
             yield Reject("ingest", "comment", comment_id,
-                         f"no subject: a discussion on board {board!r}, not about a galaxy", source)
+                         f"no subject: a discussion on {f'board {board}' if board else 'a board'}, not about a galaxy",
+                         source)
             continue
         fixed = repair_text(body)
         repaired += fixed is not body
@@ -374,5 +562,6 @@ def read_talk_export(path: Path, tags_path: Path | None = None) -> Iterator[Comm
         logger.info("%s: %d comment bodies had non-UTF-8 bytes, read as cp1252/latin-1", path, repaired)
     orphans = [cid for cid in tags_by_comment if cid not in seen]
     for cid in orphans:
-        yield Reject("ingest", "tag", cid,
-                     f"orphan tag: tags {tags_by_comment[cid]} point to a comment not in {source}", str(tags_path))
+        count = len(tags_by_comment[cid])
+        yield Reject("ingest", "tag", cid, f"orphan tag: {count} tag{'s' * (count != 1)} point to a comment not in {source}",
+                     Path(tags_path).name)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from tqdm.auto import tqdm
 
 from ..decision_tree import majority_answer, reachable_questions
+from ..privacy import scrub_identities
 from ..records import Reject, Subject, Summary
 from .cache import SummaryCache, cache_key
 from .validator import validate_summary
@@ -27,6 +28,12 @@ from .validator import validate_summary
 logger = logging.getLogger(__name__)
 
 UNCERTAINTY_LEVELS = ("low", "medium", "high")
+
+
+class SummariserError(RuntimeError):
+    """A summariser backend cannot go on (an endpoint refusing credentials, failing after its retries):
+    the command line reports it in one line and exits 2."""
+
 
 # The output every backend must produce. Only keywords that OpenAI's strict structured outputs,
 # vLLM's and Ollama's guided decoding all accept (no length bounds: those are enforced by the
@@ -138,6 +145,11 @@ def summary_source_text(subject: Subject) -> str:
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
 
 
+def _scrubbed(text: str) -> str:
+    out = scrub_identities(text)
+    return text.strip() if out == text else " ".join(out.split())
+
+
 def parse_summary_output(text: str) -> dict[str, Any] | str:
     """Raw model text -> {'description', 'visible_features', 'uncertainty'}, or the reason it is unusable.
 
@@ -163,10 +175,13 @@ def parse_summary_output(text: str) -> dict[str, Any] | str:
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         return "visible_features is not a list of strings"
     if not isinstance(uncertainty, str) or uncertainty.strip().lower() not in UNCERTAINTY_LEVELS:
-        return f"uncertainty {uncertainty!r} is not one of {', '.join(UNCERTAINTY_LEVELS)}"
+        return f"uncertainty is not one of {', '.join(UNCERTAINTY_LEVELS)}"  # not quoted: reasons are published
+    # A model repeats its input: identities that reached the prompt (or that it made up) leave here,
+    # before validation, so that neither a row nor a reject reason can carry them.
+    features = [_scrubbed(f) for f in features]
     return {
-        "description": description.strip(),
-        "visible_features": [f.strip() for f in features if f.strip()],
+        "description": _scrubbed(description),
+        "visible_features": [f for f in features if f],
         "uncertainty": uncertainty.strip().lower(),
     }
 

@@ -4,9 +4,10 @@ Requests go to `{base_url}/chat/completions` with `response_format` set to the s
 (servers that reject it get `json_object`, then plain prompting, with a warning). Several requests
 run at once in threads; each has a timeout and is retried with exponential backoff on timeouts,
 connection errors, 408/409/429 and 5xx, honouring `Retry-After`. After the last retry the error
-names the endpoint. Results are handed to the cache as each one arrives, so an interrupted run
-loses only the requests in flight. The API key comes from `api_key=` or `OPENAI_API_KEY` and is
-never logged.
+names the endpoint; HTTP 401/403 is an `EndpointAuthError` at once (no retry). Results are handed
+to the cache as each one arrives, so an interrupted run loses only the requests in flight. The API
+key comes from `api_key=` or `OPENAI_API_KEY`; user:password in `base_url` become a Basic auth
+header; neither is ever logged (`privacy.install_log_redaction` masks them in httpx's log lines too).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 
 import httpx
 
-from .base import SUMMARY_JSON_SCHEMA, GenerationRequest, Summariser
+from ..privacy import install_log_redaction, redact_secrets, split_url_credentials
+from .base import SUMMARY_JSON_SCHEMA, GenerationRequest, Summariser, SummariserError
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,12 @@ RETRY_STATUS = {408, 409, 429}  # plus every 5xx
 MAX_RETRY_AFTER_S = 300.0
 
 
-class EndpointError(RuntimeError):
+class EndpointError(SummariserError):
     """The endpoint failed for good (after retries, or with an error retrying cannot fix)."""
+
+
+class EndpointAuthError(EndpointError):
+    """The endpoint refused the credentials (HTTP 401/403): an input problem, not worth a retry."""
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -93,11 +99,19 @@ class OpenAISummariser(Summariser):
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        try:
+            # user:password in the URL become a Basic auth header: the URL that is logged, cached and
+            # put in error messages carries no credentials.
+            url, basic_auth = split_url_credentials(url)
+        except httpx.InvalidURL as error:
+            raise ValueError(f"--base-url {redact_secrets(url)!r} is not a valid URL: {error}") from None
+        self.base_url = url
         self.endpoint = f"{self.base_url}/chat/completions"
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(headers=headers, timeout=timeout)
+        self._client = httpx.Client(headers=headers, timeout=timeout, auth=basic_auth)
+        install_log_redaction()  # httpx logs every request URL at INFO
         self.response_format = response_format
         self._format_lock = threading.Lock()
         self.concurrency = concurrency
@@ -166,9 +180,14 @@ class OpenAISummariser(Summariser):
                 if status == 400 and ("response_format" in body or "json_schema" in body):
                     if self._downgrade_format(response_format):
                         continue  # not a failed attempt: the same request in a form the server accepts
+                if status in (401, 403):
+                    raise EndpointAuthError(
+                        f"summariser endpoint {redact_secrets(self.endpoint)} answered HTTP {status} "
+                        f"({'unauthorised' if status == 401 else 'forbidden'}): check the API key (OPENAI_API_KEY) "
+                        f"or the credentials of --base-url")
                 if status not in RETRY_STATUS and status < 500:
-                    raise EndpointError(f"{self.endpoint} answered HTTP {status}: {body}")
-                last_error = f"HTTP {status}: {body}"
+                    raise EndpointError(f"{redact_secrets(self.endpoint)} answered HTTP {status}: {redact_secrets(body)}")
+                last_error = f"HTTP {status}: {redact_secrets(body)}"
                 retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
             if attempt == self.max_retries:
                 break

@@ -8,8 +8,10 @@ checked against the source text (comments, hashtags, vote answers): what the sou
 summary may repeat.
 
 `validate_summary` returns None when the text is fine, else a short reason such as "refusal",
-"adds number '3.2'", "mentions redshift", "names an object 'NGC 1300'", "mentions distance",
-"contains a URL", "contains a placeholder", "repetitive" or "empty". The curation stage runs it on every generated answer too.
+"adds a number", "mentions redshift", "names an object", "mentions distance", "contains a URL",
+"contains a placeholder", "repetitive" or "empty". Reasons never quote the text they reject: a
+rejected summary may echo what a volunteer wrote (a profile URL, a name), and reasons are published
+in rejects.jsonl, the report and the build stats. The curation stage runs it on every generated answer too.
 """
 
 from __future__ import annotations
@@ -159,17 +161,17 @@ def validate_summary(summary_text: str, source_text: str) -> str | None:
         return "refusal"
     if is_repetitive(summary_text):
         return "repetitive"
-    if url := _URL_RE.search(summary_text):
-        return f"contains a URL '{url.group(0)}'"
+    if _URL_RE.search(summary_text):
+        return "contains a URL"
     for slot in _PLACEHOLDER_RE.finditer(summary_text):
         if slot.group(0) not in source_text:  # a volunteer's own "[sic]" may be quoted
-            return f"contains a placeholder '{slot.group(0)}'"
+            return "contains a placeholder"
     for check in _TOPIC_RULES:
         if reason := check(summary_text, source_text):
             return reason
-    if name := _unsupported_name(summary_text, source_text):
-        return f"names an object '{name}'"
+    if _unsupported_name(summary_text, source_text):
+        return "names an object"
     # Designations were judged as names above; their digits are not counts.
-    if number := _unsupported_number(_CATALOGUE_RE.sub(" ", summary_text), _CATALOGUE_RE.sub(" ", source_text)):
-        return f"adds number '{number}'"
+    if _unsupported_number(_CATALOGUE_RE.sub(" ", summary_text), _CATALOGUE_RE.sub(" ", source_text)):
+        return "adds a number"
     return None

@@ -137,7 +137,7 @@ def test_parse_accepts_wrapped_json(text, expected):
         ('{"description": "A ring", "uncertainty": "low"}', "output JSON lacks key(s) visible_features"),
         ('{"description": 3, "visible_features": [], "uncertainty": "low"}', "description is not a string"),
         ('{"description": "A", "visible_features": "ring", "uncertainty": "low"}', "visible_features is not a list"),
-        ('{"description": "A", "visible_features": [], "uncertainty": "maybe"}', "uncertainty 'maybe' is not one of"),
+        ('{"description": "A", "visible_features": [], "uncertainty": "maybe"}', "uncertainty is not one of"),
     ],
 )
 def test_parse_names_what_is_wrong(text, reason):
@@ -160,7 +160,7 @@ def test_bad_outputs_become_rejects_and_good_ones_summaries_in_order():
     assert [(r.stage, r.kind, r.reason) for r in results[1:]] == [
         ("summarise", "subject", "refusal"),
         ("summarise", "subject", "output is not JSON"),
-        ("summarise", "subject", "names an object 'NGC 1300'"),
+        ("summarise", "subject", "names an object"),
         ("summarise", "subject", "mentions redshift"),  # features are validated too
     ]
     assert results[1].source == "talk:test.json"
@@ -264,8 +264,8 @@ def test_template_hedges_split_votes_and_is_confident_on_clear_ones():
 def test_template_names_visible_features_from_comments_and_tags():
     out = template_summary(subject(comments=["Looks like a merger with a tidal tail and a dust lane"], tags=["ring", "star_forming"]))
     assert "a merger" in out["description"] and "tidal features" in out["description"] and "a dust lane" in out["description"]
-    assert '"ring"' in out["description"] and '"star forming"' in out["description"]
-    assert {"merger", "tidal features", "dust lane", "ring", "star forming"} <= set(out["visible_features"])
+    assert "a ring" in out["description"] and "hashtag" not in out["description"]  # no meta-text about tags
+    assert {"merger", "tidal features", "dust lane", "ring"} <= set(out["visible_features"])  # "star_forming" names no feature
 
 
 def test_template_rejects_subjects_with_nothing_to_say():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -33,20 +34,20 @@ BAD = [
     ("A barred ring galaxy at 120 Mpc.", "mentions distance"),
     ("The ring spans 30 kpc.", "mentions distance"),
     ("A distant ring galaxy with a bar.", "mentions distance"),
-    ("A ring galaxy similar to NGC 1300.", "names an object 'NGC 1300'"),
-    ("It resembles M51, the Whirlpool.", "names an object 'M51'"),
-    ("A ring galaxy like UGC 12591.", "names an object 'UGC 12591'"),
-    ("This looks like the Sombrero galaxy.", "names an object 'Sombrero'"),
-    ("The ring of Saturn seen around a star.", "names an object 'Saturn'"),
-    ("A ring galaxy with three spiral arms.", "adds number 'three'"),
-    ("A ring galaxy whose bar is 3.2 times longer than the bulge.", "adds number '3.2'"),
-    ("A ring galaxy with 4 arms.", "adds number '4'"),
-    ("About 80% of volunteers see a ring.", "adds number '80'"),
+    ("A ring galaxy similar to NGC 1300.", "names an object"),
+    ("It resembles M51, the Whirlpool.", "names an object"),
+    ("A ring galaxy like UGC 12591.", "names an object"),
+    ("This looks like the Sombrero galaxy.", "names an object"),
+    ("The ring of Saturn seen around a star.", "names an object"),
+    ("A ring galaxy with three spiral arms.", "adds a number"),
+    ("A ring galaxy whose bar is 3.2 times longer than the bulge.", "adds a number"),
+    ("A ring galaxy with 4 arms.", "adds a number"),
+    ("About 80% of volunteers see a ring.", "adds a number"),
     ("See https://skyserver.sdss.org for the ring.", "contains a URL"),
-    ("A ring galaxy; more details here [link].", "contains a placeholder '[link]'"),
-    ("Created by your lens of [LensName].", "contains a placeholder '[LensName]'"),
-    ("A ring galaxy with a bar [1].", "contains a placeholder '[1]'"),
-    ("The Ring Nebula seen from above.", "names an object 'Ring Nebula'"),
+    ("A ring galaxy; more details here [link].", "contains a placeholder"),
+    ("Created by your lens of [LensName].", "contains a placeholder"),
+    ("A ring galaxy with a bar [1].", "contains a placeholder"),
+    ("The Ring Nebula seen from above.", "names an object"),
     ("A ring galaxy, www.legacysurvey.org/viewer shows the bar.", "contains a URL"),
 ]
 
@@ -62,8 +63,10 @@ GOOD = [
 @pytest.mark.parametrize(("text", "expected"), BAD)
 def test_bad_outputs_are_rejected_with_their_reason(text, expected):
     reason = validate_summary(text, SOURCE)
-    assert reason is not None, text
-    assert reason.startswith(expected), (text, reason)
+    assert reason == expected, (text, reason)
+    # Reasons are published (rejects.jsonl, report, stats): they never quote the text they reject.
+    assert "'" not in reason and not any(word in reason for word in re.findall(r"\w{4,}", text)
+                                         if word not in {"redshift", "distance", "refusal"}), reason
 
 
 @pytest.mark.parametrize("text", GOOD)
@@ -88,7 +91,7 @@ def test_facts_that_the_source_states_are_allowed(text, source):
 
 
 def test_unsupported_number_is_named_even_when_others_are_supported():
-    assert validate_summary("Two arms and 5 knots.", "two arms") == "adds number '5'"
+    assert validate_summary("Two arms and 5 knots.", "two arms") == "adds a number"
 
 
 @pytest.mark.parametrize(

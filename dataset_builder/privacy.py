@@ -1,0 +1,425 @@
+"""Volunteer identities and secrets out of everything the builder writes: the patterns, and the final pass.
+
+Three jobs, one place:
+
+- `scrub_identities(text)`: remove the forms in which a volunteer can be identified from free text:
+  e-mail addresses (also `alice@localhost` and `carol [at] example [dot] com`), @mentions (also
+  `@ SpacedUser`), signatures (`-- DrHubbleFan`, `~Name`, `Cheers, Jane Smith`), self-introductions
+  (`my name is Jane Smith`), profile URLs (`zooniverse.org/users/<login>`) and phone numbers. The
+  cleaner runs it on every comment, the summariser on every generated summary.
+- `Scrubber`: the same patterns plus the identities the Talk export itself carries (logins, user ids,
+  display names: `identities_from_export`), matched as whole tokens; `finalise_outputs` runs it over
+  every text a build wrote (parquet rows, rejects.jsonl, build_stats.json, reports/, README.md) after
+  everything else, so a form that got past the cleaner and the summariser is still removed, and counted.
+- `redact_secrets(text)`: user-info, tokens and keys in URLs and command lines (`http://user:pw@host`,
+  `?api_key=...`, `--token ...`, `hf_...`, `sk-...`, `Bearer ...`), for the recorded command line and
+  every log record (`install_log_redaction`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# --- identity patterns --------------------------------------------------------------------------
+
+# A profile page: any URL (scheme optional) whose path has a users/ (or u/, profile/, people/) segment.
+_PROFILE_URL = re.compile(
+    r"(?:\b[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?(?:/[^\s/]+)*?"
+    r"/(?:users?|u|profile|profiles|people|members)/[^\s<>()\[\]\"']+",
+    re.I,
+)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")  # no dot needed: "alice@localhost"
+_AT_WORD = r"(?:[\[({<]\s*at\s*[\])}>]|\s+at\s+)"
+_DOT_WORD = r"(?:[\[({<]\s*dot\s*[\])}>]|\s+dot\s+)"
+# "carol [at] example [dot] com", "carol at example dot com", "carol (at) example.org"
+_OBFUSCATED_EMAIL = re.compile(
+    r"[\w.+-]+\s*[\[({<]\s*at\s*[\])}>]\s*[\w-]+(?:(?:" + _DOT_WORD + r"|\.)[\w-]+)*"
+    r"|[\w.+-]+" + _AT_WORD + r"[\w-]+(?:(?:" + _DOT_WORD + r"|\.)[\w-]+)*" + _DOT_WORD + r"[a-z]{2,}\b",
+    re.I,
+)
+# "@name", "@name's": Talk logins are letters, digits, "_", "-" and ".".
+_MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?:['\u2019]s\b)?")
+# "@ SpacedUser": a mention with a space; only a login-like word (a capital, digit or "_"), so that
+# "look @ the arm" keeps its words.
+_SPACED_MENTION = re.compile(r"(?<![\w@])@[ \t]+(?=[\w.-]*[A-Z0-9_])[A-Za-z][\w.-]*(?:['\u2019]s\b)?")
+_NAME = r"[A-Za-z][\w.'-]*(?:[ \t]+[A-Z][\w.'-]*){0,2}"
+# A signature closing a line: "~Stargazer_99", "-- DrHubbleFan", "\u2014 Jane Smith" ("~5 arcsec" is not:
+# a name starts with a letter).
+_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:~{1,3}|-{2,3}|[\u2013\u2014])[ \t]?" + _NAME + r"[ \t]*$", re.M)
+# "Cheers, Jane Smith" / "Thanks,\nAlice" closing a comment.
+_CLOSING = re.compile(
+    r"(?:^|(?<=[\s.!]))(?i:cheers|regards|kind regards|best regards|best wishes|best|thanks|thank you|many thanks|"
+    r"yours|sincerely|signed)[ \t]*[,!.:-]?[ \t]*\n?[ \t]*[A-Z][\w.'-]*(?:[ \t]+[A-Z][\w.'-]*){0,2}[ \t]*$",
+)
+_NAME_INTRO = re.compile(r"\b(?i:my name is|my name's|i am called|call me)[ \t]+[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*){0,2}")
+# Phone numbers: optional +country and (area), then 2-4 digit groups split by spaces, dots or hyphens.
+_PHONE = re.compile(
+    r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w]|[.-]\d)"
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DIGIT_PAIR = re.compile(r"\d\d")
+_CLOSING_WORDS = ("cheers", "regards", "best", "thank", "yours", "sincerely", "signed")
+
+
+def _is_phone(match: re.Match[str]) -> bool:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    if not 7 <= digits <= 15 or _DATE.match(text):
+        return False
+    groups = re.findall(r"\d+", text)
+    if text.startswith(("+", "(")) or len(groups) >= 3:
+        return True
+    # two groups: "555-1234" is a local number; "1998-2005" and "2013 2016" are years
+    return len(groups[0]) == 3 and len(groups[1]) == 4
+
+
+def _sub_phones(text: str) -> str:
+    return _PHONE.sub(lambda m: " " if _is_phone(m) else m.group(0), text)
+
+
+def scrub_identities(text: str) -> str:
+    """`text` without e-mails, mentions, signatures, self-introductions, profile URLs and phone numbers.
+
+    Each form becomes a space (the cleaner tidies whitespace afterwards). Pure and deterministic; cheap
+    substring tests skip the patterns that cannot match, as most comments contain none of them.
+    """
+    if "/" in text:
+        text = _PROFILE_URL.sub(" ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
+        text = _MENTION.sub(" ", _SPACED_MENTION.sub(" ", text))
+    lower = text.lower()
+    if "dot" in lower or "[at]" in lower or "(at)" in lower or "{at}" in lower or "<at>" in lower:
+        text = _OBFUSCATED_EMAIL.sub(" ", text)
+    if "~" in text or "--" in text or "\u2013" in text or "\u2014" in text:
+        text = _SIGNATURE.sub(" ", text)
+    if any(word in lower for word in _CLOSING_WORDS):
+        text = _CLOSING.sub(" ", text)
+    if "name" in lower or "call" in lower:
+        text = _NAME_INTRO.sub(" ", text)
+    if _DIGIT_PAIR.search(text):
+        text = _sub_phones(text)
+    return text
+
+
+def has_identity(text: str) -> bool:
+    """True when `scrub_identities` would change `text`."""
+    return scrub_identities(text) != text
+
+
+# --- known identities (from the export) -----------------------------------------------------------
+
+# Columns of a Talk export that name or identify a volunteer ("comment_user_id", "comment_user_login",
+# "user_id", "user_login", "author", "display_name", ...). Their values are read to be removed, never kept.
+_IDENTITY_COLUMN = re.compile(r"(?:^|_)(?:user|users|login|username|author|display_name|real_name|full_name)(?:_|$)", re.I)
+_TOKEN = re.compile(r"[\w][\w.'-]*[\w]|[\w]")
+MIN_IDENTITY_CHARS = 3
+MIN_NUMERIC_ID_DIGITS = 5  # shorter numbers are counts, not ids
+
+
+def is_identity_column(name: str) -> bool:
+    return bool(_IDENTITY_COLUMN.search(str(name))) and not str(name).lower().endswith(("_count", "_counts"))
+
+
+def _builder_vocabulary() -> frozenset[str]:
+    """Words the builder itself writes (decision-tree questions and answers): a login equal to one of
+    them ("spiral") cannot be told apart from the word, so it is not treated as an identity."""
+    from . import decision_tree
+
+    words: set[str] = set()
+    for key in decision_tree.topological_order():
+        question = decision_tree.get_question(key)
+        for text in (question.title, question.text, *(a.label for a in question.answers), *(a.key for a in question.answers)):
+            words.update(t.lower() for t in _TOKEN.findall(text))
+    return frozenset(words)
+
+
+def _identity_tokens(value: Any, vocabulary: frozenset[str]) -> set[str]:
+    if value is None or isinstance(value, bool):
+        return set()
+    text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    text = text.strip().lstrip("@").lower()
+    if len(text) < MIN_IDENTITY_CHARS or text in ("nan", "none", "null"):
+        return set()
+    if text.isdigit() and len(text) < MIN_NUMERIC_ID_DIGITS:
+        return set()
+    found = {text} if text not in vocabulary else set()
+    # A display name "Jane Smith" is found as its full form; its parts only when they are not words we write.
+    parts = _TOKEN.findall(text)
+    if len(parts) > 1:
+        found |= {p for p in parts if len(p) >= 4 and p not in vocabulary and not p.isdigit()}
+    return found
+
+
+def identities_from_export(*paths: Path | None) -> set[str]:
+    """Lowercased identity tokens (logins, user ids, names) in the identity columns of Talk exports.
+
+    Reads the files again (streaming, the same reader as the build); the values are only held in this
+    set, for the final pass, and are never written anywhere.
+    """
+    from .talk import iter_export_rows
+
+    vocabulary = _builder_vocabulary()
+    identities: set[str] = set()
+    for path in paths:
+        if path is None or not Path(path).is_file():
+            continue
+        columns: list[str] | None = None
+        for row in iter_export_rows(Path(path)):
+            if columns is None:
+                columns = [c for c in row if is_identity_column(c)]
+            for column in columns:
+                identities |= _identity_tokens(row.get(column), vocabulary)
+    return identities
+
+
+class Scrubber:
+    """`scrub_identities` plus whole-token removal of known identities; counts what it removed."""
+
+    def __init__(self, identities: Iterable[str] = (), replacement: str = " ") -> None:
+        self.identities = frozenset(i.lower() for i in identities)
+        self.replacement = replacement
+        self.redactions = 0
+
+    def _known(self, text: str) -> str:
+        if not self.identities:
+            return text
+        return _TOKEN.sub(lambda m: self.replacement if m.group(0).lower() in self.identities else m.group(0), text)
+
+    def needs(self, text: str) -> bool:
+        return self.scrub(text, count=False) != text
+
+    def scrub(self, text: str, *, count: bool = True) -> str:
+        if not text:
+            return text
+        out = scrub_identities(self._known(text))
+        if out != text:
+            out = re.sub(r"[ \t]{2,}", " ", out).strip(" \t") if self.replacement == " " else out
+            if count:
+                self.redactions += 1
+        return out
+
+    def scrub_json(self, value: Any) -> Any:
+        """Every string (and key) of a JSON value scrubbed; numbers and structure unchanged."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, list):
+            return [self.scrub_json(v) for v in value]
+        if isinstance(value, dict):
+            return {self.scrub(k) if isinstance(k, str) else k: self.scrub_json(v) for k, v in value.items()}
+        return value
+
+
+# --- the final pass over a build's outputs --------------------------------------------------------
+
+_REJECT_FIELDS_KEPT = ("stage", "kind", "id")  # our own labels and input ids: not free text
+
+
+def _replace_file(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".privacy-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _scrub_jsonl(path: Path, scrubber: Scrubber) -> int:
+    before = scrubber.redactions
+    lines: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            record = {k: (v if k in _REJECT_FIELDS_KEPT else scrubber.scrub_json(v)) for k, v in record.items()}
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    if scrubber.redactions != before:
+        _replace_file(path, "".join(lines))
+    return scrubber.redactions - before
+
+
+def _scrub_json(path: Path, scrubber: Scrubber) -> int:
+    before = scrubber.redactions
+    data = scrubber.scrub_json(json.loads(path.read_text(encoding="utf-8")))
+    if scrubber.redactions != before:
+        indent_sorted = path.name == "build_stats.json"
+        text = json.dumps(data, indent=2, sort_keys=indent_sorted, ensure_ascii=False, default=str) + "\n"
+        _replace_file(path, text)
+    return scrubber.redactions - before
+
+
+def _scrub_text_file(path: Path, scrubber: Scrubber) -> int:
+    before = scrubber.redactions
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    out = [scrubber.scrub(line) if line.strip() else line for line in lines]
+    if scrubber.redactions != before:
+        _replace_file(path, "\n".join(out))
+    return scrubber.redactions - before
+
+
+def _scrub_parquet(path: Path, scrubber: Scrubber) -> int:
+    """Rows of one shard whose message texts or tags need scrubbing are rewritten; others untouched.
+
+    The texts are pulled out with arrow (messages -> content -> text, one flat string column), so a
+    shard with nothing to scrub costs one read of its text columns, not a Python walk of every row.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = [c for c in ("messages", "tags") if c in pq.read_schema(path).names]
+    if not columns:
+        return 0
+    table = pq.read_table(path, columns=columns)
+    suspects: set[int] = set()
+    if "messages" in columns:
+        messages = table.column("messages").combine_chunks()
+        turn_rows = pa.compute.list_parent_indices(messages).to_numpy()
+        turns = messages.flatten()
+        contents = turns.field("content")
+        block_turns = pa.compute.list_parent_indices(contents).to_numpy()
+        texts = contents.flatten().field("text").to_pylist()
+        for block, text in enumerate(texts):
+            if text and scrubber.needs(text):
+                suspects.add(int(turn_rows[block_turns[block]]))
+    if "tags" in columns:
+        for row, tags in enumerate(table.column("tags").to_pylist()):
+            if tags and any(scrubber.needs(t) for t in tags):
+                suspects.add(row)
+    if not suspects:
+        return 0
+    full = pq.read_table(path)
+    metadata = full.schema.metadata
+    rows = full.to_pylist()
+    before = scrubber.redactions
+    for row in suspects:
+        record = rows[row]
+        for turn in record.get("messages") or []:
+            for block in turn.get("content") or []:
+                if block.get("text"):
+                    block["text"] = scrubber.scrub(block["text"])
+        if record.get("tags"):
+            record["tags"] = [t for t in (scrubber.scrub(t) for t in record["tags"]) if t]
+    fixed = pa.Table.from_pylist(rows, schema=full.schema).replace_schema_metadata(metadata)
+    tmp = path.with_name(path.name + ".privacy-tmp")
+    pq.write_table(fixed, tmp)
+    os.replace(tmp, path)
+    return scrubber.redactions - before
+
+
+def _output_files(out_dir: Path) -> Iterator[tuple[str, Path]]:
+    for path in sorted((out_dir / "data").rglob("*.parquet")):
+        yield "parquet", path
+    for name in ("rejects.jsonl",):
+        if (out_dir / name).is_file():
+            yield "jsonl", out_dir / name
+    for path in [out_dir / "build_stats.json", *sorted((out_dir / "reports").glob("*.json"))]:
+        if path.is_file():
+            yield "json", path
+    for path in [*sorted((out_dir / "reports").glob("*.md")), out_dir / "README.md"]:
+        if path.is_file():
+            yield "text", path
+
+
+def finalise_outputs(out_dir: Path, identity_sources: Iterable[Path | None] = ()) -> dict[str, Any]:
+    """The last step of a build: scrub every text the build wrote, in place; return what was removed.
+
+    identity_sources: the Talk (and tags) exports, whose identity columns give the logins and ids that
+    must not appear anywhere. The counts go into build_stats.json under "privacy" (no removed text is
+    recorded). A non-zero count for `data/` means a form got past the cleaner and the summariser.
+    """
+    out_dir = Path(out_dir)
+    scrubber = Scrubber(identities_from_export(*identity_sources))
+    handlers = {"parquet": _scrub_parquet, "jsonl": _scrub_jsonl, "json": _scrub_json, "text": _scrub_text_file}
+    by_file: Counter[str] = Counter()
+    for kind, path in _output_files(out_dir):
+        removed = handlers[kind](path, scrubber)
+        if removed:
+            by_file[path.relative_to(out_dir).as_posix()] = removed
+    summary = {"texts_scrubbed": sum(by_file.values()), "by_file": dict(sorted(by_file.items())),
+               "known_identities": len(scrubber.identities)}
+    stats_path = out_dir / "build_stats.json"
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        stats["privacy"] = summary
+        _replace_file(stats_path, json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n")
+    leaked_rows = sum(n for name, n in by_file.items() if name.startswith("data/"))
+    if leaked_rows:
+        logger.warning("privacy: %d row texts still held an identity after cleaning and were scrubbed", leaked_rows)
+    return summary
+
+
+# --- secrets in command lines and logs -----------------------------------------------------------
+
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # user-info of a URL: scheme://user:password@host
+    (re.compile(r"(?<=://)[^/\s@'\"]+@"), "***@"),
+    # secret query parameters
+    (re.compile(r"([?&;](?:api[_-]?key|key|token|access[_-]?token|auth|authorization|password|passwd|pwd|secret|"
+                r"client[_-]?secret|sig|signature|hf[_-]?token)=)[^&\s#'\"]+", re.I), r"\1***"),
+    # command-line options that carry a secret: --token X, --api-key=X
+    (re.compile(r"((?<!\w)--?(?:api[_-]?key|token|hf[_-]?token|access[_-]?token|password|passwd|secret|auth)"
+                r"(?:=|\s+))(?:'[^']*'|\"[^\"]*\"|\S+)", re.I), r"\1***"),
+    # environment assignments: OPENAI_API_KEY=..., HF_TOKEN=...
+    (re.compile(r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD)=)(?:'[^']*'|\"[^\"]*\"|\S+)"), r"\1***"),
+    # tokens by their shape
+    (re.compile(r"\b(?:hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,})\b"), "***"),
+    (re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1***"),
+)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with URL user-info, secret query parameters and options, and token-shaped strings masked."""
+    if not text:
+        return text
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """(url without user-info, (user, password) or None): credentials go in an auth header, not the URL."""
+    import httpx
+
+    parsed = httpx.URL(url)
+    if not parsed.userinfo:
+        return url, None
+    clean = str(parsed.copy_with(userinfo=b""))
+    return clean, (parsed.username, parsed.password)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a log record's final message (a filter on handlers sees every logger's records)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to the root logger's handlers and to the HTTP clients' loggers.
+
+    Idempotent. Handlers added later (after this call) are not covered, so the backends that talk to
+    servers call it when they open, after the command line has configured logging.
+    """
+    targets: list[Any] = [logging.getLogger(name) for name in ("httpx", "httpcore", "openai", "urllib3")]
+    targets += logging.getLogger().handlers
+    for target in targets:
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)
