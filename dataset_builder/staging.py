@@ -33,7 +33,7 @@ class OutputFolderError(ValueError):
 
 class StagedFolder:
     def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).resolve()  # "." or "a/.." have no name of their own to stage beside
         parent, name = self.out_dir.parent, self.out_dir.name
         self.path = parent / f".{name}.building"
         self.previous = parent / f".{name}.previous"

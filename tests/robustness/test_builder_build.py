@@ -373,3 +373,12 @@ def test_real_gz1_class_labels_build_end_to_end_with_twins_on_one_side(shared_da
     moved = [i for i in twins if i in side and splits.split_of(i) != splits.split_of(twins[i])]
     assert all(side[i] == splits.split_of(twins[i]) for i in twins if i in side)
     assert moved, "some twins sit on another side than their own id would give: the twin rule is exercised"
+
+
+def test_staging_folder_is_beside_the_resolved_out_folder(tmp_path, monkeypatch):
+    from dataset_builder.staging import StagedFolder
+
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    staged = StagedFolder(Path("."))
+    assert staged.path == tmp_path / ".a.building" and staged.previous == tmp_path / ".a.previous"
