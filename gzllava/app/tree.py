@@ -48,9 +48,9 @@ def walk_tree(evaluator: LlavaEvaluator, image: Image.Image, max_steps: int = 20
 
 def steps_markdown(steps: list[TreeStep], done: bool) -> str:
     """A Markdown table of the walk so far (what the app shows)."""
-    lines = ["| question | answer | p | other answers |", "|---|---|---:|---|"]
+    lines = ["| question | answer (probability) | other answers |", "|---|---|---|"]
     for step in steps:
         others = ", ".join(f"{label} {p:.2f}" for label, p in step.probabilities.items() if label != step.label)
-        lines.append(f"| {step.text} | **{step.label}** | {step.probability:.2f} | {others} |")
+        lines.append(f"| {step.text} | **{step.label}**&nbsp;({step.probability:.2f}) | {others} |")
     lines.append("" if done else "\n_walking the tree..._")
     return "\n".join(lines).rstrip()

@@ -261,7 +261,7 @@ def build_app(engine: ChatEngine, transcriber: Transcriber | None = None, exampl
             + (", by typing or speaking" if transcriber else "")
             + f". Model: `{model_name or 'GZ-LLaVA'}`."
         )
-        chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="chatbot", buttons=["copy"],
+        chatbot = gr.Chatbot(label="Conversation", height=620, elem_id="chatbot", buttons=["copy"],
                              feedback_options=None)
         textbox = gr.MultimodalTextbox(
             placeholder="Ask about the galaxy, or upload an image / FITS cutout" + (" / recording" if transcriber else ""),

@@ -32,5 +32,5 @@ def test_markdown_lists_each_answer_with_its_probability(engine):
     steps = list(walk_tree(LlavaEvaluator(engine.model, engine.processor, batch_size=1), toy_galaxy()))
     table = steps_markdown(steps, done=True)
     assert table.count("\n| ") == len(steps)
-    assert f"**{steps[0].label}** | {steps[0].probability:.2f}" in table
+    assert f"**{steps[0].label}**&nbsp;({steps[0].probability:.2f})" in table
     assert "walking the tree" in steps_markdown(steps[:1], done=False)
