@@ -6,8 +6,16 @@
     python evaluate_gzllava.py --model outputs/gz-llava --image-folder ../shared/data/gz_examples_decals \
         --out eval/decals_examples
 
+    # a real-galaxy catalogue, on the test side of the fixed split (gzllava/splits.py)
+    python evaluate_gzllava.py --model outputs/gz-llava --catalogue ../shared/data/gz2_kaggle_5000/labels.csv \
+        --catalogue-id-column GalaxyID --images ../shared/data/gz2_kaggle_5000/images --split test --out eval/gz2
+    python evaluate_gzllava.py --model outputs/gz-llava --catalogue ../shared/data/gz1_sdss/labels.csv \
+        --catalogue-id-column objid --split test --out eval/gz1
+
 Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and OUT/plots/*.png; with
 --update-model-card also the model card's `model-index`. The logic is in `gzllava.evaluation`.
+Bad input (a missing folder, labels.csv or catalogue, unknown columns, no usable sample, a model that
+does not load) is ONE line naming what is wrong, exit code 2; `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 
 from gzllava.evaluation import EmptyEvaluationSetError, EvaluationConfig, run_evaluation
 from gzllava.evaluation.runner import TASKS
@@ -27,8 +36,16 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="gz-talk-instruct folder or Hub dataset id")
     source.add_argument("--image-folder", help="folder of labelled images with labels.csv")
+    source.add_argument("--catalogue", help="real-galaxy catalogue: vote fractions (GZ2 Kaggle Class1.1..., GZ2, "
+                        "GZ DECaLS) or the GZ1 class table (class_name); split by galaxy id (gzllava/splits.py)")
+    parser.add_argument("--catalogue-id-column", help="the catalogue's galaxy id column (GalaxyID, objid, ...)")
+    parser.add_argument("--images", help="the catalogue's images, <id>.jpg/.jpeg/.png (default: the catalogue's "
+                        "`image` column, relative to its folder)")
+    parser.add_argument("--twins", help="GZ1: GZ1 objid -> GZ2 GalaxyID pairs kept on one side of the split "
+                        "(default: same_galaxy_in_gz2_kaggle_5000.csv next to the catalogue)")
     parser.add_argument("--config", help="gz-talk-instruct config: description, conversation or decision_tree")
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test", help="dataset split; for --catalogue: test, train, validation "
+                        "or all")
     parser.add_argument("--train-split", default="train", help="split whose answer counts give the majority baseline")
     parser.add_argument("--baseline-model", help="untuned base model (folder or Hub id) evaluated alongside")
     parser.add_argument("--out", default="eval_results", help="output folder")
@@ -49,11 +66,15 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     args = parser.parse_args(argv)
     if args.dataset and not args.config:
         parser.error("--dataset needs --config (description, conversation or decision_tree)")
+    if not args.catalogue and (args.images or args.catalogue_id_column or args.twins):
+        parser.error("--images, --catalogue-id-column and --twins go with --catalogue")
     return EvaluationConfig(
         model=args.model, dataset=args.dataset, config=args.config, split=args.split, image_folder=args.image_folder,
+        catalogue=args.catalogue, catalogue_id_column=args.catalogue_id_column, images=args.images, twins=args.twins,
         baseline_model=args.baseline_model, out=args.out, batch_size=args.batch_size, max_samples=args.max_samples,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         description_metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
@@ -65,13 +86,28 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
     )
 
 
+# What bad input raises (a missing file or folder, bad columns, nothing usable, a model that does not load).
+INPUT_ERRORS = (EmptyEvaluationSetError, ValueError, KeyError, OSError)
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a KeyError's message without its quotes)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
     config = parse_args(argv)
+    debug = "--debug" in argv
     try:
         run_evaluation(config)
-    except EmptyEvaluationSetError as err:
-        logging.error("%s", err)
+    except INPUT_ERRORS as err:
+        if debug:
+            traceback.print_exc()
+        print(f"evaluate_gzllava.py: error: {one_line(err)}" + ("" if debug else " (--debug for the traceback)"),
+              file=sys.stderr)
         return 2
     print(f"wrote {config.out}/metrics.json, {config.out}/report.md and {config.out}/plots/")
     return 0

@@ -1,4 +1,4 @@
-"""Morphology metrics per decision-tree question: accuracy, macro-F1, confusion, calibration.
+"""Morphology metrics per decision-tree question: accuracy, balanced accuracy, macro-F1, confusion, calibration.
 
 Targets are what Galaxy Zoo volunteers said (the vote-majority answer, with the vote fractions
 for calibration) or what an expert labelled. A prediction is an answer key, or None when the
@@ -8,6 +8,10 @@ Calibration compares the likelihood route's answer probabilities with the vote f
 with the one-hot expert label): the multi-class Brier score sum_k (p_k - f_k)^2 per item, and a
 reliability table over all (item, answer) pairs in equal-width probability bins, with the
 expected calibration error (ECE) as their count-weighted gap.
+
+Accuracy and balanced accuracy (the mean per-answer recall over the answers present among the
+targets) are given on all items and on the confident subset: items whose vote-majority answer has
+at least `CONFIDENT_SHARE` of the question's votes (expert-labelled items have no shares: n = 0).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataset_builder.decision_tree import QUESTIONS, majority_answer, reachable_
 from .datasets import EvalSample
 
 UNPARSED = "(unparsed)"
+CONFIDENT_SHARE = 0.8  # majority answer share of a confident item
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,41 @@ def accuracy(targets: Sequence[str], predictions: Sequence[str | None]) -> float
     if not targets:
         return float("nan")
     return float(np.mean([t == p for t, p in zip(targets, predictions)]))
+
+
+def balanced_accuracy(targets: Sequence[str], predictions: Sequence[str | None]) -> float:
+    """Mean recall over the answers present among `targets` (sklearn's balanced_accuracy_score); an unparsed
+    prediction is a miss. Always answering one answer scores 1/(answers present) when that answer is present."""
+    if not targets:
+        return float("nan")
+    recalls = []
+    for label in sorted(set(targets)):
+        hits = [p == label for t, p in zip(targets, predictions) if t == label]
+        recalls.append(sum(hits) / len(hits))
+    return float(np.mean(recalls))
+
+
+def majority_share(item: "MorphologyItem") -> float | None:
+    """The share of the question's votes that went to the item's target answer (None: no vote fractions)."""
+    if item.fractions is None:
+        return None
+    total = float(sum(item.fractions))
+    answer = QUESTIONS[item.question].answer_keys.index(item.answer)
+    return item.fractions[answer] / total if total > 0 else None
+
+
+def is_confident(item: "MorphologyItem", threshold: float = CONFIDENT_SHARE) -> bool:
+    share = majority_share(item)
+    return share is not None and share >= threshold - 1e-9
+
+
+def confident_metrics(items: Sequence["MorphologyItem"], predictions: Sequence[str | None]) -> dict:
+    """n, accuracy and balanced accuracy of the confident items (see CONFIDENT_SHARE)."""
+    chosen = [(item.answer, p) for item, p in zip(items, predictions) if is_confident(item)]
+    targets = [t for t, _ in chosen]
+    chosen_predictions = [p for _, p in chosen]
+    return {"n": len(chosen), "min_share": CONFIDENT_SHARE, "accuracy": accuracy(targets, chosen_predictions),
+            "balanced_accuracy": balanced_accuracy(targets, chosen_predictions)}
 
 
 def macro_f1(targets: Sequence[str], predictions: Sequence[str | None], labels: Sequence[str] | None = None) -> float:
@@ -146,7 +186,9 @@ def question_metrics(question_key: str, items: Sequence[MorphologyItem], predict
     result = {
         "n": len(items),
         "accuracy": accuracy(targets, predictions),
+        "balanced_accuracy": balanced_accuracy(targets, predictions),
         "macro_f1": macro_f1(targets, predictions),
+        "confident": confident_metrics(items, predictions),
         "unparsed": int(sum(p is None for p in predictions)),
         "confusion": {"answers": list(answers) + [UNPARSED], "matrix": confusion_matrix(targets, predictions, answers).tolist()},
     }
@@ -184,7 +226,8 @@ def majority_baseline(question_key: str, items: Sequence[MorphologyItem], counts
 
 
 def random_baseline(question_key: str, items: Sequence[MorphologyItem], draws: int = 200, seed: int = 0) -> dict:
-    """Uniform guessing over the question's answers: accuracy 1/K exactly; macro-F1 as the mean
+    """Uniform guessing over the question's answers: accuracy and balanced accuracy 1/K exactly (their
+    expectations; every answer's recall is 1/K), on all and on the confident items; macro-F1 as the mean
     over `draws` seeded draws (its expectation has no simple closed form); Brier of the uniform
     distribution exactly."""
     answers = QUESTIONS[question_key].answer_keys
@@ -196,7 +239,10 @@ def random_baseline(question_key: str, items: Sequence[MorphologyItem], draws: i
     return {
         "n": len(items),
         "accuracy": 1.0 / k,
+        "balanced_accuracy": 1.0 / k,
         "macro_f1": float(np.mean(f1s)),
+        "confident": {"n": sum(is_confident(item) for item in items), "min_share": CONFIDENT_SHARE,
+                      "accuracy": 1.0 / k, "balanced_accuracy": 1.0 / k},
         "brier": brier_score(np.full((len(items), k), 1.0 / k), observed),
     }
 
@@ -211,14 +257,24 @@ def group_by_question(items: Sequence[MorphologyItem]) -> dict[str, list[int]]:
 
 
 def summarise(per_question: dict[str, dict]) -> dict:
-    """Item-weighted accuracy and unweighted mean macro-F1 over questions."""
+    """Item-weighted accuracy, unweighted mean balanced accuracy and macro-F1 over questions, and the same
+    over the confident items."""
     if not per_question:
         return {}
     n = sum(m["n"] for m in per_question.values())
     out = {
         "n": n,
         "accuracy": float(sum(m["accuracy"] * m["n"] for m in per_question.values()) / n),
+        "mean_balanced_accuracy": float(np.mean(balanced)) if (balanced := [
+            m["balanced_accuracy"] for m in per_question.values() if "balanced_accuracy" in m]) else float("nan"),
         "mean_macro_f1": float(np.mean([m["macro_f1"] for m in per_question.values()])),
+    }
+    confident = [m["confident"] for m in per_question.values() if m.get("confident", {}).get("n")]
+    n_confident = sum(c["n"] for c in confident)
+    out["confident"] = {
+        "n": n_confident,
+        "accuracy": float(sum(c["accuracy"] * c["n"] for c in confident) / n_confident) if n_confident else float("nan"),
+        "mean_balanced_accuracy": float(np.mean([c["balanced_accuracy"] for c in confident])) if confident else float("nan"),
     }
     briers = [(m["brier"], m["n"]) for m in per_question.values() if "brier" in m]
     if briers:

@@ -188,11 +188,16 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
     lines = ["## Morphology (decision-tree answers)", ""]
     headline = [(label, data.get("overall", {})) for label, data in series]
     majority = metrics["baselines"].get("majority", {}).get("overall", {}).get("accuracy")
-    lines += ["| series | items | accuracy | Δ vs majority | mean macro-F1 | Brier |", "|---|---|---|---|---|---|"]
+    lines += ["| series | items | accuracy | Δ vs majority | mean macro-F1 | Brier | mean balanced accuracy "
+              "| confident items | confident accuracy | confident mean balanced accuracy |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for label, overall in headline:
+        confident = overall.get("confident") or {}
         lines.append(f"| {label} | {_fmt(overall.get('n'))} | {_fmt(overall.get('accuracy'))} | "
                      f"{_delta(overall.get('accuracy'), majority)} | {_fmt(overall.get('mean_macro_f1'))} | "
-                     f"{_fmt(overall.get('brier'))} |")
+                     f"{_fmt(overall.get('brier'))} | {_fmt(overall.get('mean_balanced_accuracy'))} | "
+                     f"{_fmt(confident.get('n'))} | {_fmt(confident.get('accuracy'))} | "
+                     f"{_fmt(confident.get('mean_balanced_accuracy'))} |")
     model = metrics["models"].get("model", {}).get("morphology")
     if model:
         lines += ["", f"Free-text answers parsed to a tree answer: {_fmt(100 * model['generation']['parse_rate'], 1)}%. "
@@ -200,16 +205,30 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
                   "(or the one-hot expert label); the majority baseline answers the most common answer of "
                   f"the {'training split' if _majority_source(metrics) == 'train' else 'evaluation set'}.", ""]
     questions = list(series[0][1]["per_question"])
-    lines += ["### Per question (accuracy / macro-F1)", "",
+    lines += ["### Per question, every item (accuracy / balanced accuracy / macro-F1)", "",
               "| question | n | " + " | ".join(label for label, _ in series) + " |",
               "|---|---|" + "---|" * len(series)]
     for q in questions:
         cells = []
         for _, data in series:
             m = data["per_question"].get(q, {})
-            cells.append(f"{_fmt(m.get('accuracy'), 2)} / {_fmt(m.get('macro_f1'), 2)}")
+            cells.append(f"{_fmt(m.get('accuracy'), 2)} / {_fmt(m.get('balanced_accuracy'), 2)} / "
+                         f"{_fmt(m.get('macro_f1'), 2)}")
         n = series[0][1]["per_question"][q]["n"]
         lines.append(f"| {q} | {n} | " + " | ".join(cells) + " |")
+    confident = {q: (series[0][1]["per_question"][q].get("confident") or {}) for q in questions}
+    if any(c.get("n") for c in confident.values()):
+        share = next(c["min_share"] for c in confident.values() if c.get("n"))
+        lines += ["", f"### Per question, confident items (vote-majority share >= {share:g}; accuracy / balanced "
+                  "accuracy)", "", "| question | n | " + " | ".join(label for label, _ in series) + " |",
+                  "|---|---|" + "---|" * len(series)]
+        for q in questions:
+            cells = []
+            for _, data in series:
+                c = data["per_question"].get(q, {}).get("confident") or {}
+                cells.append(f"{_fmt(c.get('accuracy'), 2)} / {_fmt(c.get('balanced_accuracy'), 2)}" if c.get("n")
+                             else "–")
+            lines.append(f"| {q} | {confident[q].get('n', 0)} | " + " | ".join(cells) + " |")
     for key in ("accuracy", "confusion_generation", "confusion_likelihood", "reliability"):
         if plots.get(key):
             lines += ["", f"![{key}]({PLOTS_DIR}/{plots[key].name})"]

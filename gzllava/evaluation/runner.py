@@ -29,7 +29,8 @@ from gzllava.metrics import METRIC_NAMES
 
 from . import morphology as morph
 from .answers import candidate_probabilities, candidate_texts, parse_answer, question_prompt
-from .datasets import DESCRIPTION_PROMPT, EvalSet, LazyImages, load_answer_counts, load_eval_set
+from .datasets import (DESCRIPTION_PROMPT, EvalSet, LazyImages, catalogue_answer_counts, load_answer_counts,
+                       load_eval_set)
 from .descriptions import description_metrics
 from .hallucination import DEFAULT_THRESHOLD, hallucination_metrics
 from .inference import LlavaEvaluator
@@ -48,6 +49,10 @@ class EvaluationConfig:
     config: str | None = None
     split: str = "test"
     image_folder: str | None = None
+    catalogue: str | None = None  # a real-galaxy catalogue (vote fractions or GZ1 classes), split by galaxy id
+    catalogue_id_column: str | None = None
+    images: str | None = None  # the catalogue's images, <id>.jpg (or the catalogue's `image` column)
+    twins: str | None = None  # GZ1: same_galaxy_in_gz2_kaggle_5000.csv (default: next to the catalogue)
     baseline_model: str | None = None
     out: str = "eval_results"
     batch_size: int = 8
@@ -284,12 +289,16 @@ def run_evaluation(config: EvaluationConfig) -> dict:
     from .report import update_model_card, write_report
 
     eval_set = load_eval_set(config.dataset, config.config, config.split, config.image_folder,
-                             config.max_samples, config.seed)
+                             config.max_samples, config.seed, catalogue=config.catalogue, images=config.images,
+                             catalogue_id_column=config.catalogue_id_column, twins=config.twins)
     logger.info("evaluation set %s: %d samples, %d skipped", eval_set.name, len(eval_set.samples), len(eval_set.skips))
     items = morph.morphology_items(eval_set.samples)
     counts = None
     if config.dataset and config.config and items:
         counts = load_answer_counts(config.dataset, config.config, config.train_split)
+    elif config.catalogue and items and config.split != config.train_split:
+        # the majority prior of the catalogue's own training side (never of the galaxies being scored)
+        counts = catalogue_answer_counts(config.catalogue, config.catalogue_id_column, config.train_split, config.twins)
 
     models, raw = {}, {}
     for role, name in (("model", config.model), ("base", config.baseline_model)):

@@ -104,7 +104,7 @@ def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path
         assert section in report
 
 
-def test_an_unusable_set_exits_with_a_clear_error(tmp_path, gz_tiny_folder, caplog):
+def test_an_unusable_set_exits_with_a_clear_error(tmp_path, gz_tiny_folder, caplog, capsys):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"not an image")
@@ -112,7 +112,9 @@ def test_an_unusable_set_exits_with_a_clear_error(tmp_path, gz_tiny_folder, capl
     code = evaluate_gzllava.main(["--model", str(gz_tiny_folder), "--image-folder", str(folder),
                                   "--out", str(tmp_path / "out")])
     assert code == 2
-    assert "no usable samples" in caplog.text and "unreadable image" in caplog.text
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "no usable samples" in error[0] and "unreadable image" in error[0]
+    assert "unreadable image" in caplog.text  # the skip summary is logged too
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 

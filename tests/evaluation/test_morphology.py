@@ -9,8 +9,9 @@ import pytest
 
 from gzllava.evaluation.datasets import EvalSample
 from gzllava.evaluation.morphology import (
-    MorphologyItem, accuracy, brier_score, confusion_matrix, macro_f1, majority_baseline, morphology_items,
-    question_metrics, random_baseline, reliability, summarise,
+    CONFIDENT_SHARE, MorphologyItem, accuracy, balanced_accuracy, brier_score, confusion_matrix, is_confident,
+    macro_f1, majority_baseline, majority_share, morphology_items, question_metrics, random_baseline, reliability,
+    summarise,
 )
 from PIL import Image
 
@@ -86,9 +87,38 @@ def test_random_baseline_is_one_over_k_and_exact_uniform_brier():
 
 
 def test_summarise_weights_accuracy_by_items():
-    overall = summarise({"bar": {"n": 3, "accuracy": 1.0, "macro_f1": 1.0},
-                         "merging": {"n": 1, "accuracy": 0.0, "macro_f1": 0.0}})
-    assert overall == {"n": 4, "accuracy": 0.75, "mean_macro_f1": 0.5}
+    overall = summarise({"bar": {"n": 3, "accuracy": 1.0, "macro_f1": 1.0, "balanced_accuracy": 1.0,
+                                 "confident": {"n": 2, "accuracy": 1.0, "balanced_accuracy": 1.0}},
+                         "merging": {"n": 1, "accuracy": 0.0, "macro_f1": 0.0, "balanced_accuracy": 0.5,
+                                     "confident": {"n": 0, "accuracy": float("nan"), "balanced_accuracy": float("nan")}}})
+    assert {k: overall[k] for k in ("n", "accuracy", "mean_macro_f1", "mean_balanced_accuracy")} == {
+        "n": 4, "accuracy": 0.75, "mean_macro_f1": 0.5, "mean_balanced_accuracy": 0.75}
+    # questions without confident items do not enter the confident means
+    assert overall["confident"] == {"n": 2, "accuracy": 1.0, "mean_balanced_accuracy": 1.0}
+
+
+def test_balanced_accuracy_is_the_mean_recall_over_answers_present():
+    # yes: 1 of 3 recalled (one unparsed); no: 1 of 1 -> (1/3 + 1) / 2; "maybe" is never a target: not averaged
+    assert balanced_accuracy(["yes", "yes", "yes", "no"], ["yes", "no", None, "no"]) == pytest.approx(2 / 3)
+    # always the majority answer: accuracy 0.9 but balanced accuracy 1/2
+    targets = ["no"] * 9 + ["yes"]
+    assert accuracy(targets, ["no"] * 10) == 0.9 and balanced_accuracy(targets, ["no"] * 10) == 0.5
+    assert np.isnan(balanced_accuracy([], []))
+
+
+def test_confident_subset_is_the_items_whose_majority_has_at_least_80_percent():
+    items = [_item("yes", (0.9, 0.1)), _item("no", (0.2, 0.8)), _item("yes", (0.6, 0.4)), _item("no")]
+    # a 0.8 share counts; 0.6 does not; an expert label (no shares) does not
+    assert [is_confident(i) for i in items] == [True, True, False, False]
+    assert majority_share(_item("yes", (0.45, 0.05))) == pytest.approx(0.9)  # shares of those who answered
+    m = question_metrics("bar", items, ["yes", "yes", "no", "no"])
+    assert m["n"] == 4 and m["accuracy"] == 0.5 and m["balanced_accuracy"] == 0.5
+    assert m["confident"] == {"n": 2, "min_share": CONFIDENT_SHARE, "accuracy": 0.5, "balanced_accuracy": 0.5}
+    chance = random_baseline("bar", items)
+    assert chance["balanced_accuracy"] == 0.5 and chance["confident"]["n"] == 2
+    prior = majority_baseline("bar", items, Counter({("bar", "no"): 5, ("bar", "yes"): 1}))
+    assert prior["answer"] == "no" and prior["confident"]["accuracy"] == 0.5
+    assert prior["balanced_accuracy"] == 0.5  # one answer always: 1/(answers present)
 
 
 def _sample(**kwargs):
