@@ -2,13 +2,19 @@
 
     python -m gzllava.demo                     # (README: bash scripts/demo.sh, which also installs)
 
-1. builds the synthetic Galaxy Zoo instruction set if it is absent (`python -m dataset_builder build --synthetic`),
-2. stage 1 `align` (recipes/tiny_cpu_align.yaml): only the projector learns,
-3. stage 2 `instruct` (recipes/tiny_cpu_instruct.yaml): QLoRA on the language model + the projector,
-4. scores held-out decision-tree questions (likelihood of each candidate answer, and the free-text answer parsed)
-   next to the majority-class baseline, and the untrained model as a second baseline,
-5. describes a sample galaxy through `pipeline("image-to-text", trust_remote_code=True)`, and the real DECaLS
-   examples too when `../shared/data` is there.
+1. `build`: the synthetic Galaxy Zoo instruction set, if absent (`python -m dataset_builder build --synthetic`),
+2. `tower`: a small GZ-CLIP vision tower trained from scratch on it (`train_clip.py`, recipes/tiny_cpu_clip.yaml:
+   contrastive image/description + the vote-share head), instead of the frozen random tower of earlier demos,
+3. `align` (recipes/tiny_cpu_tower_align.yaml): that tower + a tiny random Llama, only the projector learns,
+4. `instruct` (recipes/tiny_cpu_instruct.yaml): QLoRA on the language model + the projector,
+5. `eval`: held-out decision-tree questions (likelihood of each candidate answer, and the free-text answer parsed)
+   next to the untrained (aligned-only) model, the earlier frozen-random-tower figures, majority class and chance,
+   and, when `../shared/data/gz2_kaggle_5000` exists, the same synthetic-trained model on the real GZ2 test split
+   (sim-to-real),
+6. describes a sample galaxy through `pipeline("image-to-text", trust_remote_code=True)`.
+
+Each stage runs as a child process with one progress bar; full logs go to `<out>/logs/<stage>.log`. A stage whose
+output exists is skipped (delete `<out>` to start over).
 """
 
 from __future__ import annotations
@@ -16,66 +22,84 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
 
-import torch
+from gzllava.recipe_report import load_metrics, real_table, synthetic_table
+from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
 
 
 logger = logging.getLogger("gzllava.demo")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_EXAMPLES = REPO_ROOT.parent / "shared" / "data" / "gz_examples_decals"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The demo before it had a tower stage (README, measured 2026-11-23): a frozen random 64 px CLIP tower, likelihood route.
+FROZEN_RANDOM_TOWER = {"smooth-or-featured": 0.86, "disk-edge-on": 0.86, "has-spiral-arms": 0.73, "all": 0.76}
 
 
-def build_dataset(folder: Path, subjects: int, image_size: int) -> None:
-    if (folder / "README.md").exists():
-        logger.info("using the synthetic dataset in %s", folder)
-        return
-    command = [sys.executable, "-m", "dataset_builder", "build", "--synthetic", str(subjects), "--image-size",
-               str(image_size), "--configs", "description,decision_tree", "--out", str(folder)]
-    logger.info("building the synthetic Galaxy Zoo: %s", " ".join(command[1:]))
-    subprocess.run(command, check=True, cwd=REPO_ROOT)
+def write_tiny_language_model(folder: Path, hidden_size: int = 128, layers: int = 2) -> Path:
+    """The demo's language model: a random Llama + the Galaxy Zoo BPE tokenizer (gzllava.testing), as a folder."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+
+    from gzllava.testing import tiny_language_model, tiny_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    tiny_language_model(len(tokenizer), hidden_size, layers).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
-def train_stage(recipe: str, overrides: list[str]) -> Path:
-    from gzllava.training import parse_arguments, run_training
-
-    arguments = parse_arguments(["--config", str(REPO_ROOT / recipe), *overrides])
-    return run_training(*arguments)
-
-
-def evaluate(model: Path, dataset: Path, out: Path, max_samples: int) -> dict:
-    from gzllava.evaluation import EvaluationConfig, run_evaluation
-
-    config = EvaluationConfig(model=str(model), dataset=str(dataset), config="decision_tree", split="test",
-                              out=str(out), tasks=("morphology",), max_samples=max_samples, batch_size=16)
-    return run_evaluation(config)
-
-
-def accuracy_table(trained: dict, untrained: dict) -> str:
-    """Per-question accuracy: trained model (likelihood and free text), untrained model, majority class, chance."""
-    model = trained["models"]["model"]["morphology"]
-    base = untrained["models"]["model"]["morphology"]
-    baselines = trained["baselines"]
-    rows = ["| question | n | trained (likelihood) | trained (free text) | untrained (likelihood) | majority class | random |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    for question, figures in model["likelihood"]["per_question"].items():
-        rows.append(
-            f"| {question} | {figures['n']} | {figures['accuracy']:.2f} | "
-            f"{model['generation']['per_question'][question]['accuracy']:.2f} | "
-            f"{base['likelihood']['per_question'][question]['accuracy']:.2f} | "
-            f"{baselines['majority']['per_question'][question]['accuracy']:.2f} | "
-            f"{baselines['random']['per_question'][question]['accuracy']:.2f} |"
-        )
-    overall = model["likelihood"]["overall"]
-    rows.append(
-        f"| **all** | {overall['n']} | **{overall['accuracy']:.2f}** | {model['generation']['overall']['accuracy']:.2f} | "
-        f"{base['likelihood']['overall']['accuracy']:.2f} | {baselines['majority']['overall']['accuracy']:.2f} | "
-        f"{baselines['random']['overall']['accuracy']:.2f} |"
-    )
-    return "\n".join(rows)
+def demo_stages(args) -> list[Stage]:
+    data, out = args.data, args.out
+    tower, align, instruct = out / "tower", out / "align", out / "instruct"
+    common = ["--dataset_name", str(data)]
+    image = ["--image_size", str(args.image_size), "--patch_size", str(args.patch_size)]
+    stages = [
+        Stage("build", ["-m", "dataset_builder", "-q", "build", "--synthetic", str(args.subjects), "--image-size",
+                        str(args.image_size), "--configs", "description,decision_tree", "--out", str(data)],
+              data / "README.md", f"{args.subjects} synthetic galaxies ({data})"),
+        # A 2-layer, 64-wide CLIP: 16 image tokens (64 px, patch 16), contrastive + vote-share head.
+        Stage("tower", ["train_clip.py", "--config", "recipes/tiny_cpu_clip.yaml", *common, *image,
+                        "--num_train_epochs", str(args.tower_epochs), "--eval_strategy", "no",
+                        "--output_dir", str(tower)],
+              tower / "final" / "config.json", "GZ-CLIP tower (tower/final)"),
+        Stage("align", ["train_sft.py", "--config", "recipes/tiny_cpu_tower_align.yaml", *common,
+                        "--vision_model_name_or_path", str(tower / "final"),
+                        "--text_model_name_or_path", str(out / "tiny-lm"), "--output_dir", str(align),
+                        "--num_train_epochs", "1", "--eval_strategy", "no"],
+              align / "final" / "config.json", "projector aligned (align/final)"),
+        # Tiny random LM: its frozen random embeddings and head cannot be steered by LoRA alone, so the instruct
+        # stage also trains them in full (peft modules_to_save, unquantised). Descriptions and decision-tree
+        # questions: the pipeline describes, the table scores answers.
+        Stage("instruct", ["train_sft.py", "--config", "recipes/tiny_cpu_instruct.yaml", *common,
+                           "--model_name_or_path", str(align / "final"), "--output_dir", str(instruct),
+                           "--dataset_config", "description,decision_tree", "--num_train_epochs",
+                           str(args.instruct_epochs), "--learning_rate", "2e-3", "--max_length", "200",
+                           "--lora_r", "32", "--lora_alpha", "64", "--eval_strategy", "no",
+                           "--lora_modules_to_save", "lm_head", "embed_tokens"],
+              instruct / "final" / "config.json", "QLoRA-instructed GZ-LLaVA (instruct/final)"),
+    ]
+    evaluation = ["--dataset", str(data), "--config", "decision_tree", "--split", "test", "--tasks", "morphology",
+                  "--max-samples", str(args.eval_samples), "--batch-size", "16"]
+    stages += [
+        Stage("eval", ["evaluate_gzllava.py", "--model", str(instruct / "final"), *evaluation,
+                       "--out", str(out / "eval")], out / "eval" / "metrics.json", "held-out synthetic questions"),
+        Stage("eval-base", ["evaluate_gzllava.py", "--model", str(align / "final"), *evaluation,
+                            "--out", str(out / "eval-align")], out / "eval-align" / "metrics.json",
+              "the aligned-only model (baseline)"),
+    ]
+    gz2 = args.real_data / "gz2_kaggle_5000"
+    if args.real_samples and (gz2 / "labels.csv").exists():
+        stages.append(Stage(
+            "sim2real", ["evaluate_gzllava.py", "--model", str(instruct / "final"), "--catalogue",
+                         str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"),
+                         "--split", "test", "--tasks", "morphology", "--max-samples", str(args.real_samples),
+                         "--batch-size", "16", "--out", str(out / "eval-gz2")],
+            out / "eval-gz2" / "metrics.json", "real GZ2 test split (gzllava.splits)"))
+    return stages
 
 
 def describe(model: Path, images: list) -> list[str]:
@@ -85,54 +109,63 @@ def describe(model: Path, images: list) -> list[str]:
     return [describer(image, generate_kwargs={"max_new_tokens": 40})[0]["generated_text"] for image in images]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "data" / "gz-talk-instruct-synthetic")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "demo")
     parser.add_argument("--subjects", type=int, default=1500, help="synthetic galaxies to build (if absent)")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--patch-size", type=int, default=16, help="tower patch: (64/16)^2 = 16 image tokens")
+    parser.add_argument("--tower-epochs", type=float, default=8.0)
     parser.add_argument("--instruct-epochs", type=float, default=5.0)
     parser.add_argument("--eval-samples", type=int, default=600, help="held-out decision-tree questions scored")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny matrices gain nothing from more)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    import gzllava  # noqa: F401  (registers the Auto classes)
+    parser.add_argument("--real-data", type=Path, default=SHARED_DATA, help="folder with gz2_kaggle_5000/ (optional)")
+    parser.add_argument("--real-samples", type=int, default=600,
+                        help="real GZ2 test questions scored sim-to-real when --real-data has them (0: skip)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each stage (tiny matrices gain little)")
+    parser.add_argument("--no-describe", action="store_true", help="skip the pipeline('image-to-text') descriptions")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
 
-    build_dataset(args.data, args.subjects, args.image_size)
-    # Tiny random LM: its frozen random embeddings and head cannot be steered by LoRA alone, so the instruct
-    # stage also trains them in full (peft modules_to_save, unquantised); 16 image tokens (64 px, patch 16).
-    # Instruct on descriptions and decision-tree questions: the pipeline describes, the table scores answers.
-    common = ["--dataset_name", str(args.data), "--tiny_image_size", str(args.image_size), "--tiny_patch_size", "16"]
-    aligned = train_stage("recipes/tiny_cpu_align.yaml", [
-        *common, "--output_dir", str(args.out / "align"), "--num_train_epochs", "1", "--eval_strategy", "no"])
-    instructed = train_stage("recipes/tiny_cpu_instruct.yaml", [
-        *common, "--model_name_or_path", str(aligned), "--output_dir", str(args.out / "instruct"),
-        "--dataset_config", "description,decision_tree", "--num_train_epochs", str(args.instruct_epochs), "--learning_rate", "2e-3",
-        "--max_length", "200", "--lora_r", "32", "--lora_alpha", "64", "--eval_strategy", "no",
-        "--lora_modules_to_save", "lm_head", "embed_tokens"])
-    trained = evaluate(instructed, args.data, args.out / "eval", args.eval_samples)
-    untrained = evaluate(aligned, args.data, args.out / "eval-align", args.eval_samples)
-    table = accuracy_table(trained, untrained)
 
-    from datasets import load_dataset
-
-    sample = load_dataset(str(args.data), "decision_tree", split="test")[0]
-    real = sorted(REAL_EXAMPLES.glob("images/*.jpg"))[::12] if REAL_EXAMPLES.exists() else []
-    descriptions = describe(instructed, [sample["image"], *map(str, real)])
-    truth = json.loads(sample["truth"]) if sample.get("truth") else {}
-
-    lines = [f"# GZ-LLaVA CPU demo ({(time.time() - started) / 60:.1f} min)", "",
-             f"Model: {instructed}", "", "## Held-out synthetic decision-tree questions (accuracy)", "", table, "",
-             "## Descriptions through pipeline('image-to-text')", "",
-             f"- synthetic {sample['subject_id']} (true answers: {', '.join(f'{k}={v}' for k, v in truth.items() if isinstance(v, str))}):",
-             f"  {descriptions[0]!r}"]
-    lines += [f"- real DECaLS example {path.name}: {text!r}" for path, text in zip(real, descriptions[1:])]
-    report = "\n".join(lines)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.data, args.out, args.real_data = args.data.resolve(), args.out.resolve(), args.real_data.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, filename=args.out / "demo.log",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.time()
+    write_tiny_language_model(args.out / "tiny-lm")
+    stages = demo_stages(args)
+    try:
+        run_stages(stages, args.out / "logs", env={"OMP_NUM_THREADS": str(args.threads)}, show_progress=not args.quiet)
+    except StageError as error:
+        print(f"gzllava.demo: {error}", file=sys.stderr)
+        return 2 if error.exit_code == 2 else 1
+    trained, untrained = load_metrics(args.out / "eval"), load_metrics(args.out / "eval-align")
+    table = synthetic_table(trained, untrained, FROZEN_RANDOM_TOWER, "frozen random tower (earlier demo)")
+    lines = [f"# GZ-LLaVA CPU demo ({(time.time() - started) / 60:.1f} min)", "",
+             f"Model: {args.out / 'instruct' / 'final'}", "", "## Stages", "", timing_table(stages), "",
+             "## Held-out synthetic decision-tree questions (accuracy)", "", table, ""]
+    if (args.out / "eval-gz2" / "metrics.json").exists():
+        lines += ["## Sim-to-real: the synthetic-trained model on the real GZ2 test split (gzllava.splits)", "",
+                  real_table(load_metrics(args.out / "eval-gz2")), ""]
+    if not args.no_describe:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+        from datasets import load_dataset
+
+        torch.set_num_threads(args.threads)
+        sample = load_dataset(str(args.data), "decision_tree", split="test")[0]
+        text = describe(args.out / "instruct" / "final", [sample["image"]])[0]
+        truth = json.loads(sample["truth"]) if sample.get("truth") else {}
+        answers = ", ".join(f"{k}={v}" for k, v in truth.items() if isinstance(v, str))
+        lines += ["## A description through pipeline('image-to-text')", "",
+                  f"- synthetic {sample['subject_id']} (true answers: {answers}):", f"  {text!r}"]
+    report = "\n".join(lines)
     (args.out / "demo_report.md").write_text(report + "\n")
     print(report)
+    print(f"\nfull logs: {args.out / 'logs'}; report: {args.out / 'demo_report.md'}")
     return 0
 
 

@@ -1,0 +1,115 @@
+"""Run a recipe's stages (build, tower, align, instruct, evaluate) as child processes: quiet, logged, resumable.
+
+Each `Stage` is one command (`python -m dataset_builder build ...`, `python train_clip.py ...`, `python
+train_sft.py ...`, `python evaluate_gzllava.py ...`) and the file that proves it finished (a model folder's
+`config.json`, a build's `build_stats.json`, an evaluation's `metrics.json`). A stage whose file exists is
+skipped, so a run that stopped half-way continues where it stopped. The terminal shows one progress bar per
+stage (the step counter the child's own tqdm writes, e.g. the Trainer's `120/500`), the child's full output
+goes to `<log_dir>/<stage>.log`, and a failed stage raises `StageError` with one line naming the stage, its
+exit code, the child's last error line and the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+logger = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# tqdm's counter "  12/500 [" (the bracket keeps "1/2" in ordinary text from counting as progress).
+PROGRESS = re.compile(rb"(\d+)/(\d+) \[")
+ERROR_LINE = re.compile(r"(Error|error:|Exception|failed|refused)")
+
+
+class StageError(RuntimeError):
+    """A stage's command failed; `exit_code` is the child's (2 means it rejected its input)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Stage:
+    name: str
+    command: list[str]  # arguments after `python`, e.g. ["train_sft.py", "--config", ...]
+    done: Path  # this file exists once the stage has finished
+    note: str = ""  # one line for the summary (what the stage makes)
+    seconds: float | None = None  # wall time of this run (None when skipped)
+    skipped: bool = field(default=False)
+
+
+def _last_error_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").replace("\r", "\n").splitlines() if line.strip()]
+    for line in reversed(lines[-60:]):
+        if ERROR_LINE.search(line):
+            return line[:300]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, show_progress: bool = True) -> Stage:
+    """Run one stage unless its `done` file exists; the child's output goes to `<log_dir>/<name>.log`."""
+    if stage.done.exists():
+        stage.skipped = True
+        logger.info("stage %s: %s exists, skipped", stage.name, stage.done)
+        return stage
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{stage.name}.log"
+    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    started = time.time()
+    bar = tqdm(desc=f"{stage.name:>9}", total=None, unit="step", disable=not show_progress, leave=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    with log.open("wb") as sink:
+        sink.write(f"$ {sys.executable} {' '.join(stage.command)}\n".encode())
+        sink.flush()
+        process = subprocess.Popen([sys.executable, *stage.command], cwd=REPO_ROOT, env=child_env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        while chunk := process.stdout.read1(65536):
+            sink.write(chunk)
+            matches = PROGRESS.findall(chunk)
+            if matches:
+                n, total = (int(x) for x in matches[-1])
+                # A child may run several bars (e.g. map, then train): follow the largest one seen.
+                if total >= (bar.total or 0):
+                    bar.total = total
+                    bar.n = n
+                    bar.refresh()
+        code = process.wait()
+    if code == 0 and bar.total:
+        bar.n = bar.total
+    bar.close()
+    stage.seconds = time.time() - started
+    if code != 0:
+        raise StageError(f"stage {stage.name} failed (exit {code}): {_last_error_line(log)} (full log: {log})", code)
+    if not stage.done.exists():
+        raise StageError(f"stage {stage.name} exited 0 but did not write {stage.done} (full log: {log})", 1)
+    return stage
+
+
+def run_stages(stages: list[Stage], log_dir: Path, env: dict[str, str] | None = None,
+               show_progress: bool = True) -> list[Stage]:
+    """Run the stages in order (each skipped when done); stop at the first failure."""
+    for stage in stages:
+        run_stage(stage, log_dir, env=env, show_progress=show_progress)
+    return stages
+
+
+def timing_table(stages: list[Stage]) -> str:
+    """A markdown table: stage, what it made, minutes (or 'done earlier')."""
+    rows = ["| stage | output | time |", "|---|---|---:|"]
+    for stage in stages:
+        took = "done earlier" if stage.skipped else f"{(stage.seconds or 0) / 60:.1f} min"
+        rows.append(f"| {stage.name} | {stage.note or stage.done.parent} | {took} |")
+    ran = sum(s.seconds or 0 for s in stages)
+    rows.append(f"| **total (this run)** | | **{ran / 60:.1f} min** |")
+    return "\n".join(rows)
