@@ -530,6 +530,10 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         )
         card = write_card(work, split_counts, provenance, _card_stats(stats), _card_report(report_stats),
                           repo_id=options.push or "org/gz-talk-instruct")
+        from .privacy import finalise_outputs  # last: scrub identities from every text written (privacy.py)
+
+        rejects.close()  # flushed before the privacy pass reads it
+        stats["privacy"] = finalise_outputs(work, identity_sources=[talk, tags])
         _check_reconciled(stats)  # a build whose counts do not add up never replaces the previous one
         rejects.close()
         staged.commit()

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .instructions import CONFIGS
+from .privacy import redact_secrets
 
 CARD_FILE = "README.md"
 DEFAULT_REPO_ID = "org/gz-talk-instruct"
@@ -25,7 +26,9 @@ TALK_LICENCE_NOTE = (
     "[Zooniverse User Agreement](https://www.zooniverse.org/privacy); they are **not** released under an "
     "open licence by this builder, so the card says `license: other`. Ask the Galaxy Zoo / Zooniverse team "
     "before publishing a Talk-derived build outside your organisation. Volunteer identities (user ids, "
-    "logins) are dropped at ingest; @mentions and links are removed by the cleaner. The Galaxy Zoo vote "
+    "logins) are dropped at ingest; @mentions, e-mail addresses, signatures, names, phone numbers, profile "
+    "URLs and links are removed by the cleaner and from generated summaries, and a last pass removes them, "
+    "and the export's logins and user ids, from every file of the build. The Galaxy Zoo vote "
     "catalogues (GZ2, GZ DECaLS) are published openly with their papers (the GZ DECaLS catalogue on Zenodo "
     "under CC BY 4.0); cite them as below. Survey images keep the terms of their survey (SDSS, DESI Legacy "
     "Imaging Surveys), which allow reuse with acknowledgement."
@@ -234,7 +237,8 @@ def render_card(
             ("summariser", provenance.summariser + (f" ({provenance.summariser_model})" if provenance.summariser_model else "")),
             ("split (train, validation, test)", ", ".join(f"{f:g}" for f in provenance.split_fractions)),
             *([("seed", provenance.seed)] if provenance.seed is not None else []),
-            *([("command", f"`{provenance.command}`")] if provenance.command else []),
+            # user:password@, tokens and keys never reach the card (privacy.redact_secrets)
+            *([("command", f"`{redact_secrets(provenance.command)}`")] if provenance.command else []),
         ]),
         "",
         "## Statistics",

@@ -24,6 +24,7 @@ from pathlib import Path
 from .build import CATALOGUE_CONFIGS, STATS_FILE, BuildError, BuildOptions, build, command_line, push
 from .curate import parse_split_fractions
 from .instructions import CONFIGS, parse_configs
+from .summarise.base import SummariserError
 from .writer import REJECTS_FILE
 
 EXIT_BAD_INPUT = 2
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pushed to {push(args.folder, args.repo_id, private=args.private)}")
             return 0
         return _report(args)
-    except (BuildError, FileNotFoundError, ValueError) as error:
-        # Input problems: the message names the file, column or value at fault.
+    except (BuildError, FileNotFoundError, ValueError, SummariserError) as error:
+        # Input problems (and a summariser endpoint refusing us): the message names the file, column or value at fault.
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -38,27 +38,38 @@ _PROFILE_URL = re.compile(
     re.I,
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")  # no dot needed: "alice@localhost"
-_AT_WORD = r"(?:[\[({<]\s*at\s*[\])}>]|\s+at\s+)"
-_DOT_WORD = r"(?:[\[({<]\s*dot\s*[\])}>]|\s+dot\s+)"
+_AT_WORD = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+)"
+# "at ... dot <tld>" in plain words needs a real top-level domain ("look at the dot in the middle" is not one).
+_TLD = r"(?:com|org|net|edu|gov|mil|int|info|io|co|ac|uk|de|fr|nl|es|au|ca|ch|se|no|dk|fi|jp|ru|pl|br|cn|eu)\b"
+_DOT_WORD = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+)"
 # "carol [at] example [dot] com", "carol at example dot com", "carol (at) example.org"
 _OBFUSCATED_EMAIL = re.compile(
     r"[\w.+-]+\s*[\[({<]\s*at\s*[\])}>]\s*[\w-]+(?:(?:" + _DOT_WORD + r"|\.)[\w-]+)*"
-    r"|[\w.+-]+" + _AT_WORD + r"[\w-]+(?:(?:" + _DOT_WORD + r"|\.)[\w-]+)*" + _DOT_WORD + r"[a-z]{2,}\b",
+    r"|[\w.+-]+" + _AT_WORD + r"[\w-]+(?:(?:" + _DOT_WORD + r"|\.)[\w-]+)*" + _DOT_WORD + _TLD,
     re.I,
 )
 # "@name", "@name's": Talk logins are letters, digits, "_", "-" and ".".
-_MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?:['\u2019]s\b)?")
+# Not "@article{key," (a BibTeX entry, as in the card's citation).
+_MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?![\w{])(?:['\u2019]s\b)?")
 # "@ SpacedUser": a mention with a space; only a login-like word (a capital, digit or "_"), so that
 # "look @ the arm" keeps its words.
 _SPACED_MENTION = re.compile(r"(?<![\w@])@[ \t]+(?=[\w.-]*[A-Z0-9_])[A-Za-z][\w.-]*(?:['\u2019]s\b)?")
 _NAME = r"[A-Za-z][\w.'-]*(?:[ \t]+[A-Z][\w.'-]*){0,2}"
-# A signature closing a line: "~Stargazer_99", "-- DrHubbleFan", "\u2014 Jane Smith" ("~5 arcsec" is not:
-# a name starts with a letter).
-_SIGNATURE = re.compile(r"(?:^|(?<=\s))(?:~{1,3}|-{2,3}|[\u2013\u2014])[ \t]?" + _NAME + r"[ \t]*$", re.M)
-# "Cheers, Jane Smith" / "Thanks,\nAlice" closing a comment.
+# A login: CamelCase ("DrHubbleFan") or with a digit or "_" ("Stargazer_99").
+_LOGIN = r"(?:[A-Za-z][\w.-]*[\d_][\w.-]*|[A-Z]?[a-z]+(?:[A-Z][a-z0-9]+)+)"
+# A signature closing a line: "~Stargazer_99" (a name starts with a letter: "~5 arcsec" is not one);
+# "-- Jane Smith" on a line of its own; "... -- DrHubbleFan" after text only when it is login-like
+# ("Star -- White Dwarf" is a volunteer's classification, not a signature).
+_SIGNATURE = re.compile(
+    r"(?:^|(?<=\s))~{1,3}[ \t]?" + _NAME + r"[ \t]*$"
+    r"|^[ \t]*(?:-{2,3}|[\u2013\u2014])[ \t]?" + _NAME + r"[ \t]*$"
+    r"|(?<=\s)(?:-{2,3}|[\u2013\u2014])[ \t]?" + _LOGIN + r"[ \t]*$",
+    re.M,
+)
+# "Cheers, Jane Smith" / "Thanks,\nAlice" closing a comment (a name has a lower-case letter: "Thanks :D" is not one).
 _CLOSING = re.compile(
     r"(?:^|(?<=[\s.!]))(?i:cheers|regards|kind regards|best regards|best wishes|best|thanks|thank you|many thanks|"
-    r"yours|sincerely|signed)[ \t]*[,!.:-]?[ \t]*\n?[ \t]*[A-Z][\w.'-]*(?:[ \t]+[A-Z][\w.'-]*){0,2}[ \t]*$",
+    r"yours|sincerely|signed)[ \t]*[,!.:-]?[ \t]*\n?[ \t]*(?=[\w.'-]*[a-z])[A-Z][\w.'-]+(?:[ \t]+[A-Z][\w.'-]*){0,2}[ \t]*$",
 )
 _NAME_INTRO = re.compile(r"\b(?i:my name is|my name's|i am called|call me)[ \t]+[A-Z][\w'-]*(?:[ \t]+[A-Z][\w'-]*){0,2}")
 # Phone numbers: optional +country and (area), then 2-4 digit groups split by spaces, dots or hyphens.
@@ -76,6 +87,9 @@ def _is_phone(match: re.Match[str]) -> bool:
     if not 7 <= digits <= 15 or _DATE.match(text):
         return False
     groups = re.findall(r"\d+", text)
+    separators = set(re.findall(r"\d([ .-])\d", text))
+    if "." in separators and (separators != {"."} or len(groups) < 3):
+        return False  # a decimal ("213.6737", "13.2417-01" coordinates), not a phone number
     if text.startswith(("+", "(")) or len(groups) >= 3:
         return True
     # two groups: "555-1234" is a local number; "1998-2005" and "2013 2016" are years
