@@ -1,0 +1,195 @@
+"""Bad input to the two command lines, `evaluate_gzllava.py` and `train_sft.py` (issue 8 item 10, issue 9).
+
+Each input class ends in ONE stderr line that names the file, folder, column or argument at fault, and exit
+code 2; the traceback only with `--debug`. Before, these were tracebacks with exit code 1 (or, for inconsistent
+training arguments, a multi-line message inside a traceback). The entry points run in-process (fast); one
+subprocess per script (integration tier) checks the exit code the shell sees.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import evaluate_gzllava
+import train_sft
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_RECIPE = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
+
+
+def _one_error_line(capsys, program: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(f"{program}: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def labelled_folder(tmp_path) -> Path:
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (40, 30, 20)).save(folder / "a.jpg")
+    (folder / "labels.csv").write_text("image,question,answer\na.jpg,bar,yes\n")
+    return folder
+
+
+@pytest.fixture
+def kaggle_catalogue(tmp_path) -> Path:
+    root = tmp_path / "gz2"
+    (root / "images").mkdir(parents=True)
+    with (root / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["GalaxyID", "Class1.1", "Class1.2", "Class1.3"])
+        writer.writerow([100008, 0.9, 0.1, 0.0])
+    Image.new("RGB", (16, 16)).save(root / "images" / "100008.jpg")
+    return root / "labels.csv"
+
+
+# ------------------------------------------------------------------------------------ evaluate_gzllava.py
+def _evaluate(capsys, *args: str) -> tuple[int, str]:
+    code = evaluate_gzllava.main(["--model", "unused-model", *args])
+    return code, _one_error_line(capsys, "evaluate_gzllava.py")
+
+
+def test_image_folder_without_labels_csv(tmp_path, capsys):
+    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2 and f"{tmp_path / 'labels.csv'} not found" in line and "needs a labels.csv" in line
+
+
+def test_labels_csv_without_the_label_columns(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("file,label\na.jpg,bar\n")
+    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2 and "labels.csv: needs columns image + (question, answer)" in line and "'file'" in line
+
+
+def test_model_that_does_not_exist(tmp_path, labelled_folder, capsys):
+    code = evaluate_gzllava.main(["--model", str(tmp_path / "no-model"), "--image-folder", str(labelled_folder),
+                                  "--out", str(tmp_path / "out"), "--tasks", "morphology"])
+    line = _one_error_line(capsys, "evaluate_gzllava.py")
+    assert code == 2 and str(tmp_path / "no-model") in line
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_catalogue_that_does_not_exist(tmp_path, capsys):
+    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out"))
+    assert code == 2 and f"catalogue {tmp_path / 'votes.csv'} not found" in line
+
+
+def test_catalogue_of_unknown_layout(tmp_path, capsys):
+    (tmp_path / "votes.csv").write_text("id,p_smooth\n1,0.5\n")
+    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "votes.csv: unknown schema (columns: id, p_smooth)" in line
+
+
+def test_catalogue_id_column_that_is_not_there(tmp_path, kaggle_catalogue, capsys):
+    code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--catalogue-id-column", "objid",
+                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "id column 'objid' not found" in line and "GalaxyID" in line
+
+
+def test_catalogue_images_folder_that_does_not_exist(tmp_path, kaggle_catalogue, capsys):
+    code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--images", str(tmp_path / "imgs"),
+                           "--out", str(tmp_path / "out"))
+    assert code == 2 and f"image folder {tmp_path / 'imgs'} not found" in line
+
+
+def test_catalogue_split_that_does_not_exist(tmp_path, kaggle_catalogue, capsys):
+    code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "val",
+                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "--split 'val'" in line and "test, all" in line
+
+
+def test_catalogue_with_no_galaxy_on_the_asked_side(tmp_path, kaggle_catalogue, capsys):
+    # 100008 is a training galaxy of the fixed split: its test side is empty, which is said, not evaluated
+    code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "test",
+                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "has no usable samples" in line and "gz2/labels.csv:test" in line
+
+
+def test_catalogue_flags_without_a_catalogue(tmp_path, labelled_folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_gzllava.main(["--model", "m", "--image-folder", str(labelled_folder), "--images", "x"])
+    assert exit_info.value.code == 2
+    assert "--images, --catalogue-id-column and --twins go with --catalogue" in capsys.readouterr().err
+
+
+def test_evaluate_debug_adds_the_traceback(tmp_path, capsys):
+    code = evaluate_gzllava.main(["--model", "m", "--image-folder", str(tmp_path), "--debug"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" in err and "FileNotFoundError" in err
+    assert err.strip().splitlines()[-1].startswith("evaluate_gzllava.py: error:")
+
+
+@pytest.mark.integration  # a fresh interpreter imports torch/transformers: ~15 s on a busy 2-core machine
+def test_evaluate_exit_code_in_a_real_process(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "evaluate_gzllava.py"), "--model", "m",
+                             "--image-folder", str(tmp_path)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("evaluate_gzllava.py: error: ")
+
+
+# ------------------------------------------------------------------------------------------ train_sft.py
+def _train(capsys, *args: str) -> tuple[int, str]:
+    code = train_sft.main(list(args))
+    return code, _one_error_line(capsys, "train_sft.py")
+
+
+def test_recipe_that_does_not_exist(tmp_path, capsys):
+    code, line = _train(capsys, "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2 and f"Recipe not found: {tmp_path / 'nope.yaml'}" in line
+
+
+def test_recipe_with_an_unknown_key(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("stage: align\nlearning_rte: 0.1\n")
+    code, line = _train(capsys, "--config", str(tmp_path / "bad.yaml"))
+    assert code == 2 and "bad.yaml: unknown key(s) ['learning_rte']" in line
+
+
+def test_unknown_command_line_flag(tmp_path, capsys):
+    code, line = _train(capsys, "--config", TINY_RECIPE, "--no_such_flag", "1", "--output_dir", str(tmp_path))
+    assert code == 2 and "Unknown command-line argument(s) ['--no_such_flag', '1']" in line
+
+
+def test_inconsistent_arguments_are_one_line(tmp_path, capsys):
+    code, line = _train(capsys, "--config", TINY_RECIPE, "--use_peft", "true", "--push_to_hub", "true",
+                        "--output_dir", str(tmp_path))
+    assert code == 2 and "stage align trains full-precision weights" in line and "push_to_hub needs hub_model_id" in line
+
+
+def test_dataset_that_does_not_exist(tmp_path, capsys):
+    code, line = _train(capsys, "--config", TINY_RECIPE, "--dataset_name", str(tmp_path / "no-dataset"),
+                        "--output_dir", str(tmp_path / "out"), "--tiny_image_size", "32")
+    assert code == 2 and f"Dataset '{tmp_path / 'no-dataset'}'" in line and "not found" in line
+
+
+def test_resume_checkpoint_that_does_not_exist_fails_before_loading(tmp_path, capsys, monkeypatch):
+    import gzllava.training.run as run_module
+
+    monkeypatch.setattr(run_module, "load_base_model", lambda *a, **k: pytest.fail("loaded the model first"))
+    code, line = _train(capsys, "--config", TINY_RECIPE, "--dataset_name", str(tmp_path),
+                        "--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", str(tmp_path / "ckpt-9"))
+    assert code == 2 and f"no checkpoint folder {tmp_path / 'ckpt-9'}" in line
+
+
+def test_train_debug_adds_the_traceback(tmp_path, capsys):
+    code = train_sft.main(["--config", str(tmp_path / "nope.yaml"), "--debug"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" in err and "FileNotFoundError" in err
+
+
+@pytest.mark.integration  # a fresh interpreter imports torch/transformers/trl: ~25 s on a busy 2-core machine
+def test_train_exit_code_in_a_real_process(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train_sft.py"), "--config", str(tmp_path / "x.yaml")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"train_sft.py: error: Recipe not found: {tmp_path / 'x.yaml'} (--debug for the traceback)")
