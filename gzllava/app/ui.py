@@ -13,6 +13,7 @@ disturb the others. Concurrency: `queue_settings` documents how the queue bounds
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -106,9 +107,10 @@ def _path(file) -> str:
 class ChatHandlers:
     """The event handlers, separate from the layout so that tests can call them directly."""
 
-    def __init__(self, engine: ChatEngine, transcriber: Transcriber | None = None):
+    def __init__(self, engine: ChatEngine, transcriber: Transcriber | None = None, update_interval: float = 0.1):
         self.engine = engine
         self.transcriber = transcriber
+        self.update_interval = update_interval  # seconds between streamed updates (at most ~10 per second)
 
     def _stream_answer(self, history: list[dict], question: str, temperature: float, top_p: float,
                        max_new_tokens: int) -> Iterator[list[dict]]:
@@ -116,12 +118,16 @@ class ChatHandlers:
         conversation = history_to_conversation(history[:-1])
         history.append({"role": "assistant", "content": ""})
         try:
+            shown, last = "", 0.0
             for text in self.engine.stream(conversation, question, temperature=temperature, top_p=top_p,
                                            max_new_tokens=max_new_tokens):
                 history[-1] = {"role": "assistant", "content": text}
-                yield history
+                if time.monotonic() - last >= self.update_interval:  # coalesce tokens: each update re-sends the chat
+                    shown, last = text, time.monotonic()
+                    yield history
             if not history[-1]["content"]:
                 history[-1] = {"role": "assistant", "content": "(the model ended its answer without any text)"}
+            if history[-1]["content"] != shown:
                 yield history
         except InputError as error:
             history[-1] = _warn(str(error))

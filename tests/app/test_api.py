@@ -31,11 +31,12 @@ def client(app_url):
 
 def test_upload_ask_and_see_a_streamed_answer(client, galaxy_png):
     job = client.submit({"text": "Is there a bar?", "files": [gradio_client.handle_file(str(galaxy_png))]}, [],
-                        0.0, 1.0, 8, api_name="/chat")
+                        0.0, 1.0, 96, api_name="/chat")
     updates = [output[0] for output in job]
     history = job.result()[0]
     answers = [u[-1]["content"][0]["text"] for u in updates if u and u[-1]["role"] == "assistant"]
-    assert len(set(answers)) >= 3  # the answer arrived in pieces
+    assert len(set(answers)) >= 2  # the answer arrived in pieces (at most ~10 updates a second)
+    assert all(b.startswith(a) for a, b in zip(answers, answers[1:]))
     assert [m["role"] for m in history] == ["user", "user", "assistant"]
     assert history[0]["content"][0]["type"] == "file" and history[1]["content"][0]["text"] == "Is there a bar?"
     assert last_text(history) and not last_text(history).startswith(WARN)

@@ -38,7 +38,7 @@ def browser_app(engine, tmp_path_factory):
     from gzllava.app.examples import render_examples
     from gzllava.app.ui import build_app, queue_settings
 
-    chatty = ChatEngine(engine.model, engine.processor, default_max_new_tokens=48)  # long enough to watch it stream
+    chatty = ChatEngine(engine.model, engine.processor, default_max_new_tokens=96)  # long enough to watch it stream
     demo = build_app(chatty, None, render_examples(tmp_path_factory.mktemp("examples"), search=20),
                      model_name="tiny random GZ-LLaVA (tests)")
     port = free_port()
