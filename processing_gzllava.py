@@ -220,6 +220,18 @@ def _pil_to_rgb(image: Image.Image, stretch: str, label: str = "image") -> Image
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
+_http_clients = {}
+
+
+def _client():
+    """One HTTP client per process (connection pool and TLS context built once; never shared across a fork)."""
+    if os.getpid() not in _http_clients:
+        import httpx
+
+        _http_clients[os.getpid()] = httpx.Client(follow_redirects=True)
+    return _http_clients[os.getpid()]
+
+
 def _download(url: str, options: LoadOptions) -> tuple[bytes, str]:
     """(body, content type) of an image URL, within `options.timeout` seconds and `options.max_bytes` bytes."""
     import httpx
@@ -227,7 +239,7 @@ def _download(url: str, options: LoadOptions) -> tuple[bytes, str]:
     deadline = time.monotonic() + options.timeout
     chunks, size = [], 0
     try:
-        with httpx.stream("GET", url, timeout=options.timeout, follow_redirects=True) as response:
+        with _client().stream("GET", url, timeout=options.timeout) as response:
             if response.status_code >= 400:
                 raise ImageInputError(f"Cannot download image {url}: HTTP {response.status_code} {response.reason_phrase}.")
             declared = response.headers.get("content-length", "")
