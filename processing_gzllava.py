@@ -3,9 +3,13 @@
 Like transformers' `LlavaProcessor`, it alone expands each `<image>` placeholder into the number of
 image tokens the model's projector produces (patches, or the resampler's queries, optionally wrapped
 in begin/end-of-image tokens). On top of that it reads the images astronomers actually have: PIL
-images in any mode, numpy/torch arrays, file paths, raw bytes and FITS cutouts, with clear errors for
-corrupt files and absurdly large images, optional per-image standardisation of the pixel values
-(galaxy cutouts are mostly dark sky) and random 90-degree rotations/flips for training.
+images in any mode, numpy/torch arrays, file paths, http(s) URLs, raw bytes and FITS cutouts (by
+suffix, content type or signature; bands found on either end of a cube), optional per-image
+standardisation of the pixel values (galaxy cutouts are mostly dark sky) and random 90-degree
+rotations/flips for training. Every refusal is one `ImageInputError` line naming the image: corrupt
+or truncated files, HTTP errors, downloads over `url_timeout` seconds or `max_download_bytes`,
+images above `max_image_pixels` (from the header, before decoding) or below `min_image_size`,
+complex data, and data with nothing to show (all NaN/inf, or constant).
 """
 
 import io
