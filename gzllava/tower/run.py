@@ -45,18 +45,19 @@ class TowerRun:
 def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, GalaxyTable | None]:
     if not args.dataset_name:
         raise ValueError("no dataset: set dataset_name (a gz-talk-instruct folder or Hub id, or the GZ2 folder)")
+    evaluate = bool(args.dataset_eval_split) and args.dataset_eval_split.lower() != "none"
     if args.source == "gz2_catalogue":
         train = load_gz2_catalogue(args.dataset_name, "train", schema, args.stored_size, args.validation_percent,
                                    args.max_train_samples)
         evaluation = (load_gz2_catalogue(args.dataset_name, "validation", schema, args.stored_size,
                                          args.validation_percent, args.max_eval_samples)
-                      if args.dataset_eval_split and args.validation_percent else None)
+                      if evaluate and args.validation_percent else None)
         return train, evaluation
     train = load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_train_split, schema,
                                args.stored_size, args.max_train_samples)
     evaluation = (load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_eval_split, schema,
                                      args.stored_size, args.max_eval_samples)
-                  if args.dataset_eval_split and args.dataset_eval_split.lower() != "none" else None)
+                  if evaluate else None)
     return train, evaluation
 
 

@@ -1,0 +1,158 @@
+"""Measure a GZ-CLIP folder on labelled galaxies: head and zero-shot accuracy per question, retrieval.
+
+```bash
+# the real GZ2 test side of gzllava.splits (majority prior from the train side)
+python -m gzllava.tower.evaluate --model outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000 --out eval/
+# a gz-talk-instruct split (description texts -> retrieval too)
+python -m gzllava.tower.evaluate --model FOLDER --dataset outputs/gz2-build --config description --split test --out eval/
+```
+Writes OUT/metrics.json and OUT/report.md (and prints the report). Bad input: one line, exit 2 (`--debug`: traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .augment import centre_crop
+from .data import gz2_votes, load_gz2_catalogue, load_talk_instruct, read_gz2_labels
+from .metrics import classification_table, image_features, majority_labels, retrieval, zero_shot_scores
+from .model import load_tower
+from .questions import HeadSchema
+
+
+def _pixel_batches(table, crop: int, mean, std, batch_size: int):
+    mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    for start in range(0, len(table), batch_size):
+        views = centre_crop(table.images[start : start + batch_size], crop)
+        yield (views.float() / 255 - mean) / std  # (B, 3, crop, crop), as the saved image processor makes them
+
+
+def _prior_targets(args, schema: HeadSchema):
+    """(shares, reached) of the training side, for the majority prior (votes only, no images)."""
+    from gzllava.splits import split_of
+
+    if args.gz2:
+        rows = [r for r in read_gz2_labels(Path(args.gz2)) if split_of(r["GalaxyID"]) == "train"]
+        targets = [schema.targets(gz2_votes(r)) for r in rows]
+    else:
+        import datasets
+
+        ds = datasets.load_dataset(args.dataset, args.config, split=args.prior_split).select_columns(
+            ["subject_id", "votes"])
+        seen, targets = set(), []
+        for row in ds:
+            if row["subject_id"] not in seen:
+                seen.add(row["subject_id"])
+                targets.append(schema.targets(row["votes"]))
+    shares, reached, _ = (np.stack(t) for t in zip(*targets))
+    return shares, reached
+
+
+def evaluate(args) -> dict:
+    start = time.perf_counter()
+    model, processor, head, head_schema = load_tower(args.model)
+    image_processor = processor.image_processor
+    stored, crop = image_processor.size["shortest_edge"], image_processor.crop_size["height"]
+    schema = head_schema or HeadSchema.parse("gz2" if args.gz2 else "decals")
+    if args.gz2:
+        table = load_gz2_catalogue(args.gz2, "test", schema, stored, max_samples=args.max_samples)
+        source = f"{args.gz2} (test side of gzllava.splits)"
+    else:
+        table = load_talk_instruct(args.dataset, args.config, args.split, schema, stored, args.max_samples)
+        source = f"{args.dataset} config {args.config} split {args.split}"
+    prior = majority_labels(*_prior_targets(args, schema), schema)
+    shares, reached = table.shares.numpy(), table.reached.numpy()
+    pooled, image_embeds = image_features(model, _pixel_batches(table, crop, image_processor.image_mean,
+                                                                  image_processor.image_std, args.batch_size))
+    result = {"model": str(args.model), "source": source, "galaxies": len(table)}
+    if head is not None:
+        with torch.no_grad():
+            probs = torch.softmax(head(pooled), -1).numpy()  # argmax per question is what matters
+        result["head"] = classification_table(probs, shares, reached, schema, prior)
+    result["zero_shot"] = classification_table(zero_shot_scores(model, processor.tokenizer, image_embeds, schema),
+                                               shares, reached, schema, prior)
+    if table.texts:
+        from .metrics import text_features
+
+        text_embeds = text_features(model, processor.tokenizer, table.texts)
+        result["retrieval"] = retrieval(image_embeds, text_embeds, table.texts)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def report(result: dict) -> str:
+    lines = [f"# GZ-CLIP evaluation: {result['model']}", "", f"{result['galaxies']} galaxies: {result['source']}. "
+             "Label = the answer with the largest vote share; confident = that share >= 0.8.", ""]
+    for kind in ("head", "zero_shot"):
+        if kind not in result:
+            continue
+        lines += [f"## {'Morphology head' if kind == 'head' else 'Zero-shot (answer prompts)'}", "",
+                  "| question | subset | n | accuracy | balanced acc. | majority prior acc. | majority bal. acc. | chance |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for key, row in result[kind].items():
+            for subset in ("confident", "all"):
+                if subset in row:
+                    r = row[subset]
+                    lines.append(f"| {key} | {subset} | {r['n']} | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
+                                 f"{r['majority_accuracy']:.3f} | {r['majority_balanced_accuracy']:.3f} | "
+                                 f"{row['chance']:.3f} |")
+        lines.append("")
+    if "retrieval" in result:
+        r = result["retrieval"]
+        lines += ["## Retrieval (PAPERCLIP top-k%)", "",
+                  f"{r['n']} image-text pairs, {r['distinct_texts']} distinct texts; identical texts tie and ties count "
+                  "against the true pair (strict).", "",
+                  "| direction | top 1% | top 5% | top 10% | mean rank |", "|---|---:|---:|---:|---:|"]
+        for direction in ("image_to_text", "text_to_image", "random"):
+            d = r[direction]
+            lines.append(f"| {direction} | {d['top_1%']:.3f} | {d['top_5%']:.3f} | {d['top_10%']:.3f} | "
+                         f"{d['mean_rank']:.1f} |")
+        lines.append("")
+    lines.append(f"Took {result['seconds']} s.")
+    return "\n".join(lines) + "\n"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gzllava.tower.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a GZ-CLIP folder (train_clip.py output)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gz2", help="the GZ2 Kaggle sample folder (labels.csv + images/): its test side")
+    source.add_argument("--dataset", help="a gz-talk-instruct folder or Hub id")
+    parser.add_argument("--config", default="description")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--prior-split", default="train", help="split whose majority answers are the prior")
+    parser.add_argument("--max-samples", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=None, help="writes metrics.json and report.md here")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    try:
+        result = evaluate(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"gzllava.tower.evaluate: error: {str(error).strip()}", file=sys.stderr)
+        return 2
+    text = report(result)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Tower metrics on labelled galaxies: head accuracy / balanced accuracy per question, zero-shot classification
+with answer prompts, and image-text retrieval (PAPERCLIP's top-k%, via gzllava.evaluation.retrieval).
+
+The label of a galaxy for a question is the answer with the largest vote share (ties: the first answer); the
+confident subset has that share >= 0.8. Baselines: the majority prior (the training side's most common label,
+always predicted) and chance (a uniform random answer: accuracy and balanced accuracy 1/K).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dataset_builder.decision_tree import QUESTIONS
+from gzllava.evaluation.retrieval import retrieval_metrics
+
+from .questions import HeadSchema
+
+CONFIDENT = 0.8
+
+# Answer prompts for zero-shot classification (others: "<question text> <answer label>").
+PROMPTS = {
+    ("smooth-or-featured", "smooth"): "a smooth, rounded galaxy with no sign of a disk",
+    ("smooth-or-featured", "featured-or-disk"): "a galaxy with features or a disk",
+    ("smooth-or-featured", "artifact"): "a star or an image artifact, not a galaxy",
+    ("disk-edge-on", "yes"): "a disk galaxy seen edge-on",
+    ("disk-edge-on", "no"): "a disk galaxy that is not edge-on",
+    ("how-rounded", "completely"): "a completely round smooth galaxy",
+    ("how-rounded", "in-between"): "a smooth galaxy, in between round and cigar-shaped",
+    ("how-rounded", "cigar-shaped"): "a cigar-shaped smooth galaxy",
+    ("has-spiral-arms", "yes"): "a galaxy with spiral arms",
+    ("has-spiral-arms", "no"): "a galaxy without spiral arms",
+    ("bar", "yes"): "a barred galaxy",
+    ("bar", "no"): "a galaxy without a bar",
+}
+
+
+def prompt(question: str, answer: str) -> str:
+    if (question, answer) in PROMPTS:
+        return PROMPTS[(question, answer)]
+    q = QUESTIONS.get(question)
+    label = q.answer(answer).label if q is not None else answer
+    return f"{q.text if q is not None else question} {label}"
+
+
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Mean recall over the classes present in `labels`."""
+    classes = np.unique(labels)
+    return float(np.mean([np.mean(predictions[labels == c] == c) for c in classes])) if len(classes) else float("nan")
+
+
+def classification_table(scores: np.ndarray, shares: np.ndarray, reached: np.ndarray, schema: HeadSchema,
+                         prior_labels: dict[str, int] | None = None) -> dict:
+    """Per question: n, accuracy, balanced accuracy on all reached galaxies and on the confident subset, beside
+    the majority prior and chance. scores, shares: (N, A) (any monotone score per answer); reached: (N, Q)."""
+    out = {}
+    for q_index, (question, sl) in enumerate(zip(schema.questions, schema.slices())):
+        mask = reached[:, q_index]
+        if not mask.any():
+            continue
+        q_shares, q_scores = shares[mask, sl], scores[mask, sl]
+        labels, predictions = q_shares.argmax(1), q_scores.argmax(1)
+        confident = q_shares.max(1) >= CONFIDENT
+        k = len(question.answers)
+        majority = (prior_labels or {}).get(question.key, int(np.bincount(labels, minlength=k).argmax()))
+        row = {"answers": list(question.answers), "majority_answer": question.answers[majority], "chance": 1.0 / k}
+        for name, subset in (("all", np.ones_like(confident)), ("confident", confident)):
+            if not subset.any():
+                continue
+            lab, pred = labels[subset], predictions[subset]
+            row[name] = {"n": int(subset.sum()), "accuracy": float(np.mean(pred == lab)),
+                         "balanced_accuracy": balanced_accuracy(lab, pred),
+                         "majority_accuracy": float(np.mean(lab == majority)),
+                         "majority_balanced_accuracy": balanced_accuracy(lab, np.full_like(lab, majority)),
+                         "class_counts": np.bincount(lab, minlength=k).tolist()}
+        out[question.key] = row
+    return out
+
+
+def majority_labels(shares: np.ndarray, reached: np.ndarray, schema: HeadSchema) -> dict[str, int]:
+    """The most common label per question on a (training) side: the majority prior."""
+    out = {}
+    for q_index, (question, sl) in enumerate(zip(schema.questions, schema.slices())):
+        mask = reached[:, q_index]
+        if mask.any():
+            out[question.key] = int(np.bincount(shares[mask, sl].argmax(1), minlength=len(question.answers)).argmax())
+    return out
+
+
+@torch.no_grad()
+def image_features(model, pixel_batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled (N, H), image embeddings (N, D)) over an iterable of pixel_values batches."""
+    pooled, embeds = [], []
+    for pixel_values in pixel_batches:
+        p = model.vision_model(pixel_values=pixel_values).pooler_output
+        pooled.append(p)
+        embeds.append(model.visual_projection(p))
+    return torch.cat(pooled), torch.cat(embeds)
+
+
+@torch.no_grad()
+def text_features(model, tokenizer, texts: list[str], batch_size: int = 128, max_length: int = 77) -> torch.Tensor:
+    """(len(texts), D) text embeddings."""
+    out = []
+    limit = min(max_length, model.config.text_config.max_position_embeddings)
+    for start in range(0, len(texts), batch_size):
+        tokens = tokenizer(texts[start : start + batch_size], padding=True, truncation=True, max_length=limit,
+                           return_tensors="pt")
+        out.append(model.get_text_features(input_ids=tokens["input_ids"],
+                                           attention_mask=tokens["attention_mask"]).pooler_output)
+    return torch.cat(out)
+
+
+def zero_shot_scores(model, tokenizer, image_embeds: torch.Tensor, schema: HeadSchema) -> np.ndarray:
+    """(N, A) cosine similarity of each image with each answer's prompt (argmax per question = zero-shot answer)."""
+    prompts = [prompt(q.key, a) for q in schema.questions for a in q.answers]
+    text = F.normalize(text_features(model, tokenizer, prompts), dim=-1)
+    return (F.normalize(image_embeds, dim=-1) @ text.t()).numpy()
+
+
+def retrieval(image_embeds: torch.Tensor, text_embeds: torch.Tensor, texts: list[str]) -> dict:
+    """PAPERCLIP top-k% retrieval on cosine similarities. Identical texts score identically and `true_ranks`
+    counts ties against the true pair, so a galaxy whose text is shared by m others ranks at best m+1: the
+    strict reading. `distinct_texts` says how many texts differ."""
+    scores = (F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).t()).numpy()
+    result = retrieval_metrics(scores)
+    result["distinct_texts"] = len(set(texts))
+    return result

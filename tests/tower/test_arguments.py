@@ -1,0 +1,68 @@
+"""train_clip.py arguments: recipe keys, command-line overrides, clear errors before training."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from gzllava.tower.arguments import parse_arguments
+from gzllava.tower.run import prepare_training
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_RECIPE = str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml")
+
+
+def test_recipe_values_and_overrides(tmp_path):
+    tower, training = parse_arguments(["--config", TINY_RECIPE, "--output_dir", str(tmp_path), "--learning_rate", "3e-4",
+                                       "--morphology_weight", "0.5"])
+    assert training.learning_rate == 3e-4 and tower.morphology_weight == 0.5
+    assert tower.vision_layers == yaml.safe_load(open(TINY_RECIPE))["vision_layers"]
+    assert tower.recipe == TINY_RECIPE
+
+
+def test_paperclip_defaults_without_recipe(tmp_path):
+    _, training = parse_arguments(["--output_dir", str(tmp_path)])
+    assert (training.learning_rate, training.weight_decay, training.per_device_train_batch_size) == (1e-5, 1e-3, 32)
+
+
+def test_unknown_recipe_key_names_it(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({**yaml.safe_load(open(TINY_RECIPE)), "vision_layerz": 3}))
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown key\(s\) \['vision_layerz'\]"):
+        parse_arguments(["--config", str(recipe)])
+
+
+def test_cli_unknown_flag_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train_clip.py"), "--config", TINY_RECIPE,
+                             "--output_dir", str(tmp_path), "--no_such_flag", "1"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("train_clip.py: error:")]
+    assert len(errors) == 1 and "--no_such_flag" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_text_free_source_with_contrastive_loss_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="gz2_catalogue has no texts"):
+        parse_arguments(["--output_dir", str(tmp_path), "--source", "gz2_catalogue", "--contrastive_weight", "1"])
+
+
+def test_not_a_vision_tower_fails_before_training(tmp_path, tiny_args):
+    from gzllava.testing import tiny_language_model, tiny_tokenizer
+
+    llama = tmp_path / "llama"
+    tiny_language_model(len(tiny_tokenizer()), hidden_size=32, layers=1).save_pretrained(llama)
+    args = parse_arguments(tiny_args(tmp_path / "out", "--vision_model_name_or_path", str(llama),
+                                     "--text_model_name_or_path", str(llama)))
+    with pytest.raises(ValueError, match=r"vision_model_name_or_path .*llama.* is a 'llama' checkpoint, not a vision tower"):
+        prepare_training(*args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_dataset_config_is_named(tmp_path, tiny_args):
+    args = parse_arguments(tiny_args(tmp_path / "out", "--dataset_config", "conversation"))
+    with pytest.raises(ValueError, match=r"no config 'conversation'"):
+        prepare_training(*args)

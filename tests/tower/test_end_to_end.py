@@ -1,0 +1,83 @@
+"""Tiny GZ-CLIP runs: train -> Hub folder -> zero-shot pipeline -> compose_gzllava / train_sft's tower loader."""
+
+import json
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, pipeline
+
+from gzllava.compose import compose_gzllava, load_vision_tower
+from gzllava.testing import tiny_language_model, tiny_tokenizer
+from gzllava.tower.arguments import parse_arguments
+from gzllava.tower.model import load_tower, tiny_wordpiece_tokenizer
+from gzllava.tower.run import prepare_training, run_training, save_trained_model, train
+
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tiny_args, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-clip")
+    return run_training(*parse_arguments(tiny_args(out)))
+
+
+def test_folder_is_hub_ready(clip_folder):
+    names = {p.name for p in clip_folder.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "morphology_head.safetensors", "morphology_head.json",
+            "tokenizer.json"} <= names
+    card = (clip_folder / "README.md").read_text()
+    assert "pipeline_tag: zero-shot-image-classification" in card and "## Training curve" in card
+    summary = json.loads((clip_folder / "training_summary.json").read_text())
+    assert summary["train_galaxies"] > 0 and "train_loss" in summary["metrics"]
+
+
+def test_zero_shot_pipeline_and_head(clip_folder, synthetic_build):
+    import datasets
+
+    image = datasets.load_dataset(str(synthetic_build), "description", split="train")[0]["image"]
+    labels = ["a smooth galaxy", "a disk galaxy", "an edge-on disk"]
+    result = pipeline("zero-shot-image-classification", model=str(clip_folder))(image, candidate_labels=labels)
+    assert sorted(r["label"] for r in result) == sorted(labels)
+    assert sum(r["score"] for r in result) == pytest.approx(1.0, abs=1e-4)
+    model, processor, head, schema = load_tower(clip_folder)
+    pixel_values = processor(images=image, return_tensors="pt")["pixel_values"]
+    assert pixel_values.shape[-1] == model.config.vision_config.image_size
+    logits = head(model.vision_model(pixel_values=pixel_values).pooler_output)
+    assert logits.shape == (1, schema.num_answers)
+
+
+def test_tower_plugs_into_gzllava(clip_folder):
+    tower = load_vision_tower(str(clip_folder))
+    assert type(tower).__name__ == "CLIPVisionModel"
+    tokenizer = tiny_tokenizer()
+    model, processor = compose_gzllava(str(clip_folder), tiny_language_model(len(tokenizer) + 2, hidden_size=32,
+                                                                             layers=1), tokenizer=tokenizer)
+    saved = json.loads((clip_folder / "processor_config.json").read_text())["image_processor"]
+    # the tower's own preprocessing (galaxy mean/std, resize + crop), not CLIP's defaults
+    assert list(processor.image_processor.image_mean) == pytest.approx(saved["image_mean"])
+    trained = load_tower(clip_folder)[0].vision_model.state_dict()
+    for key, value in model.model.vision_tower.state_dict().items():
+        assert torch.equal(value, trained[key])
+
+
+def test_dual_encoder_with_locked_text_tower(synthetic_build, tiny_args, tmp_path):
+    tokenizer = tiny_wordpiece_tokenizer()
+    bert = tmp_path / "bert"
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(bert)
+    tokenizer.save_pretrained(bert)
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--text_model_name_or_path",
+                                                      str(bert), "--lock_text_tower", "true")))
+    dual = run.model.dual_encoder
+    before_text = {k: v.clone() for k, v in dual.text_model.state_dict().items()}
+    before_vision = {k: v.clone() for k, v in dual.vision_model.state_dict().items()}
+    train(run)
+    assert all(torch.equal(v, dual.text_model.state_dict()[k]) for k, v in before_text.items())
+    assert any(not torch.equal(v, dual.vision_model.state_dict()[k]) for k, v in before_vision.items())
+    folder = save_trained_model(run)
+    import gzllava.tower  # noqa: F401  (registers the dual encoder for the zero-shot pipeline)
+    import datasets
+
+    image = datasets.load_dataset(str(synthetic_build), "description", split="train")[0]["image"]
+    result = pipeline("zero-shot-image-classification", model=str(folder))(image, candidate_labels=["smooth", "disk"])
+    assert len(result) == 2
+    assert type(load_vision_tower(str(folder))).__name__ == "CLIPVisionModel"
