@@ -24,9 +24,13 @@ def to_llava_config(config: GZLlavaConfig) -> LlavaConfig:
             "A GZ-LLaVA with projector_type='resampler' has no llava-hf equivalent; only 'linear' and 'mlp2x_gelu' "
             "projectors export to LlavaForConditionalGeneration."
         )
+    text_config = config.text_config.to_dict()
+    # A language model read from a GGUF file (`gguf_file=`) is dequantised on load but keeps
+    # quantization_config {"quant_method": "gguf"}: the saved float weights are not quantised.
+    text_config.pop("quantization_config", None)
     return LlavaConfig(
         vision_config=config.vision_config.to_dict(),
-        text_config=config.text_config.to_dict(),
+        text_config=text_config,
         image_token_index=config.image_token_id,
         image_seq_length=config.image_seq_length,
         projector_hidden_act="linear" if config.projector_type == "linear" else config.projector_hidden_act,
