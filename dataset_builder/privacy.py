@@ -49,8 +49,9 @@ _OBFUSCATED_EMAIL = re.compile(
     re.I,
 )
 # "@name", "@name's": Talk logins are letters, digits, "_", "-" and ".".
-# Not "@article{key," (a BibTeX entry, as in the card's citation).
-_MENTION = re.compile(r"(?<![\w@])@\w+(?:[.-]\w+)*(?![\w{])(?:['\u2019]s\b)?")
+# Not "@article{key," (a BibTeX entry, as in the card's citation), nor the host after a redacted
+# "http://***@" (redact_secrets).
+_MENTION = re.compile(r"(?<![\w@*])@\w+(?:[.-]\w+)*(?![\w{])(?:['\u2019]s\b)?")
 # "@ SpacedUser": a mention with a space; only a login-like word (a capital, digit or "_"), so that
 # "look @ the arm" keeps its words.
 _SPACED_MENTION = re.compile(r"(?<![\w@])@[ \t]+(?=[\w.-]*[A-Z0-9_])[A-Za-z][\w.-]*(?:['\u2019]s\b)?")
