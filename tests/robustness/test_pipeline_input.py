@@ -120,6 +120,23 @@ def test_saved_folder_pads_on_the_left(saved):
     assert json.loads((saved / "tokenizer_config.json").read_text())["padding_side"] == "left"
 
 
+def test_training_collator_still_pads_on_the_right_with_a_saved_processor(saved):
+    from transformers import AutoProcessor
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    processor = AutoProcessor.from_pretrained(saved)
+    assert processor.tokenizer.padding_side == "left"
+    collator = DataCollatorForVisionLanguageModeling(processor=processor, assistant_only_loss=True)
+    examples = [{"images": [toy_galaxy(seed)], "messages": [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "No bar."}]}]}
+        for seed, question in enumerate(QUESTIONS[:2])]
+    batch = collator(examples)
+    mask = batch["attention_mask"]
+    assert mask[:, 0].all() and not mask[:, -1].all()  # TRL asks for right padding in each call; the saved side is not used
+    assert (batch["labels"][mask == 0] == -100).all()
+
+
 def test_batched_pipeline_answers_equal_one_by_one_answers(saved):
     chat = pipeline("image-text-to-text", model=str(saved))
     chats = [[{"role": "user", "content": [{"type": "image", "image": toy_galaxy(seed)}, {"type": "text", "text": q}]}]
