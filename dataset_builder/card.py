@@ -26,7 +26,7 @@ TALK_LICENCE_NOTE = (
     "[Zooniverse User Agreement](https://www.zooniverse.org/privacy); they are **not** released under an "
     "open licence by this builder, so the card says `license: other`. Ask the Galaxy Zoo / Zooniverse team "
     "before publishing a Talk-derived build outside your organisation. Volunteer identities (user ids, "
-    "logins) are dropped at ingest; @mentions, e-mail addresses, signatures, names, phone numbers, profile "
+    "logins) are dropped at ingest; mentions of volunteers, e-mail addresses, signatures, names, phone numbers, profile "
     "URLs and links are removed by the cleaner and from generated summaries, and a last pass removes them, "
     "and the export's logins and user ids, from every file of the build. The Galaxy Zoo vote "
     "catalogues (GZ2, GZ DECaLS) are published openly with their papers (the GZ DECaLS catalogue on Zenodo "

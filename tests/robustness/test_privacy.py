@@ -240,3 +240,11 @@ def test_identities_are_read_from_the_export_columns_only(tmp_path):
     found = identities_from_export(talk)
     assert {"drhubblefan", "alice_w", "spaceduser", "carol1984", "jane", "smith", "1234500"} <= found
     assert not any(re.search(r"ring|spiral|notes|subject", i) for i in found)  # not the comments or boards
+
+
+def test_the_builders_own_card_texts_pass_the_final_pass_unchanged():
+    """The last pass must not eat the card's own words ("@article{" in BibTeX, the licence note)."""
+    from dataset_builder.card import CITATION, CONFIG_DESCRIPTIONS, SYNTHETIC_LICENCE_NOTE, TALK_LICENCE_NOTE
+
+    for text in (TALK_LICENCE_NOTE, SYNTHETIC_LICENCE_NOTE, *CONFIG_DESCRIPTIONS.values(), *CITATION.split("\n")):
+        assert scrub_identities(text) == text, text
