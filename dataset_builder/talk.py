@@ -132,7 +132,8 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """Objects of a JSON array (streamed with raw_decode, 1 MiB at a time) or of JSON lines.
 
     A broken record is skipped on its own: reading resumes at the next `, {` from which an object with
-    the export's keys decodes, and the broken stretch is one malformed row. When no record can be
+    the export's keys decodes, and the broken stretch is one malformed row per record in it (counted by
+    its `}, {` boundaries). When no record can be
     found after a broken stretch that holds more than one record, TalkExportError says how much of
     the file was not read; a broken LAST record (a truncated file) is one malformed row.
     """
@@ -218,9 +219,13 @@ def _iter_json_array(f, path: Path, buf: str, pos: int) -> Iterator[tuple[int, A
             search = m.end()
         where = consumed + broken_at
         if resume is not None:
-            n += 1
-            yield n, None, (f"invalid JSON at character {consumed + error.pos} ({error.msg}); the record at "
-                            f"characters {where}-{consumed + resume} was skipped, reading resumed at the next record")
+            # Records in the skipped stretch: one per "}, {" boundary in it, plus the first.
+            count = 1 + sum(1 for _ in _OBJECT_BOUNDARY.finditer(buf, broken_at, resume - 1))
+            for k in range(count):
+                n += 1
+                which = "the record" if count == 1 else f"record {k + 1} of {count} in the stretch"
+                yield n, None, (f"invalid JSON at character {consumed + error.pos} ({error.msg}); {which} at "
+                                f"characters {where}-{consumed + resume} was skipped, reading resumed at the next record")
             pos = resume
             continue
         rest = len(buf) - broken_at

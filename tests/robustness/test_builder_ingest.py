@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,16 +72,22 @@ def test_json_array_with_one_malformed_record_loses_only_that_record(tmp_path):
     assert comment_ids(subjects) == expected  # the 41 others, all of them
 
 
-def test_json_array_that_cannot_be_recovered_is_a_named_error_saying_how_much_was_lost(tmp_path):
-    rows = records()
-    text = json.dumps(rows[:5])[:-1] + ", " + "{not json at all} " * 200 + ", ".join(json.dumps(r) for r in rows[5:8])
-    text = text.replace('{"board_id"', '{"board_id" ', 3).replace('"comment_body": "', '"comment_body": ', 8)
+def test_json_array_that_cannot_be_recovered_is_a_named_error_saying_how_much_was_lost(tmp_path, capsys):
+    rows = records(12)
+    # 4 good records, then records whose bodies lost their opening quote: no object after them decodes
+    broken = [json.dumps(r).replace('"comment_body": "', '"comment_body": ') for r in rows[4:]]
     path = tmp_path / "comments.json"
-    path.write_text(text)
+    path.write_text("[" + ", ".join([json.dumps(r) for r in rows[:4]] + broken) + "]")
     with pytest.raises(TalkExportError) as caught:
         list(read_talk_export(path))
     message = str(caught.value)
-    assert str(path) in message and "could not be read" in message and "% of the file" in message
+    assert str(path) in message and "after record 4" in message and "could not be read" in message
+    assert re.search(r"the remaining [\d,]+ characters \(\d+% of the file\)", message)
+    # the command line: exit 2, that one line, no build (before: exit 0 and "reconciled": true on 4 records)
+    code = main(["-q", "build", "--talk", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and [line for line in err.splitlines() if line] == [f"error: {message}"]
+    assert not (tmp_path / "out" / "build_stats.json").exists()
 
 
 def test_truncated_json_array_rejects_only_the_cut_record(tmp_path):
@@ -179,3 +186,18 @@ def test_summariser_http_401_is_a_named_error_exit_2(tmp_path, capsys):
     assert "Traceback" not in err and len(errors) == 1
     assert "HTTP 401" in errors[0] and f"127.0.0.1:{server.server_address[1]}/v1/chat/completions" in errors[0]
     assert "hunter2" not in err and "volunteer" not in err  # the credentials are not echoed
+
+
+def test_json_array_with_several_broken_records_in_a_row_counts_each(tmp_path):
+    rows = records(12)
+    items = [json.dumps(r) for r in rows]
+    for i in (4, 5, 6):  # three consecutive records lose the opening quote of their body
+        items[i] = items[i].replace('"comment_body": "', '"comment_body": ')
+    path = tmp_path / "comments.json"
+    path.write_text("[" + ", ".join(items) + "]")
+    items_read = list(read_talk_export(path))
+    rejects = [i for i in items_read if isinstance(i, Reject)]
+    assert len(items_read) == 12 and len(rejects) == 3
+    assert all("of 3 in the stretch" in r.reason for r in rejects)
+    assert {i.comment_id for i in items_read if isinstance(i, Comment)} == {
+        str(r["comment_id"]) for k, r in enumerate(rows) if k not in (4, 5, 6)}
