@@ -491,7 +491,9 @@ def load_answer_counts(dataset: str, config: str, split: str = "train") -> Count
     """
     import datasets
 
-    from dataset_builder.decision_tree import majority_answer, reachable_questions
+    from dataset_builder.decision_tree import majority_answer
+
+    from .morphology import majority_path
 
     try:
         table = datasets.load_dataset(dataset, config, split=split)
@@ -512,7 +514,7 @@ def load_answer_counts(dataset: str, config: str, split: str = "train") -> Count
             votes = clean_votes(votes)
         except KeyError:
             continue
-        for q in reachable_questions(votes):
+        for q in majority_path(votes):
             majority = majority_answer(q, votes)
             if majority is not None:
                 counts[(q.key, majority[0])] += 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset_builder.decision_tree import QUESTIONS, majority_answer, reachable_questions
+from dataset_builder.decision_tree import QUESTIONS, ROOT, majority_answer, topological_order
 
 from .datasets import EvalSample
 
@@ -48,11 +48,48 @@ def _fractions(question_key: str, votes: dict[str, float]) -> tuple[float, ...] 
     return tuple(float(v) for v in values)
 
 
+def _descendants(key: str | None) -> set[str]:
+    """`key` and every question that can follow it."""
+    seen: set[str] = set()
+    stack = [key]
+    while stack:
+        current = stack.pop()
+        if current is None or current in seen:
+            continue
+        seen.add(current)
+        stack += [QUESTIONS[current].next_question(a.key) for a in QUESTIONS[current].answers]
+    return seen
+
+
+def majority_path(votes: dict[str, float]):
+    """The questions a classification following the vote-majority answers is asked, from the root.
+
+    Where a question has no votes (a catalogue without its columns, e.g. GZ2 Kaggle extracts without bar and
+    spiral questions) and its next question depends on the answer, the walk goes on at the first question
+    that every branch reaches (bar -> has-spiral-arms -> ... all reach merging): it is asked either way.
+    """
+    path = []
+    key: str | None = ROOT
+    order = topological_order()
+    while key is not None and key not in {q.key for q in path}:
+        question = QUESTIONS[key]
+        path.append(question)
+        majority = majority_answer(question, votes)
+        if majority is not None:
+            key = question.next_question(majority[0])
+            continue
+        targets = {question.next_question(a.key) for a in question.answers} - {None}
+        common = set.intersection(*(_descendants(t) for t in targets)) if targets else set()
+        key = min(common, key=order.index) if common else None
+    return path
+
+
 def morphology_items(samples: Sequence[EvalSample]) -> list[MorphologyItem]:
     """The (image, question, target) items of a set.
 
     Rows that carry their own question (config decision_tree) are the items. Otherwise every
-    expert label is one; otherwise every question the vote-majority path reaches with a majority.
+    expert label is one; otherwise every question the vote-majority path (`majority_path`) reaches with a
+    majority.
     """
     items: list[MorphologyItem] = []
     explicit = any(s.question for s in samples)
@@ -65,7 +102,7 @@ def morphology_items(samples: Sequence[EvalSample]) -> list[MorphologyItem]:
             for question, answer in sample.expert.items():
                 items.append(MorphologyItem(index, question, answer, _fractions(question, sample.votes), "expert", None))
         elif sample.votes:
-            for question in reachable_questions(sample.votes):
+            for question in majority_path(sample.votes):
                 majority = majority_answer(question, sample.votes)
                 if majority is not None:
                     items.append(MorphologyItem(index, question.key, majority[0],
@@ -111,7 +148,8 @@ def confident_metrics(items: Sequence["MorphologyItem"], predictions: Sequence[s
     chosen = [(item.answer, p) for item, p in zip(items, predictions) if is_confident(item)]
     targets = [t for t, _ in chosen]
     chosen_predictions = [p for _, p in chosen]
-    return {"n": len(chosen), "min_share": CONFIDENT_SHARE, "accuracy": accuracy(targets, chosen_predictions),
+    return {"n": len(chosen), "answers_present": len(set(targets)), "min_share": CONFIDENT_SHARE,
+            "accuracy": accuracy(targets, chosen_predictions),
             "balanced_accuracy": balanced_accuracy(targets, chosen_predictions)}
 
 
@@ -187,6 +225,7 @@ def question_metrics(question_key: str, items: Sequence[MorphologyItem], predict
         "n": len(items),
         "accuracy": accuracy(targets, predictions),
         "balanced_accuracy": balanced_accuracy(targets, predictions),
+        "answers_present": len(set(targets)),  # what balanced accuracy averages over
         "macro_f1": macro_f1(targets, predictions),
         "confident": confident_metrics(items, predictions),
         "unparsed": int(sum(p is None for p in predictions)),
@@ -240,9 +279,11 @@ def random_baseline(question_key: str, items: Sequence[MorphologyItem], draws: i
         "n": len(items),
         "accuracy": 1.0 / k,
         "balanced_accuracy": 1.0 / k,
+        "answers_present": len(set(targets)),
         "macro_f1": float(np.mean(f1s)),
-        "confident": {"n": sum(is_confident(item) for item in items), "min_share": CONFIDENT_SHARE,
-                      "accuracy": 1.0 / k, "balanced_accuracy": 1.0 / k},
+        "confident": {"n": sum(is_confident(item) for item in items),
+                      "answers_present": len({item.answer for item in items if is_confident(item)}),
+                      "min_share": CONFIDENT_SHARE, "accuracy": 1.0 / k, "balanced_accuracy": 1.0 / k},
         "brier": brier_score(np.full((len(items), k), 1.0 / k), observed),
     }
 

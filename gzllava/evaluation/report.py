@@ -206,7 +206,9 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
                   f"the {'training split' if _majority_source(metrics) == 'train' else 'evaluation set'}.", ""]
     questions = list(series[0][1]["per_question"])
     lines += ["### Per question, every item (accuracy / balanced accuracy / macro-F1)", "",
-              "| question | n | " + " | ".join(label for label, _ in series) + " |",
+              "Balanced accuracy is the mean recall over the answers present among the targets (their number in "
+              "brackets): with one answer present, always giving it scores 1.", "",
+              "| question | n (answers) | " + " | ".join(label for label, _ in series) + " |",
               "|---|---|" + "---|" * len(series)]
     for q in questions:
         cells = []
@@ -214,13 +216,13 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
             m = data["per_question"].get(q, {})
             cells.append(f"{_fmt(m.get('accuracy'), 2)} / {_fmt(m.get('balanced_accuracy'), 2)} / "
                          f"{_fmt(m.get('macro_f1'), 2)}")
-        n = series[0][1]["per_question"][q]["n"]
-        lines.append(f"| {q} | {n} | " + " | ".join(cells) + " |")
+        first = series[0][1]["per_question"][q]
+        lines.append(f"| {q} | {_count(first)} | " + " | ".join(cells) + " |")
     confident = {q: (series[0][1]["per_question"][q].get("confident") or {}) for q in questions}
     if any(c.get("n") for c in confident.values()):
         share = next(c["min_share"] for c in confident.values() if c.get("n"))
         lines += ["", f"### Per question, confident items (vote-majority share >= {share:g}; accuracy / balanced "
-                  "accuracy)", "", "| question | n | " + " | ".join(label for label, _ in series) + " |",
+                  "accuracy)", "", "| question | n (answers) | " + " | ".join(label for label, _ in series) + " |",
                   "|---|---|" + "---|" * len(series)]
         for q in questions:
             cells = []
@@ -228,11 +230,17 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
                 c = data["per_question"].get(q, {}).get("confident") or {}
                 cells.append(f"{_fmt(c.get('accuracy'), 2)} / {_fmt(c.get('balanced_accuracy'), 2)}" if c.get("n")
                              else "–")
-            lines.append(f"| {q} | {confident[q].get('n', 0)} | " + " | ".join(cells) + " |")
+            lines.append(f"| {q} | {_count(confident[q])} | " + " | ".join(cells) + " |")
     for key in ("accuracy", "confusion_generation", "confusion_likelihood", "reliability"):
         if plots.get(key):
             lines += ["", f"![{key}]({PLOTS_DIR}/{plots[key].name})"]
     return lines + [""]
+
+
+def _count(metrics: dict) -> str:
+    """`n (answers present)`, or `n` for metrics written before answers were counted."""
+    n = metrics.get("n", 0)
+    return f"{n} ({metrics['answers_present']})" if "answers_present" in metrics else str(n)
 
 
 def _majority_source(metrics: dict) -> str:

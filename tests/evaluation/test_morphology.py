@@ -10,7 +10,7 @@ import pytest
 from gzllava.evaluation.datasets import EvalSample
 from gzllava.evaluation.morphology import (
     CONFIDENT_SHARE, MorphologyItem, accuracy, balanced_accuracy, brier_score, confusion_matrix, is_confident,
-    macro_f1, majority_baseline, majority_share, morphology_items, question_metrics, random_baseline, reliability,
+    macro_f1, majority_baseline, majority_path, majority_share, morphology_items, question_metrics, random_baseline, reliability,
     summarise,
 )
 from PIL import Image
@@ -113,7 +113,8 @@ def test_confident_subset_is_the_items_whose_majority_has_at_least_80_percent():
     assert majority_share(_item("yes", (0.45, 0.05))) == pytest.approx(0.9)  # shares of those who answered
     m = question_metrics("bar", items, ["yes", "yes", "no", "no"])
     assert m["n"] == 4 and m["accuracy"] == 0.5 and m["balanced_accuracy"] == 0.5
-    assert m["confident"] == {"n": 2, "min_share": CONFIDENT_SHARE, "accuracy": 0.5, "balanced_accuracy": 0.5}
+    assert m["confident"] == {"n": 2, "answers_present": 2, "min_share": CONFIDENT_SHARE, "accuracy": 0.5,
+                              "balanced_accuracy": 0.5}
     chance = random_baseline("bar", items)
     assert chance["balanced_accuracy"] == 0.5 and chance["confident"]["n"] == 2
     prior = majority_baseline("bar", items, Counter({("bar", "no"): 5, ("bar", "yes"): 1}))
@@ -137,3 +138,15 @@ def test_items_come_from_rows_then_expert_labels_then_votes():
     assert [(i.question, i.answer, i.target_source) for i in expert] == [("bar", "yes", "expert")]
     derived = morphology_items([_sample(votes=votes)])
     assert [(i.question, i.answer) for i in derived] == [("smooth-or-featured", "smooth"), ("how-rounded", "completely")]
+
+
+def test_majority_path_goes_on_where_every_branch_rejoins_when_a_question_has_no_votes():
+    # GZ2 Kaggle extracts lack bar and spiral questions: a face-on disk is still asked about mergers and odd features
+    votes = {"smooth-or-featured_smooth_fraction": 0.2, "smooth-or-featured_featured-or-disk_fraction": 0.8,
+             "smooth-or-featured_artifact_fraction": 0.0, "disk-edge-on_yes_fraction": 0.1,
+             "disk-edge-on_no_fraction": 0.9, "merging_neither_fraction": 0.9, "merging_merger_fraction": 0.1}
+    assert [q.key for q in majority_path(votes)] == [
+        "smooth-or-featured", "disk-edge-on", "bar", "has-spiral-arms", "bulge-size", "merging", "odd-feature"]
+    items = morphology_items([_sample(votes=votes)])
+    assert [(i.question, i.answer) for i in items] == [
+        ("smooth-or-featured", "featured-or-disk"), ("disk-edge-on", "no"), ("merging", "neither")]
