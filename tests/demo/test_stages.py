@@ -1,0 +1,181 @@
+"""The demo's and the real-galaxy recipe's orchestration: stages skip when done, fail in one line, wire outputs to
+inputs; the recipes parse with the trainers' own parsers; the mixed training set holds only train rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gzllava import demo, real_recipe
+from gzllava.recipe_report import real_table, synthetic_table
+from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stage, run_stages, timing_table
+
+
+def _script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "child.py"
+    path.write_text(body)
+    return str(path)
+
+
+def test_stage_runs_logs_and_is_skipped_once_done(tmp_path):
+    done = tmp_path / "out" / "final" / "config.json"
+    child = _script(tmp_path, (
+        "import sys, pathlib\n"
+        "for i in range(1, 4):\n"
+        "    sys.stderr.write(f'\\r {i}/3 [00:0{i}<00:00]')\n"
+        "print('training log line')\n"
+        f"p = pathlib.Path({str(done)!r}); p.parent.mkdir(parents=True); p.write_text('{{}}')\n"))
+    stage = run_stage(Stage("train", [child], done, "a model"), tmp_path / "logs", show_progress=False)
+    log = (tmp_path / "logs" / "train.log").read_text()
+    assert "training log line" in log and "3/3 [" in log
+    assert stage.seconds is not None and not stage.skipped
+    again = run_stage(Stage("train", [child, "--never-run"], done), tmp_path / "logs", show_progress=False)
+    assert again.skipped and again.seconds is None
+    assert "done earlier" in timing_table([again])
+
+
+def test_failed_stage_is_one_line_naming_stage_exit_code_error_and_log(tmp_path):
+    child = _script(tmp_path, "import sys\nprint('step 1')\nprint('ValueError: --images x: no such folder')\n"
+                              "print('exiting')\nsys.exit(2)\n")
+    later = Stage("later", [child], tmp_path / "later.json")
+    with pytest.raises(StageError) as caught:
+        run_stages([Stage("build", [child], tmp_path / "never.json"), later], tmp_path / "logs", show_progress=False)
+    message = str(caught.value)
+    assert caught.value.exit_code == 2 and "\n" not in message
+    assert "stage build failed (exit 2)" in message and "--images x: no such folder" in message
+    assert str(tmp_path / "logs" / "build.log") in message
+    assert later.seconds is None  # the stages after a failure do not run
+
+
+def test_stage_that_exits_0_without_its_output_is_an_error(tmp_path):
+    child = _script(tmp_path, "print('nothing written')\n")
+    with pytest.raises(StageError, match="exited 0 but did not write"):
+        run_stage(Stage("tower", [child], tmp_path / "final" / "config.json"), tmp_path / "logs", show_progress=False)
+
+
+def test_demo_stages_chain_tower_align_instruct_and_evaluate_on_test(tmp_path):
+    real = tmp_path / "shared"
+    (real / "gz2_kaggle_5000").mkdir(parents=True)
+    (real / "gz2_kaggle_5000" / "labels.csv").write_text("GalaxyID\n")
+    args = demo.parse_args(["--out", str(tmp_path / "out"), "--data", str(tmp_path / "data"), "--real-data", str(real)])
+    stages = {s.name: s for s in demo.demo_stages(args)}
+    assert list(stages) == ["build", "tower", "align", "instruct", "eval", "eval-base", "sim2real"]
+    option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
+    assert stages["tower"].command[0] == "train_clip.py"
+    assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
+    assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
+    assert option(stages["eval"], "--model") == str(stages["instruct"].done.parent)
+    assert option(stages["eval-base"], "--model") == str(stages["align"].done.parent)
+    assert option(stages["sim2real"], "--split") == "test" and option(stages["eval"], "--split") == "test"
+    without_real = demo.parse_args(["--out", str(tmp_path / "out"), "--real-data", str(tmp_path / "absent")])
+    assert "sim2real" not in [s.name for s in demo.demo_stages(without_real)]
+
+
+def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
+    args = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path),
+                                   "--align-args", "--max_steps 3", "--lm", str(tmp_path / "lm")])
+    args.lm = tmp_path / "lm"
+    stages = {s.name: s for s in real_recipe.recipe_stages(args)}
+    assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "tower", "align", "instruct", "eval-gz2",
+                            "eval-gz1", "eval-synthetic"]
+    option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
+    assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
+    assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
+    assert stages["align"].command[-2:] == ["--max_steps", "3"]
+    assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
+    for name in ("eval-gz2", "eval-gz1", "eval-synthetic"):
+        assert option(stages[name], "--model") == str(stages["instruct"].done.parent)
+        assert option(stages[name], "--split") == "test"
+    reused = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--tower", str(tmp_path / "t"), "--no-gz1",
+                                     "--synthetic", "0"])
+    reused.lm = tmp_path / "lm"
+    names = [s.name for s in real_recipe.recipe_stages(reused)]
+    assert "tower" not in names and "build-gz1" not in names and "eval-synthetic" not in names
+
+
+def test_real_recipe_without_data_is_one_line_exit_2(tmp_path, capsys):
+    code = real_recipe.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "missing input" in lines[0] and "gz2_kaggle_5000/labels.csv" in lines[0]
+    assert not (tmp_path / "out" / "smollm2-135m").exists()  # nothing ran before the check
+
+
+@pytest.mark.parametrize("recipe", ["recipes/real_cpu_align.yaml", "recipes/real_cpu_instruct.yaml",
+                                    "recipes/tiny_cpu_tower_align.yaml"])
+def test_recipes_parse_with_train_sft(recipe):
+    from gzllava.training import parse_arguments
+
+    script_args, training_args, model_args, gz_args = parse_arguments(["--config", str(REPO_ROOT / recipe)])
+    assert gz_args.stage in ("align", "instruct")
+    assert training_args.use_cpu
+    if gz_args.stage == "align":
+        assert gz_args.vision_model_name_or_path and gz_args.text_model_name_or_path
+        assert not gz_args.image_standardization  # a trained tower keeps its own processor's normalisation
+
+
+def test_real_tower_recipe_parses_with_train_clip():
+    from gzllava.tower.arguments import parse_arguments
+
+    parsed = parse_arguments(["--config", str(REPO_ROOT / "recipes/real_cpu_tower.yaml")])
+    assert any(getattr(part, "source", None) == "gz2_catalogue" for part in parsed)
+
+
+def _build(out: Path, prefix: str, n_train: int, n_test: int) -> Path:
+    """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images."""
+    import numpy as np
+    from datasets import Dataset, Features, Image, Value
+    from PIL import Image as PILImage
+
+    features = Features({"id": Value("string"), "subject_id": Value("string"), "image": Image(),
+                         "source": Value("string")})
+    yaml = []
+    for config in ("description", "decision_tree"):
+        for split, n in (("train", n_train), ("test", n_test)):
+            rows = {"id": [f"{prefix}-{config}-{split}-{i}" for i in range(n)],
+                    "subject_id": [f"{prefix}{i}" for i in range(n)],
+                    "image": [PILImage.fromarray(np.full((32, 32, 3), i, np.uint8)) for i in range(n)],
+                    "source": [prefix] * n}
+            (out / "data" / config).mkdir(parents=True, exist_ok=True)
+            Dataset.from_dict(rows, features=features).to_parquet(str(out / "data" / config / f"{split}-0.parquet"))
+        yaml.append(f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
+                    f"\n  - split: test\n    path: data/{config}/test-*.parquet")
+    (out / "README.md").write_text("---\nconfigs:\n" + "\n".join(yaml) + "\n---\n")
+    return out
+
+
+def test_mix_builds_takes_only_train_rows_capped_per_source(tmp_path):
+    from datasets import load_dataset
+
+    first, second = _build(tmp_path / "a", "a", 12, 4), _build(tmp_path / "b", "b", 9, 3)
+    mixed = real_recipe.mix_builds({"a": first, "b": second}, tmp_path / "mixed", {"a": None, "b": 5})
+    for config in ("description", "decision_tree"):
+        rows = load_dataset(str(mixed), config, split="train")
+        a_train = load_dataset(str(first), config, split="train")
+        a_test = load_dataset(str(first), config, split="test")
+        assert len(rows) == len(a_train) + min(5, len(load_dataset(str(second), config, split="train")))
+        assert not set(rows["id"]) & set(a_test["id"])
+        assert set(a_train["id"]) <= set(rows["id"])
+        assert rows[0]["image"].size == (32, 32)  # image bytes travel with the rows
+    assert "rows per source" in (mixed / "README.md").read_text()
+
+
+def _metrics(accuracy: float) -> dict:
+    figures = {"n": 10, "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1,
+               "confident": {"n": 4, "accuracy": accuracy + 0.05, "balanced_accuracy": accuracy}}
+    route = {"per_question": {"smooth-or-featured": figures},
+             "overall": {"n": 10, "accuracy": accuracy, "mean_balanced_accuracy": accuracy - 0.1,
+                         "confident": {"n": 4, "accuracy": accuracy, "mean_balanced_accuracy": accuracy}}}
+    return {"models": {"model": {"morphology": {"likelihood": route, "generation": route}}},
+            "baselines": {"majority": route, "random": route}}
+
+
+def test_tables_show_the_figures_they_are_given():
+    table = synthetic_table(_metrics(0.9), _metrics(0.3), {"smooth-or-featured": 0.86, "all": 0.76}, "frozen")
+    assert "| smooth-or-featured | 10 | 0.90 | 0.90 | 0.30 | 0.86 |" in table
+    assert "| **all** | 10 | **0.90** | 0.90 | 0.30 | 0.76 |" in table
+    real = real_table(_metrics(0.9))
+    assert "| smooth-or-featured | 10 | 0.90 | 0.80 | 0.80 | 4 | 0.95 | 0.90 | 0.90 |" in real
+    json.dumps(_metrics(0.5))  # the layout is plain JSON, as metrics.json is
