@@ -33,6 +33,7 @@ WARN = "⚠️ "
 TREE_TITLE = "Galaxy Zoo decision tree"
 IMAGE_TYPES = ["image", ".fits", ".fit", ".fts", ".fz", ".fits.gz"]
 AUDIO_TYPES = ["audio", ".wav", ".mp3", ".ogg", ".flac", ".webm", ".m4a"]
+SHOWN_CHARS = 300  # longer questions are shown cut in the chat
 MAX_FILE_SIZE = "50mb"  # uploads above this are refused by gradio before they reach a handler
 
 
@@ -174,7 +175,9 @@ class ChatHandlers:
                 return
             history.append({"role": "user", "content": MIC + text})
         elif text or not image_path:
-            history.append({"role": "user", "content": text or "(empty question)"})
+            if text:  # an overlong question is shown cut (it is refused below anyway)
+                shown = text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
+                history.append({"role": "user", "content": shown})
         else:
             text = DEFAULT_PROMPT  # an image alone: the model describes it
             history.append({"role": "user", "content": text})
@@ -196,6 +199,11 @@ class ChatHandlers:
                              and any(b["type"] == "text" for b in _blocks(m))), default=None)
         if last_question is None:
             history.append(_warn("Nothing to regenerate yet: ask a question first."))
+            yield history
+            return
+        if any(m["role"] == "assistant" and any(b["type"] == "text" and b["text"].startswith(WARN) for b in _blocks(m))
+               for m in history[last_question + 1:]):
+            history.append(_warn("The last question was not answered (see the message above): ask it again."))
             yield history
             return
         history = history[: last_question + 1]

@@ -86,8 +86,13 @@ def test_empty_and_overlong_questions(handlers, galaxy_png):
     assert "The question is empty" in empty[-1]["content"]
     long = run(handlers.respond, {"text": "why " * 5000, "files": []}, history)
     assert "19,999 characters long; the limit is 2,000" in long[-1]["content"]
-    # neither failed question reaches the model's context
+    assert long[-2]["content"].endswith("… (19,999 characters)") and len(long[-2]["content"]) < 400  # shown cut
+    # neither failed question reaches the model's context, and regenerate does not re-ask it
     assert history_to_conversation(long).turns == history_to_conversation(history).turns
+    again = run(handlers.regenerate, long)
+    assert "The last question was not answered" in again[-1]["content"]
+    answered = run(handlers.regenerate, history, 0.0, 1.0, 4)
+    assert answered[-1]["content"] == history[-1]["content"]  # greedy: the same answer again
 
 
 def test_question_without_any_image(handlers):
