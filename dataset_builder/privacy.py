@@ -78,8 +78,9 @@ _PHONE = re.compile(
     r"(?<![\w.+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w]|[.-]\d)"
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DIGIT_PAIR = re.compile(r"\d\d")
-_CLOSING_WORDS = ("cheers", "regards", "best", "thank", "yours", "sincerely", "signed")
+_SEVEN_DIGITS = re.compile(r"\d(?:[ ()+.-]{0,2}\d){6}")  # cheap test before _PHONE: 7 digits, few separators
+_PROFILE_HINT = re.compile(r"/(?:users?|u|profiles?|people|members)/", re.I)
+_CLOSING_HINT = re.compile(r"cheers|regards|best|thank|yours|sincerely|signed")
 
 
 def _is_phone(match: re.Match[str]) -> bool:
@@ -107,7 +108,7 @@ def scrub_identities(text: str) -> str:
     Each form becomes a space (the cleaner tidies whitespace afterwards). Pure and deterministic; cheap
     substring tests skip the patterns that cannot match, as most comments contain none of them.
     """
-    if "/" in text:
+    if "/" in text and _PROFILE_HINT.search(text):
         text = _PROFILE_URL.sub(" ", text)
     if "@" in text:
         text = _EMAIL.sub(" ", text)
@@ -117,11 +118,11 @@ def scrub_identities(text: str) -> str:
         text = _OBFUSCATED_EMAIL.sub(" ", text)
     if "~" in text or "--" in text or "\u2013" in text or "\u2014" in text:
         text = _SIGNATURE.sub(" ", text)
-    if any(word in lower for word in _CLOSING_WORDS):
+    if _CLOSING_HINT.search(lower):
         text = _CLOSING.sub(" ", text)
     if "name" in lower or "call" in lower:
         text = _NAME_INTRO.sub(" ", text)
-    if _DIGIT_PAIR.search(text):
+    if _SEVEN_DIGITS.search(text):
         text = _sub_phones(text)
     return text
 
@@ -136,7 +137,7 @@ def has_identity(text: str) -> bool:
 # Columns of a Talk export that name or identify a volunteer ("comment_user_id", "comment_user_login",
 # "user_id", "user_login", "author", "display_name", ...). Their values are read to be removed, never kept.
 _IDENTITY_COLUMN = re.compile(r"(?:^|_)(?:user|users|login|username|author|display_name|real_name|full_name)(?:_|$)", re.I)
-_TOKEN = re.compile(r"[\w][\w.'-]*[\w]|[\w]")
+_TOKEN = re.compile(r"[\w][\w.-]*[\w]|[\w]")  # "alice's" -> "alice", "s"
 MIN_IDENTITY_CHARS = 3
 MIN_NUMERIC_ID_DIGITS = 5  # shorter numbers are counts, not ids
 
@@ -206,8 +207,8 @@ class Scrubber:
         self.redactions = 0
 
     def _known(self, text: str) -> str:
-        if not self.identities:
-            return text
+        if not self.identities or self.identities.isdisjoint(_TOKEN.findall(text.lower())):
+            return text  # the common case, without a Python call per token
         return _TOKEN.sub(lambda m: self.replacement if m.group(0).lower() in self.identities else m.group(0), text)
 
     def needs(self, text: str) -> bool:

@@ -167,12 +167,15 @@ def _iter_json_array(f, path: Path, buf: str, pos: int) -> Iterator[tuple[int, A
         buf += data
 
     def decode_at(p: int) -> tuple[Any, int] | json.JSONDecodeError:
-        """The value at p, reading on while it may be cut by the end of the buffer."""
+        """The value at p, reading on while it may be cut by the end of the buffer (the error is at the
+        end, or a string runs to the end); an error inside the buffer is a broken record at once."""
         while True:
             try:
                 return decoder.raw_decode(buf, p)
             except json.JSONDecodeError as error:
-                if eof or len(buf) - p >= max_record:
+                # (within 6 characters of the end: an escape like \u00e9 cut in half)
+                at_end = error.pos >= len(buf.rstrip()) - 6 or error.msg.startswith("Unterminated string")
+                if eof or not at_end or len(buf) - p >= max_record:
                     return error
                 more()
 

@@ -190,3 +190,18 @@ def test_json_lines_with_non_utf8_bytes_are_repaired(tmp_path):
     path.write_bytes(line + b"\n")
     (item,) = list(read_talk_export(path))
     assert item.body == "na\u00efve \u201cquote\u201d"  # latin-1 letter and cp1252 curly quotes
+
+
+def test_broken_record_is_skipped_alone_whatever_the_chunk_boundaries(tmp_path, monkeypatch):
+    import dataset_builder.talk as talk
+
+    rows = [dict(PANOPTES_ROWS[0], comment_id=i, comment_body='caf\u00e9 \\ "q" \u2603 ' * (i % 4)) for i in range(60)]
+    items = [json.dumps(r) for r in rows]
+    items[30] = items[30].replace('"comment_body": "', '"comment_body": ')  # the opening quote is lost
+    path = tmp_path / "c.json"
+    path.write_text("[" + ",\n".join(items) + "]")
+    for chunk in range(16, 200, 7):  # escapes, multi-byte characters and the broken record cut anywhere
+        monkeypatch.setattr(talk, "_CHUNK_CHARS", chunk)
+        out = list(read_talk_export(path))
+        assert [o.comment_id for o in out if isinstance(o, Comment)] == [str(i) for i in range(60) if i != 30], chunk
+        assert sum(isinstance(o, Reject) for o in out) == 1, chunk
