@@ -200,7 +200,8 @@ def test_broken_record_is_skipped_alone_whatever_the_chunk_boundaries(tmp_path, 
     items[30] = items[30].replace('"comment_body": "', '"comment_body": ')  # the opening quote is lost
     path = tmp_path / "c.json"
     path.write_text("[" + ",\n".join(items) + "]")
-    for chunk in range(16, 200, 7):  # escapes, multi-byte characters and the broken record cut anywhere
+    for chunk in range(32, 200, 7):  # escapes, multi-byte characters and the broken record cut anywhere
+        # (a record may span up to _MAX_RECORD_CHUNKS chunks: these records are < 16 * 32 characters)
         monkeypatch.setattr(talk, "_CHUNK_CHARS", chunk)
         out = list(read_talk_export(path))
         assert [o.comment_id for o in out if isinstance(o, Comment)] == [str(i) for i in range(60) if i != 30], chunk
