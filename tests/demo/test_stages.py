@@ -95,6 +95,21 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert "tower" not in names and "build-gz1" not in names and "eval-synthetic" not in names
 
 
+def test_real_recipe_gpu_preset_launches_training_with_accelerate_and_the_gpu_recipes(tmp_path):
+    args = real_recipe.parse_args(["--preset", "gpu", "--data-root", str(tmp_path), "--accelerate-config",
+                                   "accelerate_configs/multi_gpu.yaml"])
+    assert args.out == REPO_ROOT / "outputs" / "real-gpu" and args.lm is None
+    stages = {s.name: s for s in real_recipe.recipe_stages(args)}
+    for name, script, recipe in (("tower", "train_clip.py", "recipes/real_gpu_tower.yaml"),
+                                 ("align", "train_sft.py", "recipes/real_gpu_align.yaml"),
+                                 ("instruct", "train_sft.py", "recipes/real_gpu_instruct.yaml")):
+        command = stages[name].command
+        assert command[:4] == ["-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/multi_gpu.yaml"]
+        assert command[4] == script and command[command.index("--config") + 1] == recipe
+    assert "--text_model_name_or_path" not in stages["align"].command  # the recipe's 7B LM
+    assert stages["build-gz2"].command[0] == "-m"  # builds and evaluations are not launched on GPUs
+
+
 def test_real_recipe_without_data_is_one_line_exit_2(tmp_path, capsys):
     code = real_recipe.main(["--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     assert code == 2
@@ -104,22 +119,26 @@ def test_real_recipe_without_data_is_one_line_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("recipe", ["recipes/real_cpu_align.yaml", "recipes/real_cpu_instruct.yaml",
-                                    "recipes/tiny_cpu_tower_align.yaml"])
+                                    "recipes/tiny_cpu_tower_align.yaml", "recipes/real_gpu_align.yaml",
+                                    "recipes/real_gpu_instruct.yaml"])
 def test_recipes_parse_with_train_sft(recipe):
     from gzllava.training import parse_arguments
 
-    script_args, training_args, model_args, gz_args = parse_arguments(["--config", str(REPO_ROOT / recipe)])
+    on_cpu = ["--bf16", "false", "--use_cpu", "true"] if "_gpu_" in recipe else []  # every key checked, no GPU here
+    script_args, training_args, model_args, gz_args = parse_arguments(["--config", str(REPO_ROOT / recipe), *on_cpu])
     assert gz_args.stage in ("align", "instruct")
-    assert training_args.use_cpu
+    assert model_args.load_in_4bit == (recipe == "recipes/real_gpu_instruct.yaml")  # QLoRA on GPU, plain LoRA on CPU
     if gz_args.stage == "align":
         assert gz_args.vision_model_name_or_path and gz_args.text_model_name_or_path
         assert not gz_args.image_standardization  # a trained tower keeps its own processor's normalisation
 
 
-def test_real_tower_recipe_parses_with_train_clip():
+@pytest.mark.parametrize("recipe", ["recipes/real_cpu_tower.yaml", "recipes/real_gpu_tower.yaml"])
+def test_real_tower_recipes_parse_with_train_clip(recipe):
     from gzllava.tower.arguments import parse_arguments
 
-    parsed = parse_arguments(["--config", str(REPO_ROOT / "recipes/real_cpu_tower.yaml")])
+    on_cpu = ["--bf16", "false", "--use_cpu", "true"] if "_gpu_" in recipe else []
+    parsed = parse_arguments(["--config", str(REPO_ROOT / recipe), *on_cpu])
     assert any(getattr(part, "source", None) == "gz2_catalogue" for part in parsed)
 
 
