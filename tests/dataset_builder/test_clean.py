@@ -45,6 +45,16 @@ def test_markup_and_whitespace(raw, clean):
         ("Looks like a ring.\n~Stargazer_99", "Looks like a ring."),
         ("Thanks! ~~Bob", "Thanks!"),
         ("about ~5 arcsec across", "about ~5 arcsec across"),  # an approximation, not a signature
+        # issue 8: the forms that used to survive cleaning
+        ("ring! mail alice@localhost", "ring! mail"),
+        ("ring, carol [at] example [dot] com", "ring,"),
+        ("ask @ SpacedUser about it", "ask about it"),
+        ("A ring.\n-- DrHubbleFan", "A ring."),
+        ("A bar. Cheers, Jane Smith", "A bar."),
+        ("my name is Jane Smith, a ring", "a ring"),
+        ("call +44 20 7946 0958 now", "call now"),
+        ("see zooniverse.org/users/alice_w too", "see too"),
+        ("Star -- White Dwarf", "Star -- White Dwarf"),  # a classification, not a signature
     ],
 )
 def test_user_names_never_leak(raw, clean):
