@@ -79,3 +79,20 @@ def test_hub_card_is_updated_through_huggingface_hub(hub_server, hub_repo_id):
     assert card.data.license == "apache-2.0"
     assert any(r.metric_name == "decision-tree accuracy (likelihood)" and r.metric_value == 0.75
                for r in card.data.eval_results)
+
+
+def test_model_index_names_a_local_dataset_folder_without_its_absolute_path(tmp_path):
+    dataset = tmp_path / "home" / "someone" / "gz-talk-instruct"
+    dataset.mkdir(parents=True)
+    metrics = _metrics()
+    metrics["settings"]["dataset"] = str(dataset)
+    update_model_card(str(tmp_path), metrics)
+    card = (tmp_path / "README.md").read_text()
+    assert "<local>/gz-talk-instruct" in card and str(tmp_path / "home") not in card
+    # a catalogue's results carry their split too
+    catalogue = _metrics()
+    catalogue["settings"] = {"dataset": None, "catalogue": str(dataset / "labels.csv"), "config": None, "split": "test",
+                             "batch_size": 8}
+    catalogue["eval_set"]["name"] = "gz2_kaggle_5000/labels.csv:test"
+    results = eval_results(jsonable(catalogue))
+    assert {(r.dataset_type, r.dataset_split) for r in results} == {("gz2_kaggle_5000/labels.csv:test", "test")}
