@@ -116,8 +116,11 @@ def write_gguf_files(model, processor, folder: Path, types: list[str], name: str
 
 
 def export_gguf(model, processor, out, types=("f16",), name: str = "gz-llava", overwrite: bool = False,
-                converter_dir=None, readme_writer=None) -> Path:
-    """Export `model`/`processor` to `out` as GGUF files (see the module docstring); return `out`."""
+                converter_dir=None, text_files=None) -> Path:
+    """Export `model`/`processor` to `out` as GGUF files (see the module docstring); return `out`.
+
+    `text_files(manifest) -> {file name: text}` adds files (default: the README) to the folder before it is published.
+    """
     out = Path(out)
     types = parse_types(types)
     check_llama_cpp_compatible(model, processor)
@@ -131,7 +134,8 @@ def export_gguf(model, processor, out, types=("f16",), name: str = "gz-llava", o
         (staging / "gguf_export.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         from gzllava.export.readme import gguf_readme
 
-        (staging / "README.md").write_text((readme_writer or gguf_readme)(manifest), encoding="utf-8")
+        for file_name, text in (text_files or (lambda m: {"README.md": gguf_readme(m)}))(manifest).items():
+            (staging / file_name).write_text(text, encoding="utf-8")
         publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

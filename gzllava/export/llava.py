@@ -91,3 +91,36 @@ def save_as_llava(model, processor, save_directory: str | os.PathLike) -> Path:
     to_llava_model(model).save_pretrained(out)
     to_llava_processor(processor).save_pretrained(out)
     return out
+
+
+def export_llava(model, processor, out: str | os.PathLike, overwrite: bool = False, name: str = "gz-llava") -> Path:
+    """`python -m gzllava.export llava`: `save_as_llava` plus a README with the transformers and vLLM commands.
+
+    Built in a staging folder next to `out` and renamed only when complete; an existing `out` needs `overwrite`.
+    """
+    import shutil
+    import tempfile
+
+    from gzllava.export.errors import ExportError
+    from gzllava.export.gguf_export import prepare_output, publish
+    from gzllava.export.readme import llava_readme
+
+    out = Path(out)
+    try:
+        to_llava_config(model.config)
+        if processor.num_query_tokens is not None:
+            to_llava_processor(processor)
+    except ValueError as error:
+        raise ExportError(f"{error} Retrain with projector_type: mlp2x_gelu to run it in vLLM.") from error
+    if not getattr(processor, "chat_template", None):
+        raise ExportError("the processor has no chat_template: vLLM and transformers need it in the llava export.")
+    prepare_output(out, overwrite)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging.chmod(0o755)
+    try:
+        save_as_llava(model, processor, staging)
+        (staging / "README.md").write_text(llava_readme(name, model.config.image_token_id), encoding="utf-8")
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

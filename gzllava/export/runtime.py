@@ -31,7 +31,7 @@ def check_gguf(path: str | os.PathLike) -> dict:
     try:
         reader = gguf.GGUFReader(path)
     except Exception as error:  # the reader raises ValueError, IndexError, struct errors... on a damaged header
-        raise GGUFFileError(f"{path}: not a readable GGUF file ({type(error).__name__}: {error})") from error
+        raise GGUFFileError(f"{path}: not a readable or complete GGUF file ({type(error).__name__}: {error})") from error
     end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     if end > size:
         raise GGUFFileError(f"{path}: truncated GGUF ({size} bytes, its tensors need {end})")
@@ -73,6 +73,7 @@ class LlamaCppGZLlava:
             n_batch=512, verbose=verbose, seed=0,
         )
         self.suppress = list(suppress_token_ids)
+        self.verbose = verbose
 
     def answer(self, image, question: str, max_tokens: int = 20) -> tuple[str, list[int]]:
         """Greedy answer to `question` about a PIL `image`: (text, generated token ids, without the stop token).
@@ -80,9 +81,12 @@ class LlamaCppGZLlava:
         The chat handler renders the GGUF's chat template and evaluates text and image chunks (mtmd); then each step
         takes the argmax of the last logits (the suppressed ids excluded) and feeds it back, exactly as greedy search.
         """
-        self.llm.create_chat_completion(
-            messages=chat_messages(image_data_uri(image), question), max_tokens=1, temperature=0.0,
-        )
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=self.verbose):  # mtmd logs every chunk it adds
+            self.llm.create_chat_completion(
+                messages=chat_messages(image_data_uri(image), question), max_tokens=1, temperature=0.0,
+            )
         stop = set(self._eog_ids())
         ids: list[int] = []
         for _ in range(max_tokens):
@@ -95,6 +99,44 @@ class LlamaCppGZLlava:
             self.llm.eval([token])
         text = self.llm.detokenize(ids).decode("utf-8", errors="replace")
         return text, ids
+
+    def image_embeddings(self, image) -> np.ndarray:
+        """What mtmd feeds the language model for `image`: [n_image_tokens, text_hidden] (a copy)."""
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=self.verbose):
+            return self._image_embeddings(image)
+
+    def _image_embeddings(self, image) -> np.ndarray:
+        import ctypes
+
+        import llama_cpp.mtmd_cpp as mtmd
+
+        handler = self.handler
+        handler._init_mtmd_context(self.llm)
+        bitmap = handler._create_bitmap_from_bytes(base64.b64decode(image_data_uri(image).split(",", 1)[1]))
+        chunks = mtmd.mtmd_input_chunks_init()
+        try:
+            text = mtmd.mtmd_input_text()
+            marker = mtmd.mtmd_default_marker()
+            text.text, text.text_len, text.add_special, text.parse_special = marker, len(marker), False, True
+            bitmaps = (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap)
+            if mtmd.mtmd_tokenize(handler.mtmd_ctx, chunks, ctypes.byref(text), bitmaps, 1) != 0:
+                raise RuntimeError("mtmd could not tokenize the image")
+            for index in range(mtmd.mtmd_input_chunks_size(chunks)):
+                chunk = mtmd.mtmd_input_chunks_get(chunks, index)
+                if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
+                    continue
+                n_tokens = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+                if mtmd.mtmd_encode_chunk(handler.mtmd_ctx, chunk) != 0:
+                    raise RuntimeError("mtmd could not encode the image")
+                n_embd = self.llm.n_embd()
+                output = mtmd.mtmd_get_output_embd(handler.mtmd_ctx)
+                return np.ctypeslib.as_array(output, shape=(n_tokens * n_embd,)).reshape(n_tokens, n_embd).copy()
+            raise RuntimeError("mtmd produced no image chunk")
+        finally:
+            mtmd.mtmd_input_chunks_free(chunks)
+            mtmd.mtmd_bitmap_free(bitmap)
 
     def _last_logits(self) -> np.ndarray:
         """The logits llama.cpp computed for the last token it evaluated (a copy), [n_vocab]."""
