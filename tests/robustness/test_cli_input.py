@@ -78,6 +78,12 @@ def test_model_that_does_not_exist(tmp_path, labelled_folder, capsys):
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
+def test_dataset_folder_that_does_not_exist(tmp_path, capsys):
+    code, line = _evaluate(capsys, "--dataset", str(tmp_path / "no-dataset"), "--config", "decision_tree",
+                           "--out", str(tmp_path / "out"))
+    assert code == 2 and str(tmp_path / "no-dataset") in line
+
+
 def test_catalogue_that_does_not_exist(tmp_path, capsys):
     code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out"))
     assert code == 2 and f"catalogue {tmp_path / 'votes.csv'} not found" in line
@@ -169,6 +175,12 @@ def test_dataset_that_does_not_exist(tmp_path, capsys):
     code, line = _train(capsys, "--config", TINY_RECIPE, "--dataset_name", str(tmp_path / "no-dataset"),
                         "--output_dir", str(tmp_path / "out"), "--tiny_image_size", "32")
     assert code == 2 and f"Dataset '{tmp_path / 'no-dataset'}'" in line and "not found" in line
+
+
+def test_base_model_that_does_not_exist(tmp_path, capsys):
+    code, line = _train(capsys, "--config", TINY_RECIPE, "--model_name_or_path", str(tmp_path / "no-model"),
+                        "--dataset_name", str(tmp_path), "--output_dir", str(tmp_path / "out"))
+    assert code == 2 and f"Cannot load the base model '{tmp_path / 'no-model'}'" in line
 
 
 def test_resume_checkpoint_that_does_not_exist_fails_before_loading(tmp_path, capsys, monkeypatch):
