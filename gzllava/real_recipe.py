@@ -76,7 +76,9 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
     galaxy reaches training. Rows keep their `source` column (which build they came from).
     """
     from datasets import concatenate_datasets, load_dataset
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # one line per config in the log instead of a bar per parquet file
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
     for config in CONFIGS:
@@ -94,6 +96,7 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         target = out / "data" / config
         target.mkdir(parents=True, exist_ok=True)
         mixed.to_parquet(str(target / "train-00000-of-00001.parquet"))
+        logger.info("mixed %s: %s", config, counts[config])
     yaml = "\n".join(
         f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
         for config in CONFIGS)
