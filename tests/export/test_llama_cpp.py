@@ -1,0 +1,109 @@
+"""The GGUF export run by a real llama.cpp (llama-cpp-python + mtmd): loads, sees the image, answers as transformers.
+
+The reference for token agreement is the exported transformers model with its image features in llama.cpp's CLIP
+token order (`gzllava.export.agreement`): llama.cpp's LLaVA-1.5 graph appends the class embedding after the patches,
+which the plain transformers model does not; that gap is reported by `python -m gzllava.export verify` and
+benchmarks/bench_llamacpp.py, and asserted here only where the files are at stake.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from gzllava.export.agreement import agreement, llama_cpp_order_features
+from gzllava.export.chat_template import MEDIA_MARKER
+from gzllava.export.gguf_export import export_gguf
+from gzllava.export.runtime import GGUFFileError, LlamaCppGZLlava
+from gzllava.testing import chat_prompt, toy_galaxy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def exported(tiny, converter, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gguf") / "tiny-gguf"
+    return export_gguf(*tiny, out, types="f32,f16,q8_0,q4_0", converter_dir=converter)
+
+
+@pytest.fixture(scope="module")
+def runtime_f32(exported, tiny):
+    runtime = LlamaCppGZLlava(exported / "gz-llava-f32.gguf", exported / "mmproj-gz-llava-f32.gguf", n_threads=1,
+                              suppress_token_ids=[tiny[0].config.image_token_id])
+    yield runtime
+    runtime.close()
+
+
+def _field(reader, key):
+    field = reader.fields[key]
+    value = field.parts[field.data[0]]
+    return bytes(value).decode() if field.types[0] == gguf.GGUFValueType.STRING else value.tolist()[0]
+
+
+def test_files_manifest_and_metadata(exported, tiny):
+    model, processor = tiny
+    names = sorted(p.name for p in exported.iterdir())
+    assert names == ["README.md", "gguf_export.json", "gz-llava-f16.gguf", "gz-llava-f32.gguf", "gz-llava-q4_0.gguf",
+                     "gz-llava-q8_0.gguf", "mmproj-gz-llava-f16.gguf", "mmproj-gz-llava-f32.gguf"]
+    reader = gguf.GGUFReader(exported / "gz-llava-f16.gguf")
+    assert _field(reader, "general.architecture") == "llama"
+    assert _field(reader, "tokenizer.ggml.pre") == "gpt-2"
+    assert _field(reader, "tokenizer.ggml.eos_token_id") == processor.tokenizer.eos_token_id
+    assert MEDIA_MARKER + "\n" in _field(reader, "tokenizer.chat_template")
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(exported / "gz-llava-q8_0.gguf").tensors}
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.Q8_0
+    sizes = {name: (exported / name).stat().st_size for name in names if name.endswith(".gguf")}
+    assert sizes["gz-llava-q4_0.gguf"] < sizes["gz-llava-q8_0.gguf"] < sizes["gz-llava-f16.gguf"] < sizes["gz-llava-f32.gguf"]
+    assert "llama-mtmd-cli" in (exported / "README.md").read_text()
+
+
+def test_text_logits_match_transformers(runtime_f32, tiny):
+    model, processor = tiny
+    ids = processor.tokenizer("USER: Is there a bar?\nASSISTANT: a barred spiral").input_ids
+    llm = runtime_f32.llm
+    llm.reset()
+    llm.eval(ids)
+    with torch.no_grad():
+        reference = model(input_ids=torch.tensor([ids])).logits[0, -1].numpy()
+    np.testing.assert_allclose(runtime_f32._last_logits()[: reference.shape[0]], reference, atol=1e-3)
+
+
+def test_image_embeddings_are_the_models_in_llama_cpp_order(runtime_f32, tiny):
+    model, processor = tiny
+    image = toy_galaxy(3, size=32)
+    pixels = processor(images=image, text=chat_prompt(processor), return_tensors="pt")["pixel_values"]
+    expected = llama_cpp_order_features(model, pixels)[0].numpy()  # [16, 64]
+    np.testing.assert_allclose(runtime_f32.image_embeddings(image), expected, atol=1e-4)
+
+
+def test_greedy_answers_agree(exported, tiny):
+    images = [toy_galaxy(seed, size=32) for seed in range(10)]
+    result = agreement(*tiny, exported, images, types=("f32", "f16", "q8_0"), max_new_tokens=20, n_threads=1)
+    print("agreement", result)
+    for outtype in ("f32", "f16"):
+        assert result[outtype]["transformers_llama_cpp_order"] >= 9, result
+    assert result["q8_0"]["images"] == 10
+
+
+def test_q4_answers(exported, tiny):
+    runtime = LlamaCppGZLlava(exported / "gz-llava-q4_0.gguf", exported / "mmproj-gz-llava-f16.gguf", n_threads=1)
+    try:
+        text, ids = runtime.answer(toy_galaxy(1, size=32), "Is there a bar?", 8)
+    finally:
+        runtime.close()
+    assert len(ids) > 0 and text
+
+
+def test_truncated_gguf_fails_loudly(exported, tmp_path):
+    cut = tmp_path / "cut.gguf"
+    data = (exported / "gz-llava-f16.gguf").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(GGUFFileError, match="cut.gguf"):
+        LlamaCppGZLlava(cut, exported / "mmproj-gz-llava-f16.gguf")
+    shutil.copy(exported / "gz-llava-f16.gguf", tmp_path / "ok.gguf")
+    with pytest.raises(GGUFFileError, match="missing-mmproj.gguf: no such GGUF"):
+        LlamaCppGZLlava(tmp_path / "ok.gguf", tmp_path / "missing-mmproj.gguf")
