@@ -338,7 +338,8 @@ def _iter_csv(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             row_line = line_no
             line_no += len(lines)
             if len(fields) != width:
-                yield n, None, f"CSV row at line {row_line} has {len(fields)} fields, the header has {width}"
+                span = f" (it runs over lines {row_line}-{line_no - 1}: an unbalanced quote?)" if len(lines) > 1 else ""
+                yield n, None, f"CSV row at line {row_line} has {len(fields)} fields, the header has {width}{span}"
                 continue
             yield n, dict(zip(header, fields)), None
 

@@ -171,7 +171,7 @@ class OpenAISummariser(Summariser):
             except httpx.TimeoutException:
                 last_error = f"timed out after {self._client.timeout.read}s"
             except httpx.TransportError as error:
-                last_error = f"{type(error).__name__}: {error}"
+                last_error = f"{type(error).__name__}: {redact_secrets(str(error))}"
             else:
                 status = response.status_code
                 if status == 200:
