@@ -209,6 +209,12 @@ def test_echoing_summariser_leaks_no_identity_or_credential_anywhere(tmp_path, m
     # identities the cleaner cannot know (a display name the model repeats) were removed by the last pass,
     # and counted, without recording what was removed
     assert stats["privacy"]["texts_scrubbed"] > 0 and any(f.startswith("data/") for f in stats["privacy"]["by_file"])
+    # the rewritten shards still load as the Hub dataset they were (features kept: Image, messages)
+    import datasets
+
+    rows = datasets.load_dataset(str(out), "description", split="train")
+    assert isinstance(rows.features["image"], datasets.Image) and len(rows) == len(COMMENTS) - 1
+    assert rows[0]["image"].size == (32, 32) and rows[0]["messages"][1]["role"] == "assistant"
 
 
 def test_final_pass_scrubs_every_output_file_and_counts(tmp_path):
