@@ -127,11 +127,6 @@ def scrub_identities(text: str) -> str:
     return text
 
 
-def has_identity(text: str) -> bool:
-    """True when `scrub_identities` would change `text`."""
-    return scrub_identities(text) != text
-
-
 # --- known identities (from the export) -----------------------------------------------------------
 
 # Columns of a Talk export that name or identify a volunteer ("comment_user_id", "comment_user_login",
@@ -168,12 +163,11 @@ def _identity_tokens(value: Any, vocabulary: frozenset[str]) -> set[str]:
         return set()
     if text.isdigit() and len(text) < MIN_NUMERIC_ID_DIGITS:
         return set()
-    found = {text} if text not in vocabulary else set()
-    # A display name "Jane Smith" is found as its full form; its parts only when they are not words we write.
     parts = _TOKEN.findall(text)
-    if len(parts) > 1:
-        found |= {p for p in parts if len(p) >= 4 and p not in vocabulary and not p.isdigit()}
-    return found
+    if len(parts) == 1:  # a login or id: matched as a whole token
+        return {text} if parts[0] == text and text not in vocabulary else set()
+    # A display name "Jane Smith" (or "o'brien"): its parts of 4+ letters that are not words we write.
+    return {p for p in parts if len(p) >= 4 and p not in vocabulary and not p.isdigit()}
 
 
 def identities_from_export(*paths: Path | None) -> set[str]:
