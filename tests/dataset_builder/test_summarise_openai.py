@@ -192,3 +192,26 @@ def test_interrupted_run_resumes_from_the_cache(tmp_path):
 def test_get_summariser_builds_the_openai_backend():
     summariser = get_summariser("openai", model="m", base_url="http://127.0.0.1:9/v1", show_progress=False)
     assert isinstance(summariser, OpenAISummariser) and summariser.endpoint == "http://127.0.0.1:9/v1/chat/completions"
+
+
+def test_credentials_in_base_url_become_basic_auth_and_are_never_logged(caplog):
+    with FakeChatServer() as server, caplog.at_level(logging.DEBUG):
+        url = server.base_url.replace("http://", "http://volunteer:hunter2@")
+        summariser = client(server, base_url=url)
+        [result] = summariser.summarise(subjects(1))
+        logging.getLogger("httpx").info("HTTP Request: POST %s", url)  # what httpx logged before the fix
+    assert isinstance(result, Summary)
+    assert server.auth_headers == ["Basic dm9sdW50ZWVyOmh1bnRlcjI="]  # base64("volunteer:hunter2")
+    assert "hunter2" not in summariser.endpoint and "hunter2" not in repr(summariser)
+    assert "hunter2" not in json.dumps(summariser.settings)  # the cache key holds the URL without them
+    assert "HTTP Request" in caplog.text and "hunter2" not in caplog.text
+
+
+def test_http_401_is_an_auth_error_at_once_without_retries():
+    from dataset_builder.summarise import SummariserError
+    from dataset_builder.summarise.openai_backend import EndpointAuthError
+
+    with FakeChatServer(failures=[(401, {})]) as server:
+        with pytest.raises(EndpointAuthError, match="HTTP 401 \\(unauthorised\\)") as caught:
+            client(server, max_retries=3).summarise(subjects(1))
+    assert isinstance(caught.value, SummariserError) and len(server.requests) == 1
