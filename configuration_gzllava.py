@@ -118,4 +118,7 @@ class GZLlavaConfig(LlavaConfig):
                 _fail(name, token_id, f"a token id below text_config.vocab_size={self.text_config.vocab_size}")
 
 
+# Saving a config writes its auto_map entry and this file (transformers' custom-code mechanism).
+GZLlavaConfig.register_for_auto_class("AutoConfig")
+
 __all__ = ["GZLlavaConfig"]

@@ -6,11 +6,18 @@ The forward pass, generation and weight layout are transformers' own `LlavaModel
 Because the weight names are llava-hf's, a llava-hf checkpoint loads as is (both the legacy on-disk
 key names and the new ones), and a GZ-LLaVA with a linear/mlp projector saves as one.
 
+`save_pretrained` (and so transformers' `push_to_hub`) writes a complete remote-code repository: config.json
+with `auto_map` for every Auto class and the `image-to-text` pipeline in `custom_pipelines`, and this file with
+its relative imports (configuration_gzllava.py, pipeline_gzllava.py), as for any class registered with
+`register_for_auto_class`.
+
 Shapes: B images, P patch tokens per image, Dv vision hidden size, L vision feature layers,
 Q resampler queries, Dt language-model hidden size.
 """
 
 import copy
+import functools
+import inspect
 
 import torch
 from safetensors import SafetensorError
@@ -25,6 +32,52 @@ try:  # Hub remote code lives in a package (transformers_modules.<repo>); a sour
     from .configuration_gzllava import GZLlavaConfig
 except ImportError:
     from configuration_gzllava import GZLlavaConfig
+
+
+# What a saved repository's config.json maps each Auto class to (module.Class inside the repository), and the
+# repository's own pipeline: in transformers 5, "image-to-text" is an alias of "image-text-to-text", which needs text.
+AUTO_MAP = {
+    "AutoConfig": "configuration_gzllava.GZLlavaConfig",
+    "AutoModel": "modeling_gzllava.GZLlavaModel",
+    "AutoModelForImageTextToText": "modeling_gzllava.GZLlavaForConditionalGeneration",
+}
+CUSTOM_PIPELINES = {
+    "image-to-text": {
+        "impl": "pipeline_gzllava.GZLlavaImageToTextPipeline",
+        "pt": ["AutoModelForImageTextToText"],
+        "type": "multimodal",
+    }
+}
+
+
+def _pipeline_class():
+    """The repository's image-to-text pipeline class (imported only when saving: it pulls in transformers.pipelines).
+
+    The relative import is also what makes transformers copy pipeline_gzllava.py next to this file on save, and
+    download it with this file from the Hub.
+    """
+    try:
+        from .pipeline_gzllava import GZLlavaImageToTextPipeline
+    except ImportError:
+        from pipeline_gzllava import GZLlavaImageToTextPipeline
+    return GZLlavaImageToTextPipeline
+
+
+def _with_signature_of(function, name: str):
+    """A thin method calling `function`, whose signature is computed once instead of at every inspection.
+
+    `generate` runs `inspect.signature(self.forward)` at every decoding step for a class registered for an Auto
+    class (transformers' check for remote code that still takes `cache_position`); through Llava's three
+    decorators that costs about 25 us per step. With `__signature__` set, inspect stops there.
+    """
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        return function(self, *args, **kwargs)
+
+    method.__signature__ = inspect.signature(function)
+    method.__name__ = method.__qualname__ = name
+    return method
 
 
 def _num_feature_layers(config: GZLlavaConfig) -> int:
@@ -132,6 +185,18 @@ class GZLlavaLoadingMixin:
             )
         return (model, info) if want_info else model
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' `save_pretrained` (also behind its `push_to_hub`), writing a complete remote-code repository:
+        `auto_map` for every Auto class and `custom_pipelines`; transformers copies this file and its relative imports."""
+        pipeline_class = _pipeline_class()
+        impl = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
+        self.config.custom_pipelines = {
+            **(getattr(self.config, "custom_pipelines", None) or {}),
+            **{task: {**entry, "impl": impl} for task, entry in CUSTOM_PIPELINES.items()},
+        }
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @staticmethod
     def _load_pretrained_model(model, state_dict, checkpoint_files, load_config, expected_keys=None):
         try:
@@ -173,15 +238,21 @@ class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
     _init_weights = _init_gzllava_weights
 
     def forward(self, input_ids=None, pixel_values=None, **kwargs):
-        encoded = kwargs.get("mm_encoder_outputs") or {}
-        if pixel_values is None and encoded.get("image") is None and input_ids is not None:
-            n_image_tokens = int((input_ids == self.config.image_token_id).sum())
-            if n_image_tokens:
-                raise ValueError(
-                    f"input_ids hold {n_image_tokens} image token(s) (id {self.config.image_token_id}) but no pixel_values "
-                    "were given: pass the images, built with the GZ-LLaVA processor, or drop the `<image>` placeholders."
-                )
+        # Checked on the first pass over a prompt only (no cache yet): decoding steps (one token each, no pixels) then
+        # cost what stock Llava's cost, and a generated `<image>` token does not stop generation halfway.
+        if pixel_values is None and input_ids is not None and (kwargs.get("mm_encoder_outputs") or {}).get("image") is None:
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            if cache is None or cache.get_seq_length() == 0:
+                n_image_tokens = int((input_ids == self.config.image_token_id).sum())
+                if n_image_tokens:
+                    raise ValueError(
+                        f"input_ids hold {n_image_tokens} image token(s) (id {self.config.image_token_id}) but no "
+                        "pixel_values were given: pass the images, built with the GZ-LLaVA processor, or drop the "
+                        "`<image>` placeholders."
+                    )
         return super().forward(input_ids=input_ids, pixel_values=pixel_values, **kwargs)
+
+    forward.__signature__ = inspect.signature(LlavaModel.forward)  # what tools that inspect it see: Llava's arguments
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
         """Mask of the `<image>` positions that receive image features; fails loudly when the counts differ."""
@@ -227,6 +298,7 @@ class GZLlavaForConditionalGeneration(GZLlavaLoadingMixin, LlavaForConditionalGe
         self.post_init()
 
     _init_weights = _init_gzllava_weights
+    forward = _with_signature_of(LlavaForConditionalGeneration.forward, "forward")
 
 
 # Load and save with llava-hf's checkpoint layout: transformers applies these renamings on load (legacy
@@ -235,4 +307,8 @@ class GZLlavaForConditionalGeneration(GZLlavaLoadingMixin, LlavaForConditionalGe
 register_checkpoint_conversion_mapping("gzllava", get_checkpoint_conversion_mapping("llava"), overwrite=True)
 register_checkpoint_conversion_mapping("GZLlavaModel", get_checkpoint_conversion_mapping("LlavaModel"), overwrite=True)
 
-__all__ = ["GZLlavaForConditionalGeneration", "GZLlavaModel", "GZLlavaResampler"]
+# Saving writes the remote code and auto_map, as for any custom model (`is_remote_code()` is then True).
+GZLlavaModel.register_for_auto_class("AutoModel")
+GZLlavaForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
+
+__all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "GZLlavaForConditionalGeneration", "GZLlavaModel", "GZLlavaResampler"]

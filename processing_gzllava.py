@@ -502,5 +502,25 @@ class GZLlavaProcessor(ProcessorMixin):
     def model_input_names(self):
         return ["input_ids", "attention_mask", "pixel_values"]
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' `save_pretrained` (auto_map + this file, as for any registered custom processor), with the
+        tokenizer saved for inference: left padding (batched generation, pipelines: a row's answer must not change
+        with the batch; training collators such as TRL's pass `padding_side="right"` per call) and no truncation or
+        padding state left in tokenizer.json by an earlier call (users would get truncated prompts)."""
+        tokenizer = self.tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            backend.no_truncation()
+            backend.no_padding()
+        saved_state = tokenizer.padding_side, dict(tokenizer.init_kwargs)
+        tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"  # init_kwargs are what gets written
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            tokenizer.padding_side, tokenizer.init_kwargs = saved_state
+
+
+# Saving a processor writes its auto_map entry and this file (transformers' custom-code mechanism).
+GZLlavaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = ["GZLlavaProcessor", "ImageInputError", "load_image", "stretch_to_uint8", "random_rot90_flip", "CHAT_TEMPLATE"]

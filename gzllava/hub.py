@@ -1,62 +1,42 @@
 """Save a GZ-LLaVA as a complete Hub model repository, and push it.
 
-The folder holds everything `from_pretrained(..., trust_remote_code=True)` and `pipeline(...)` need:
-config.json with `auto_map` and `custom_pipelines`, the remote code (configuration/modeling/processing/
-pipeline .py files), safetensors weights, generation_config.json, processor + tokenizer files with the
-chat template, and a README.md model card.
+The remote-code repository itself (config.json with `auto_map` and `custom_pipelines`, the configuration/
+modeling/processing/pipeline .py files, safetensors weights, generation_config.json, processor + tokenizer
+files with the chat template, left padding) is what transformers' own `model.save_pretrained` /
+`processor.save_pretrained` (and their `push_to_hub`) write for a GZ-LLaVA. `save_for_hub` is that plus a
+README.md model card, in one folder; `push_to_hub` uploads it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from huggingface_hub import HfApi
 
+from modeling_gzllava import AUTO_MAP, CUSTOM_PIPELINES  # noqa: F401  (re-exported: what a saved repo holds)
+
 from .model_card import build_model_card
-from .registration import AUTO_MAP, register_gzllava
+from .registration import register_gzllava
 
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REMOTE_CODE_FILES = ("configuration_gzllava.py", "modeling_gzllava.py", "processing_gzllava.py", "pipeline_gzllava.py")
-CUSTOM_PIPELINES = {
-    "image-to-text": {
-        "impl": "pipeline_gzllava.GZLlavaImageToTextPipeline",
-        "pt": ["AutoModelForImageTextToText"],
-        "type": "multimodal",
-    }
-}
 
 
 def save_for_hub(model, processor, save_directory: str | os.PathLike, card_kwargs: dict | None = None, **save_kwargs) -> Path:
-    """Write `model` and `processor` as a Hub model repository folder and return its path."""
+    """Write `model` and `processor` as a Hub model repository folder (with a model card) and return its path."""
     register_gzllava()
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
-    model.config.auto_map = dict(AUTO_MAP)
-    model.config.custom_pipelines = CUSTOM_PIPELINES
-    model.save_pretrained(out, **save_kwargs)
-    # A call with truncation/padding (TRL's collator, max_length checks) leaves that state in the fast tokenizer's
-    # backend, and save_pretrained writes it into tokenizer.json: users would then get truncated prompts.
-    backend = getattr(processor.tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        backend.no_truncation()
-        backend.no_padding()
-    # Saved folders are for inference: batched generation (pipelines, generate) needs left padding, or the rows'
-    # answers change with the batch. Training collators (TRL) pass padding_side="right" per call.
-    tokenizer = processor.tokenizer
-    saved_state = tokenizer.padding_side, dict(tokenizer.init_kwargs)
-    tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"  # init_kwargs are what gets written
-    try:
-        processor.save_pretrained(out)
-    finally:
-        tokenizer.padding_side, tokenizer.init_kwargs = saved_state
-    for name in REMOTE_CODE_FILES:  # save_pretrained copies those it imports; the pipeline file is not among them
-        shutil.copyfile(REPO_ROOT / name, out / name)
+    model.save_pretrained(out, **save_kwargs)  # weights, config (auto_map, custom_pipelines), generation config, .py files
+    processor.save_pretrained(out)  # processor + tokenizer (left padding), chat template, processing_gzllava.py
+    missing = [name for name in REMOTE_CODE_FILES if not (out / name).is_file()]
+    if missing:
+        raise RuntimeError(f"{out}: save_pretrained wrote no {', '.join(missing)}; is {type(model).__name__} a GZ-LLaVA?")
     card_kwargs = dict(card_kwargs or {})
     card_kwargs.setdefault("default_prompt", processor.default_prompt)
     build_model_card(model.config, **card_kwargs).save(out / "README.md")

@@ -1,25 +1,23 @@
-"""Register GZ-LLaVA with the Auto classes (in this process) and for saving (the `auto_map` of saved repos)."""
+"""Register GZ-LLaVA with the Auto classes in this process (local folders load without `trust_remote_code`).
+
+What saved repositories need (`auto_map`, the remote code) the remote-code files arrange themselves: each class
+is registered with `register_for_auto_class` where it is defined, so transformers' own `save_pretrained` and
+`push_to_hub` write it.
+"""
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
 
 # The remote-code files sit at the repository root (that layout is what the Hub model repo holds).
 from configuration_gzllava import GZLlavaConfig
-from modeling_gzllava import GZLlavaForConditionalGeneration, GZLlavaModel
+from modeling_gzllava import AUTO_MAP, GZLlavaForConditionalGeneration, GZLlavaModel
 from processing_gzllava import GZLlavaProcessor
 
-# What a saved GZ-LLaVA repo's config.json maps each Auto class to (module.Class inside the repo).
-AUTO_MAP = {
-    "AutoConfig": "configuration_gzllava.GZLlavaConfig",
-    "AutoModel": "modeling_gzllava.GZLlavaModel",
-    "AutoModelForImageTextToText": "modeling_gzllava.GZLlavaForConditionalGeneration",
-}
-PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_gzllava.GZLlavaProcessor"}
 
 _registered = False
 
 
 def register_gzllava() -> None:
-    """Idempotent: in-process Auto registration plus `register_for_auto_class` so saving writes the auto_map."""
+    """Idempotent in-process registration of the config, both models and the processor with the Auto classes."""
     global _registered
     if _registered:
         return
@@ -27,8 +25,7 @@ def register_gzllava() -> None:
     AutoModel.register(GZLlavaConfig, GZLlavaModel, exist_ok=True)
     AutoModelForImageTextToText.register(GZLlavaConfig, GZLlavaForConditionalGeneration, exist_ok=True)
     AutoProcessor.register(GZLlavaConfig, GZLlavaProcessor, exist_ok=True)
-    GZLlavaConfig.register_for_auto_class("AutoConfig")
-    GZLlavaModel.register_for_auto_class("AutoModel")
-    GZLlavaForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-    GZLlavaProcessor.register_for_auto_class("AutoProcessor")
     _registered = True
+
+
+__all__ = ["AUTO_MAP", "register_gzllava"]

@@ -159,3 +159,50 @@ def test_4bit_loading_keeps_vision_tower_projector_and_head_unquantised(tmp_path
     assert torch.isfinite(approx).all()
     # 4-bit weights change the numbers a little, not the picture.
     assert torch.nn.functional.cosine_similarity(reference.flatten(), approx.flatten(), dim=0) > 0.9
+
+
+class _ForceToken:
+    """A logits processor that makes `token_id` the only possible next token at the first decoding step."""
+
+    def __init__(self, token_id: int, prompt_length: int):
+        self.token_id, self.prompt_length = token_id, prompt_length
+
+    def __call__(self, input_ids, scores):  # (B, S), (B, V) -> (B, V)
+        if input_ids.shape[1] == self.prompt_length:
+            forced = torch.full_like(scores, float("-inf"))
+            forced[:, self.token_id] = 0.0
+            return forced
+        return scores
+
+
+def test_a_generated_image_token_does_not_stop_generation_and_matches_stock_llava(tiny_mlp, image):
+    """The missing-pixels check runs on the prompt only, as stock Llava decodes: later steps see no pixels by design."""
+    from transformers import LogitsProcessorList
+
+    from gzllava.llava_export import to_llava_model
+
+    model, processor = tiny_mlp
+    inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
+    length = inputs["input_ids"].shape[1]
+    outputs = {}
+    for name, candidate in (("gz", model), ("stock", to_llava_model(model).eval())):
+        forcing = LogitsProcessorList([_ForceToken(model.config.image_token_id, length)])
+        outputs[name] = candidate.generate(**inputs, max_new_tokens=4, do_sample=False, suppress_tokens=None,
+                                           logits_processor=forcing)
+    assert outputs["gz"][0, length].item() == model.config.image_token_id
+    assert outputs["gz"].shape[1] == length + 4
+    assert torch.equal(outputs["gz"], outputs["stock"])
+
+
+def test_forward_signatures_are_llavas_and_computed_once(tiny_mlp):
+    """`generate` inspects `forward` at every step for registered (remote-code) classes: the signature is precomputed."""
+    import inspect
+
+    from transformers import LlavaForConditionalGeneration, LlavaModel
+
+    model, _ = tiny_mlp
+    assert model.is_remote_code()  # registered for an Auto class, so generate takes the inspecting path
+    assert inspect.signature(model.forward) == inspect.signature(LlavaForConditionalGeneration.forward.__get__(model))
+    assert inspect.signature(model.model.forward) == inspect.signature(LlavaModel.forward.__get__(model.model))
+    for function in (type(model).forward, type(model.model).forward):
+        assert isinstance(function.__dict__.get("__signature__"), inspect.Signature)  # inspect stops here
