@@ -34,7 +34,6 @@ from bench_talk_ingest import body  # noqa: E402
 import dataset_builder.clean as clean  # noqa: E402
 import dataset_builder.privacy as privacy  # noqa: E402
 from dataset_builder.build import BuildOptions, build  # noqa: E402
-from dataset_builder.records import Comment  # noqa: E402
 from dataset_builder.synthetic import write_synthetic_export  # noqa: E402
 from dataset_builder.talk import read_talk_export  # noqa: E402
 
