@@ -67,3 +67,54 @@ def test_bad_input_from_one_user_does_not_disturb_another(client, galaxy_png, tm
     assert "Cannot use corrupt.jpg" in last_text(results[2])
     for good in (results[1], results[3]):
         assert not last_text(good).startswith(WARN) and good[-1]["role"] == "assistant"
+
+
+
+def test_stop_cancels_the_answer_and_its_generation(engine, galaxy_png):
+    """Stop (a cancelled event) closes the answer's generator, which ends generate at the next token."""
+    import threading
+    import time
+
+    from gzllava.app.engine import ChatEngine, Conversation
+    from gzllava.app.ui import build_app, queue_settings
+    from gzllava.testing import toy_galaxy
+
+    from .conftest import free_port
+
+    class Recording(ChatEngine):
+        closed_with = None
+
+        def stream(self, *args, **kwargs):
+            text = ""
+            try:
+                for text in super().stream(*args, **kwargs):
+                    yield text
+            finally:
+                self.closed_with = text
+
+    recording = Recording(engine.model, engine.processor)
+    demo = build_app(recording, None, [])
+    port = free_port()
+    demo.queue(**queue_settings(2, 8)).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                                              quiet=True, ssr_mode=False)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        job = client.submit({"text": "Describe it.", "files": [gradio_client.handle_file(str(galaxy_png))]}, [],
+                            0.0, 1.0, 500, api_name="/chat")
+        deadline = time.time() + 120
+        while not any(t.name == "gzllava-generate" for t in threading.enumerate()) and time.time() < deadline:
+            time.sleep(0.01)
+        job.cancel()  # what the Stop button does
+        deadline = time.time() + 30
+        while recording.closed_with is None and time.time() < deadline:
+            time.sleep(0.05)
+        cut = recording.closed_with
+        full = recording.answer(Conversation(toy_galaxy()), "Describe it.", max_new_tokens=500)
+        assert cut is not None and len(cut) < len(full) / 2
+        assert full.startswith(cut.strip())  # cut short, not a different answer
+        deadline = time.time() + 30
+        while any(t.name == "gzllava-generate" for t in threading.enumerate()) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not any(t.name == "gzllava-generate" for t in threading.enumerate())
+    finally:
+        demo.close()
