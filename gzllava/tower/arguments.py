@@ -14,6 +14,7 @@ from transformers import TrainingArguments
 from trl import TrlParser
 
 SOURCES = ("talk_instruct", "gz2_catalogue")
+TRAIN_HOLDOUT = "train_holdout"  # dataset_eval_split: validation_percent of train, chosen by gzllava.splits
 
 # TrainingArguments defaults that differ for tower training (PAPERCLIP's recipe; our collator's own columns).
 TOWER_TRAINING_DEFAULTS = {
@@ -74,9 +75,11 @@ class TowerArguments:
     dataset_name: str | None = field(default=None, metadata={"help": "gz-talk-instruct folder or Hub id (or GZ2 folder)."})
     dataset_config: str = field(default="description", metadata={"help": "gz-talk-instruct config."})
     dataset_train_split: str = field(default="train", metadata={"help": "Training split."})
-    dataset_eval_split: str | None = field(default="validation", metadata={"help": "Evaluation split (none: off)."})
+    dataset_eval_split: str | None = field(default="validation", metadata={
+        "help": "Evaluation split (none: off; train_holdout: validation_percent of the training galaxies, chosen by "
+                "gzllava.splits, for builds without a validation split)."})
     validation_percent: int = field(default=10, metadata={
-        "help": "gz2_catalogue: this share of the non-test galaxies is the validation side (gzllava.splits)."})
+        "help": "gz2_catalogue and train_holdout: this share of the non-test galaxies is the validation side."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training galaxies."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many evaluation galaxies."})
     # --- output -----------------------------------------------------------------------------------------------

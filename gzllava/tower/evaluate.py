@@ -114,7 +114,11 @@ def report(result: dict) -> str:
             d = r[direction]
             lines.append(f"| {direction} | {d['top_1%']:.3f} | {d['top_5%']:.3f} | {d['top_10%']:.3f} | "
                          f"{d['mean_rank']:.1f} |")
-        lines.append("")
+        d = r["image_to_distinct_text"]
+        lines += [f"| image_to_text, identical texts as one candidate ({d['candidates']}) | {d['top_1%']:.3f} | "
+                  f"{d['top_5%']:.3f} | {d['top_10%']:.3f} | |",
+                  f"| random (distinct texts) | {d['random']['top_1%']:.3f} | {d['random']['top_5%']:.3f} | "
+                  f"{d['random']['top_10%']:.3f} | |", ""]
     lines.append(f"Took {result['seconds']} s.")
     return "\n".join(lines) + "\n"
 

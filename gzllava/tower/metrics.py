@@ -126,4 +126,21 @@ def retrieval(image_embeds: torch.Tensor, text_embeds: torch.Tensor, texts: list
     scores = (F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).t()).numpy()
     result = retrieval_metrics(scores)
     result["distinct_texts"] = len(set(texts))
+    result["image_to_distinct_text"] = distinct_text_retrieval(scores, texts)
     return result
+
+
+def distinct_text_retrieval(scores: np.ndarray, texts: list[str], percents=(1, 5, 10)) -> dict:
+    """Image -> text top-k% when identical texts are one candidate (the lenient reading): the rank of a galaxy's
+    own text among the distinct texts, against k% of the distinct texts; random = top_count(k, m) / m."""
+    from gzllava.evaluation.retrieval import top_count
+
+    distinct = list(dict.fromkeys(texts))
+    column = {t: i for i, t in enumerate(distinct)}
+    first = [texts.index(t) for t in distinct]  # identical texts have identical embeddings: one column each
+    matrix = scores[:, first]  # (N, m)
+    own = matrix[np.arange(len(texts)), [column[t] for t in texts]][:, None]
+    ranks = (matrix > own).sum(1)  # 0-based; the own text is never counted against itself
+    m = len(distinct)
+    return {"candidates": m, **{f"top_{p}%": float(np.mean(ranks < top_count(p, m))) for p in percents},
+            "random": {f"top_{p}%": top_count(p, m) / m for p in percents}}

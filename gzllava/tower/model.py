@@ -214,6 +214,35 @@ class GZClipForTraining(nn.Module):
         self.head = (MorphologyHead(vision_hidden_size(dual_encoder), schema.num_answers, head_dropout)
                      if self.schema is not None else None)
         self.contrastive_weight, self.morphology_weight, self.use_counts = contrastive_weight, morphology_weight, use_counts
+        # A locked text tower is a fixed function of the text: its pooled outputs are cached per distinct text
+        # (template descriptions repeat), so only the text projection runs each step.
+        self.text_locked = not any(p.requires_grad for p in dual_encoder.text_model.parameters())
+        self._text_cache: dict[bytes, torch.Tensor] = {}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.text_locked:
+            self.dual_encoder.text_model.eval()  # no dropout in a frozen tower
+        return self
+
+    @torch.no_grad()
+    def _locked_text_pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, H_text) pooled outputs of the frozen text tower, computed once per distinct text."""
+        keys = [ids[mask.bool()].cpu().numpy().tobytes() for ids, mask in zip(input_ids, attention_mask)]
+        missing = list({k: i for i, k in enumerate(keys) if k not in self._text_cache}.values())  # one row per text
+        if missing:
+            out = self.dual_encoder.text_model(input_ids=input_ids[missing], attention_mask=attention_mask[missing])
+            for i, pooled in zip(missing, out.pooler_output):
+                self._text_cache[keys[i]] = pooled.detach()
+        return torch.stack([self._text_cache[k] for k in keys])
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """Trainer's `activation_checkpointing: true` (large towers on a GPU) goes to the dual encoder."""
+        self.dual_encoder.activation_checkpointing_enable(**kwargs)
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return bool(getattr(self.dual_encoder, "is_activation_checkpointing", False))
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, text_ids=None, shares=None, reached=None,
                 counts=None, return_loss=True):
@@ -224,8 +253,12 @@ class GZClipForTraining(nn.Module):
             if input_ids is None:
                 raise ValueError("the contrastive loss needs texts: the dataset has none (set contrastive_weight: 0)")
             image_embeds = self.dual_encoder.visual_projection(pooled)  # (B, D)
-            text_embeds = self.dual_encoder.get_text_features(input_ids=input_ids,
-                                                              attention_mask=attention_mask).pooler_output  # (B, D)
+            if self.text_locked:
+                pooled_text = self._locked_text_pooled(input_ids, attention_mask)  # (B, H_text)
+                text_embeds = self.dual_encoder.text_projection(pooled_text)  # (B, D)
+            else:
+                text_embeds = self.dual_encoder.get_text_features(input_ids=input_ids,
+                                                                  attention_mask=attention_mask).pooler_output  # (B, D)
             scale = self.dual_encoder.logit_scale.clamp(max=MAX_LOGIT_SCALE)
             out["contrastive_loss"] = contrastive_loss(image_embeds, text_embeds, scale, text_ids)
             loss = loss + self.contrastive_weight * out["contrastive_loss"]

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainingArguments
 
-from .arguments import TowerArguments
+from gzllava.splits import split_of
+
+from .arguments import TRAIN_HOLDOUT, TowerArguments
 from .card import write_model_card
 from .data import GalaxyTable, IndexDataset, TowerCollator, channel_stats, load_gz2_catalogue, load_talk_instruct
 from .model import (GZClipForTraining, TowerShape, build_dual_encoder, image_processor_for, lock_text_tower,
@@ -55,6 +57,15 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
         return train, evaluation
     train = load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_train_split, schema,
                                args.stored_size, args.max_train_samples)
+    if evaluate and args.dataset_eval_split == TRAIN_HOLDOUT:
+        # builds without a validation split (catalogue-only: train/test): hold out part of train by gzllava.splits
+        side = [split_of(i, validation_percent=args.validation_percent) for i in train.ids]
+        if args.validation_percent <= 0 or "validation" not in side:
+            raise ValueError(f"dataset_eval_split {TRAIN_HOLDOUT}: validation_percent {args.validation_percent} holds "
+                             "out no training galaxy")
+        evaluation = train.subset(i for i, s in enumerate(side) if s == "validation")
+        train = train.subset(i for i, s in enumerate(side) if s != "validation")
+        return train, evaluation
     evaluation = (load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_eval_split, schema,
                                      args.stored_size, args.max_eval_samples)
                   if evaluate else None)

@@ -1,0 +1,52 @@
+"""Tower metrics: per-question accuracy / balanced accuracy with baselines, retrieval with identical texts."""
+
+import numpy as np
+import pytest
+import torch
+
+from gzllava.tower.metrics import balanced_accuracy, classification_table, distinct_text_retrieval, retrieval
+from gzllava.tower.questions import HeadSchema
+
+SCHEMA = HeadSchema.parse("disk-edge-on")
+
+
+def test_balanced_accuracy_is_mean_recall():
+    labels = np.array([0, 0, 0, 1])
+    assert balanced_accuracy(labels, np.zeros(4, int)) == 0.5  # majority: all of class 0, none of class 1
+    assert balanced_accuracy(labels, np.array([0, 0, 1, 1])) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_classification_table_confident_subset_and_baselines():
+    shares = np.array([[0.9, 0.1], [0.85, 0.15], [0.6, 0.4], [0.1, 0.9]], np.float32)
+    reached = np.ones((4, 1), bool)
+    scores = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)  # wrong on galaxy 1 only
+    table = classification_table(scores, shares, reached, SCHEMA, prior_labels={"disk-edge-on": 0})
+    row = table["disk-edge-on"]
+    assert row["all"]["n"] == 4 and row["all"]["accuracy"] == 0.75
+    assert row["confident"]["n"] == 3  # 0.6 is not confident
+    assert row["confident"]["accuracy"] == pytest.approx(2 / 3)
+    assert row["confident"]["balanced_accuracy"] == pytest.approx((1 / 2 + 1) / 2)
+    assert row["all"]["majority_accuracy"] == 0.75 and row["all"]["majority_balanced_accuracy"] == 0.5
+    assert row["chance"] == 0.5
+
+
+def test_unreached_questions_are_left_out():
+    shares = np.array([[0.9, 0.1], [0.0, 0.0]], np.float32)
+    reached = np.array([[True], [False]])
+    table = classification_table(shares, shares, reached, SCHEMA)
+    assert table["disk-edge-on"]["all"]["n"] == 1
+
+
+def test_retrieval_perfect_embeddings_and_identical_texts():
+    embeds = torch.eye(20)
+    texts = [f"text {i}" for i in range(20)]
+    result = retrieval(embeds, embeds, texts)
+    assert result["image_to_text"]["top_1%"] == 1.0 and result["distinct_texts"] == 20
+    # two groups of identical texts: strict ranking counts the 9 twins against each image, lenient does not
+    texts = ["smooth"] * 10 + ["disk"] * 10
+    text_embeds = torch.cat([torch.tensor([[1.0, 0.0]]).repeat(10, 1), torch.tensor([[0.0, 1.0]]).repeat(10, 1)])
+    image_embeds = text_embeds + 0.01 * torch.randn(20, 2)
+    result = retrieval(image_embeds, text_embeds, texts)
+    assert result["image_to_text"]["top_10%"] < 1.0
+    lenient = distinct_text_retrieval((image_embeds @ text_embeds.t()).numpy(), texts)
+    assert lenient["candidates"] == 2 and lenient["top_10%"] == 1.0 and lenient["random"]["top_10%"] == 0.5
