@@ -170,8 +170,30 @@ def _identity_tokens(value: Any, vocabulary: frozenset[str]) -> set[str]:
     return {p for p in parts if len(p) >= 4 and p not in vocabulary and not p.isdigit()}
 
 
+# Mention targets that are not one volunteer ("@everyone"); they stay words.
+_GROUP_MENTIONS = frozenset(("everyone", "everybody", "all", "team", "moderators", "mods", "scientists",
+                             "researchers", "volunteers", "admins", "here", "you", "guys", "folks"))
+_LOGIN_LIKE = re.compile(_LOGIN)
+
+
+def _mentioned_logins(body: str, vocabulary: frozenset[str]) -> set[str]:
+    """Logins named by @mentions in a comment: a login that is mentioned once is an identity everywhere
+    ("@JuggoVuggo ..." in one comment, "thanks JuggoVuggo" in another). Only login-like names
+    (CamelCase, a digit or "_", or 8+ characters), so that "@team" does not remove the word "team"."""
+    found = set()
+    for match in _MENTION.finditer(body):
+        name = re.sub(r"['\u2019]s$", "", match.group(0)[1:])
+        lower = name.lower()
+        if lower in _GROUP_MENTIONS or lower in vocabulary or len(name) < MIN_IDENTITY_CHARS:
+            continue
+        if _LOGIN_LIKE.fullmatch(name) or len(name) >= 8:
+            found.add(lower)
+    return found
+
+
 def identities_from_export(*paths: Path | None) -> set[str]:
-    """Lowercased identity tokens (logins, user ids, names) in the identity columns of Talk exports.
+    """Lowercased identity tokens in Talk exports: the values of their identity columns (logins, user
+    ids, names) and the logins their comments @mention.
 
     Reads the files again (streaming, the same reader as the build); the values are only held in this
     set, for the final pass, and are never written anywhere.
@@ -189,6 +211,9 @@ def identities_from_export(*paths: Path | None) -> set[str]:
                 columns = [c for c in row if is_identity_column(c)]
             for column in columns:
                 identities |= _identity_tokens(row.get(column), vocabulary)
+            body = row.get("comment_body")
+            if isinstance(body, str) and "@" in body:
+                identities |= _mentioned_logins(body, vocabulary)
     return identities
 
 

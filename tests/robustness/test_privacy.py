@@ -24,6 +24,7 @@ from PIL import Image
 
 from dataset_builder.cli import main
 from dataset_builder.privacy import (
+    Scrubber,
     finalise_outputs,
     identities_from_export,
     redact_secrets,
@@ -254,3 +255,29 @@ def test_the_builders_own_card_texts_pass_the_final_pass_unchanged():
 
     for text in (TALK_LICENCE_NOTE, SYNTHETIC_LICENCE_NOTE, *CONFIG_DESCRIPTIONS.values(), *CITATION.split("\n")):
         assert scrub_identities(text) == text, text
+
+
+def test_logins_that_comments_mention_are_identities_everywhere(tmp_path):
+    rows = [{"comment_id": 1, "comment_focus_id": 5, "comment_body": "@JuggoVuggo look at the ring, @team"},
+            {"comment_id": 2, "comment_focus_id": 6, "comment_body": "thanks JuggoVuggo, a team effort"}]
+    path = tmp_path / "comments.json"
+    path.write_text(json.dumps(rows))
+    found = identities_from_export(path)
+    assert "juggovuggo" in found and "team" not in found
+    assert Scrubber(found).scrub(rows[1]["comment_body"]) == "thanks , a team effort"
+
+
+def test_real_talk_logins_left_by_the_cleaner_are_removed_by_the_final_pass(shared_data):
+    """In the real W&W sample, cleaned comments still name volunteers without an "@" ("Thank you,
+    c_cld.", "from participants Anjanatal and mutabilitie"): the logins those threads @mention."""
+    from dataset_builder.clean import clean_text
+    from dataset_builder.privacy import _TOKEN
+
+    path = shared_data / "talk_weird_wonderful" / "comments_pseudonymized.json"
+    found = identities_from_export(path)
+    cleaned = [clean_text(r["comment_body"] or "")[0] for r in json.loads(path.read_text())]
+    leaks = [t for t in cleaned if set(_TOKEN.findall(t.lower())) & found]
+    assert len(leaks) >= 3
+    scrubber = Scrubber(found)
+    assert not any(set(_TOKEN.findall(scrubber.scrub(t).lower())) & found for t in leaks)
+    assert scrubber.scrub("Thank you, c_cld.") == "Thank you, ."
