@@ -133,9 +133,9 @@ def _iter_json(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
     A broken record is skipped on its own: reading resumes at the next `, {` from which an object with
     the export's keys decodes, and the broken stretch is one malformed row per record in it (counted by
-    its `}, {` boundaries). When no record can be
-    found after a broken stretch that holds more than one record, TalkExportError says how much of
-    the file was not read; a broken LAST record (a truncated file) is one malformed row.
+    its `}, {` boundaries). A broken LAST record (a truncated file) is one malformed row. When no record
+    can be found after a broken stretch that holds more than one record, TalkExportError says how much
+    of the file was not read. A record may span up to `_MAX_RECORD_CHUNKS` chunks (16 MiB).
     """
     with _open_text(path) as f:
         buf = f.read(_CHUNK_CHARS)
