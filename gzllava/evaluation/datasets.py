@@ -40,7 +40,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from dataset_builder.decision_tree import QUESTIONS, from_website_index
-from gzllava.splits import gz1_split_of, read_twins, split_of
+from gzllava.splits import VALIDATION_PERCENT, gz1_split_of, read_twins, split_of
 
 logger = logging.getLogger(__name__)
 
@@ -402,11 +402,12 @@ def _read_gz1_classes(path: Path, header: list[str], id_column: str | None) -> t
 
 
 def catalogue_side(layout: str, catalogue: Path, twins_path: str | Path | None = None):
-    """galaxy id -> "train"/"validation"/"test" for this catalogue (GZ1: a GZ2 twin's side)."""
+    """galaxy id -> "train"/"validation"/"test" for this catalogue (GZ1: a GZ2 twin's side); validation is
+    `VALIDATION_PERCENT` of the non-test galaxies, as the training recipes hold it out."""
     if layout != "gz1-classes":
-        return lambda galaxy_id: split_of(galaxy_id)
+        return lambda galaxy_id: split_of(galaxy_id, validation_percent=VALIDATION_PERCENT)
     twins = read_twins(Path(twins_path) if twins_path else catalogue.parent / TWINS_FILE)
-    return lambda galaxy_id: gz1_split_of(galaxy_id, twins)
+    return lambda galaxy_id: gz1_split_of(galaxy_id, twins, validation_percent=VALIDATION_PERCENT)
 
 
 def _image_path(galaxy: CatalogueGalaxy, images: Path | None, catalogue: Path) -> Path | None:

@@ -74,10 +74,13 @@ def test_kaggle_catalogue_test_side_with_per_question_majorities_and_shares(tmp_
     # anything odd 0.1 (all rings): odd-feature "none" with 0.9 of the votes; merging "neither"
     assert by_galaxy[featured_id]["odd-feature"].answer == "none"
     assert by_galaxy[featured_id]["merging"].answer == "neither"
-    # the majority prior comes from the other side of the split
+    # the majority prior comes from the training side (validation: 10% of the non-test galaxies, held out)
     counts = catalogue_answer_counts(labels, "GalaxyID", "train")
-    n_train = sum(1 for i in ids if split_of(i) == "train")
+    n_train = sum(1 for i in ids if split_of(i, validation_percent=10) == "train")
     assert sum(v for (q, _), v in counts.items() if q == "smooth-or-featured") == n_train
+    validation = load_catalogue(labels, tmp_path / "gz2" / "images", "GalaxyID", split="validation")
+    assert {s.id for s in validation.samples} == {str(i) for i in ids if split_of(i, validation_percent=10) == "validation"}
+    assert not expected & {s.id for s in validation.samples}
 
 
 def test_catalogue_images_missing_or_broken_are_counted_skips(tmp_path):

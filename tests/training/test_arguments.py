@@ -27,8 +27,11 @@ def test_every_recipe_parses_and_is_consistent(recipe):
     assert gz_args.recipe == str(recipe)
     assert training_args.assistant_only_loss
     if gz_args.stage == "instruct":
-        assert model_args.use_peft and model_args.load_in_4bit and model_args.use_bnb_nested_quant
-        assert model_args.bnb_4bit_quant_type == "nf4"
+        assert model_args.use_peft
+        if model_args.load_in_4bit:  # QLoRA: NF4 with double quantisation
+            assert model_args.use_bnb_nested_quant and model_args.bnb_4bit_quant_type == "nf4"
+        else:  # plain LoRA only where bitsandbytes' CPU path would be the bottleneck (a CPU recipe)
+            assert yaml.safe_load(recipe.read_text()).get("use_cpu") is True, "a GPU instruct recipe is QLoRA"
     else:
         assert not model_args.use_peft and not model_args.load_in_4bit
     if recipe.stem.startswith("llava15_7b"):
