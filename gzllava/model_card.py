@@ -58,10 +58,10 @@ def portable_path(value: str) -> str:
     path = Path(value).expanduser()
     if not (path.is_absolute() or value.startswith("~") or path.exists()):
         return value
-    resolved = path.resolve()
+    resolved = Path(os.path.abspath(path))  # ".." folded, symlinks kept (a linked data/ stays data/)
     for root in (PROJECT_ROOT, Path.cwd()):
         try:
-            relative = resolved.relative_to(root.resolve()).as_posix()
+            relative = resolved.relative_to(os.path.abspath(root)).as_posix()
         except ValueError:
             continue
         return relative if relative != "." else root.name
