@@ -78,12 +78,13 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, sh
             sink.write(chunk)
             matches = PROGRESS.findall(chunk)
             if matches:
+                # A child may run several bars one after the other (measuring samples, then training): the bar
+                # follows the one running now.
                 n, total = (int(x) for x in matches[-1])
-                # A child may run several bars (e.g. map, then train): follow the largest one seen.
-                if total >= (bar.total or 0):
-                    bar.total = total
-                    bar.n = n
-                    bar.refresh()
+                if total != bar.total:
+                    bar.reset(total=total)
+                bar.n = n
+                bar.refresh()
         code = process.wait()
     if code == 0 and bar.total:
         bar.n = bar.total
