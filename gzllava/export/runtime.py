@@ -75,7 +75,7 @@ class LlamaCppGZLlava:
         self.suppress = list(suppress_token_ids)
         self.verbose = verbose
 
-    def answer(self, image, question: str, max_tokens: int = 20) -> tuple[str, list[int]]:
+    def answer(self, image, question: str, max_tokens: int = 20, ignore_eos: bool = False) -> tuple[str, list[int]]:
         """Greedy answer to `question` about a PIL `image`: (text, generated token ids, without the stop token).
 
         The chat handler renders the GGUF's chat template and evaluates text and image chunks (mtmd); then each step
@@ -87,7 +87,7 @@ class LlamaCppGZLlava:
             self.llm.create_chat_completion(
                 messages=chat_messages(image_data_uri(image), question), max_tokens=1, temperature=0.0,
             )
-        stop = set(self._eog_ids())
+        stop = set() if ignore_eos else set(self._eog_ids())
         ids: list[int] = []
         for _ in range(max_tokens):
             logits = self._last_logits()  # [n_vocab]
