@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from . import DEFAULT_MODEL  # noqa: F401  re-exported
 MAX_QUESTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 4096 * 4096  # a galaxy cutout is a few hundred pixels a side; larger uploads are refused
 
