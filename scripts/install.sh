@@ -7,7 +7,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
+python -m pip install -q pip==26.3   # pinned too: a new pip must not change what resolves
 # torch first and pinned: the CPU wheel (an unpinned torch pulls gigabytes of CUDA packages)
 python -m pip install -q torch==2.13.0
 python -m pip install -q -c constraints.txt -e ".[test]"
