@@ -19,16 +19,18 @@ from .questions import HeadSchema
 
 CONFIDENT = 0.8
 
-# Answer prompts for zero-shot classification (others: "<question text> <answer label>").
+# Answer prompts for zero-shot classification, in the wording gz-talk-instruct's template descriptions use for
+# each answer (dataset_builder.summarise.template); a negated prompt ("not edge-on") is avoided: sentence encoders
+# embed it next to the affirmative. Other answers: "<question text> <answer label>".
 PROMPTS = {
-    ("smooth-or-featured", "smooth"): "a smooth, rounded galaxy with no sign of a disk",
-    ("smooth-or-featured", "featured-or-disk"): "a galaxy with features or a disk",
-    ("smooth-or-featured", "artifact"): "a star or an image artifact, not a galaxy",
-    ("disk-edge-on", "yes"): "a disk galaxy seen edge-on",
-    ("disk-edge-on", "no"): "a disk galaxy that is not edge-on",
-    ("how-rounded", "completely"): "a completely round smooth galaxy",
-    ("how-rounded", "in-between"): "a smooth galaxy, in between round and cigar-shaped",
-    ("how-rounded", "cigar-shaped"): "a cigar-shaped smooth galaxy",
+    ("smooth-or-featured", "smooth"): "a smooth, rounded galaxy",
+    ("smooth-or-featured", "featured-or-disk"): "a disk galaxy with visible features",
+    ("smooth-or-featured", "artifact"): "a star or an image artifact",
+    ("disk-edge-on", "yes"): "an edge-on disk galaxy",
+    ("disk-edge-on", "no"): "a disk galaxy with visible features",
+    ("how-rounded", "completely"): "a smooth galaxy with a completely round shape",
+    ("how-rounded", "in-between"): "a smooth galaxy with a slightly elongated shape",
+    ("how-rounded", "cigar-shaped"): "a smooth galaxy with a cigar-shaped outline",
     ("has-spiral-arms", "yes"): "a galaxy with spiral arms",
     ("has-spiral-arms", "no"): "a galaxy without spiral arms",
     ("bar", "yes"): "a barred galaxy",
