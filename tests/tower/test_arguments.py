@@ -66,3 +66,14 @@ def test_missing_dataset_config_is_named(tmp_path, tiny_args):
     args = parse_arguments(tiny_args(tmp_path / "out", "--dataset_config", "conversation"))
     with pytest.raises(ValueError, match=r"no config 'conversation'"):
         prepare_training(*args)
+
+
+def test_train_holdout_validation_comes_from_train_by_the_fixed_split(tmp_path, tiny_args):
+    from gzllava.splits import split_of
+
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--dataset_eval_split", "train_holdout",
+                                                      "--validation_percent", "40")))
+    assert run.eval_table is not None and len(run.eval_table) > 0
+    assert not set(run.eval_table.ids) & set(run.train_table.ids)
+    assert all(split_of(i, validation_percent=40) == "validation" for i in run.eval_table.ids)
+    assert all(split_of(i, validation_percent=40) != "validation" for i in run.train_table.ids)
