@@ -18,7 +18,8 @@ tokens, then `--text-tokens` text tokens):
         before the call, in a fresh process per measurement (memory that malloc kept from an earlier call would
         hide a later one). It includes what malloc and oneDNN add beyond the tensors, and is noisy (+-25% here).
 Runs are interleaved (every repeat runs all models, in alternating order) to cancel drift on a shared
-machine; figures are medians over `--repeats`. Time ratios are reference time / our time (>= 1.0: no overhead),
+machine; figures are medians over `--repeats`. On CPU a run's time is the process's CPU time (`--clock cpu`,
+the default there), which other processes' load inflates far less than wall time; `--clock wall` for elapsed time. Time ratios are reference time / our time (>= 1.0: no overhead),
 taken per round (the two runs compared are adjacent in time) and then the median over rounds; memory ratios are
 reference memory / our memory; the mlp logits of ours and of stock llava must be identical (max |diff| 0.0).
 
@@ -260,12 +261,18 @@ def measure_memory(models: dict, inputs: dict, gen_configs: dict, args) -> dict:
 
 # ---------------------------------------------------------------- timing
 
-def timed(model, mode: str, inputs: dict, gen_config: GenerationConfig, device: str) -> tuple[float, torch.Tensor]:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def timed(model, mode: str, inputs: dict, gen_config: GenerationConfig, device: str, clock: str = "wall") -> tuple[float, torch.Tensor]:
+    """Seconds of one call by `clock`: wall time, or this process's CPU time (all its threads), which other
+    processes' load on a shared machine inflates far less (it still pays for their cache and memory traffic)."""
+    now = CLOCKS[clock]
     synchronize(device)
-    start = time.perf_counter()
+    start = now()
     output = run_once(model, mode, inputs, gen_config)
     synchronize(device)
-    return time.perf_counter() - start, output
+    return now() - start, output
 
 
 def measure_times(models: dict, inputs: dict, gen_configs: dict, args) -> tuple[dict, dict]:
@@ -277,7 +284,7 @@ def measure_times(models: dict, inputs: dict, gen_configs: dict, args) -> tuple[
         order = list(models) if round_index % 2 == 0 else list(models)[::-1]  # A B C, C B A, ...: drift cancels
         for mode in MODES:
             for name in order:
-                seconds, output = timed(models[name], mode, inputs[name], gen_configs[name], args.device)
+                seconds, output = timed(models[name], mode, inputs[name], gen_configs[name], args.device, args.clock)
                 if round_index >= args.warmup:
                     times[name][mode].append(seconds)
                 if name in (OURS, REFERENCE):
@@ -306,6 +313,7 @@ def environment(args, models: dict) -> dict:
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "load_average_1min_at_start": os.getloadavg()[0],
+        "clock": args.clock,
         "dtype": args.dtype,
         "attention": {name: model.config.text_config._attn_implementation for name, model in models.items()},
     }
@@ -382,7 +390,9 @@ def format_report(report: dict) -> str:
     lines = [
         f"torch {env['torch']}, transformers {env['transformers']}, python {env['python']}; {env['device']}; "
         f"{env['torch_threads']} thread(s) (OMP_NUM_THREADS={env['OMP_NUM_THREADS']}), {env['cpu_count']} cores, "
-        f"load {env['load_average_1min_at_start']:.2f} at start; {env['dtype']}; attention {set(env['attention'].values())}",
+        f"load {env['load_average_1min_at_start']:.2f} at start, {env.get('load_average_1min_after_timing', float('nan')):.2f} "
+        f"after timing; {env['dtype']}; attention {set(env['attention'].values())}; clock: {env['clock']} "
+        f"({'process CPU time' if env['clock'] == 'cpu' else 'wall time'})",
         f"shape {shape['name']} ({shape['parameters_millions']}M parameters; {shape['notes']}); batch {settings['batch_size']}, "
         f"{settings['text_tokens']} text tokens + image tokens per prompt, {settings['new_tokens']} new tokens; "
         f"median of {settings['repeats']} interleaved runs after {settings['warmup']} warm-up; memory: {settings['memory']}",
@@ -447,10 +457,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory", choices=("tensors", "rss", "off"), default="tensors",
                         help="tensors: torch allocator peak (exact); rss: process RSS high-water mark in a fresh process "
                              "per measurement (CPU only; includes malloc/oneDNN overhead, noisy); off")
+    parser.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                        help="what a run's time is: cpu = this process's CPU time (robust to other processes' load on a "
+                             "shared machine), wall = elapsed time; auto: cpu on --device cpu, wall on cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
     parser.add_argument("--probe-rss", nargs=2, metavar=("MODEL", "MODE"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.clock == "auto":
+        args.clock = "wall" if args.device.startswith("cuda") else "cpu"
+    if args.clock == "cpu" and args.device.startswith("cuda"):
+        parser.error("--clock cpu measures host CPU time, not GPU work: use --clock wall with --device cuda")
     if args.dtype == "auto":
         args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
     if args.shape == "llava-1.5-7b" and not args.device.startswith("cuda"):
@@ -485,6 +502,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     env = environment(args, models)
     times, last_outputs = measure_times(models, inputs, gen_configs, args)
+    env["load_average_1min_after_timing"] = os.getloadavg()[0]
     memory = measure_memory(models, inputs, gen_configs, args)
     report = build_report(args, shape, models, inputs, times, last_outputs, memory, env)
     print(format_report(report))
