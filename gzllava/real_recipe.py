@@ -225,7 +225,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--synthetic-size", type=int, default=128, help="synthetic image size (px)")
     parser.add_argument("--max-rows", type=int, nargs=3, default=[None, 1500, 1500], metavar=("GZ2", "GZ1", "SYN"),
                         help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic)")
-    parser.add_argument("--eval-samples", type=int, default=1500, help="test questions scored per evaluation")
+    parser.add_argument("--eval-samples", type=int, default=200, help="test questions scored per evaluation")
     parser.add_argument("--describe", type=int, default=3, help="real test galaxies described (0: none)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each stage")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
