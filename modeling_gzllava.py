@@ -8,8 +8,8 @@ key names and the new ones), and a GZ-LLaVA with a linear/mlp projector saves as
 
 `save_pretrained` (and so transformers' `push_to_hub`) writes a complete remote-code repository: config.json
 with `auto_map` for every Auto class and the `image-to-text` pipeline in `custom_pipelines`, and this file with
-its relative imports (configuration_gzllava.py, pipeline_gzllava.py), as for any class registered with
-`register_for_auto_class`.
+its relative imports (configuration_gzllava.py, pipeline_gzllava.py), through transformers' own mechanism for
+classes registered with `register_for_auto_class`.
 
 Shapes: B images, P patch tokens per image, Dv vision hidden size, L vision feature layers,
 Q resampler queries, Dt language-model hidden size.
@@ -18,6 +18,7 @@ Q resampler queries, Dt language-model hidden size.
 import copy
 import functools
 import inspect
+import threading
 
 import torch
 from safetensors import SafetensorError
@@ -67,8 +68,9 @@ def _with_signature_of(function, name: str):
     """A thin method calling `function`, whose signature is computed once instead of at every inspection.
 
     `generate` runs `inspect.signature(self.forward)` at every decoding step for a class registered for an Auto
-    class (transformers' check for remote code that still takes `cache_position`); through Llava's three
-    decorators that costs about 25 us per step. With `__signature__` set, inspect stops there.
+    class, as transformers does for a model loaded with trust_remote_code (its check for old remote code that
+    still takes `cache_position`); through Llava's three decorators that costs about 25 us per step. With
+    `__signature__` set, inspect stops there (6 us).
     """
 
     @functools.wraps(function)
@@ -78,6 +80,9 @@ def _with_signature_of(function, name: str):
     method.__signature__ = inspect.signature(function)
     method.__name__ = method.__qualname__ = name
     return method
+
+
+_SAVE_LOCK = threading.RLock()
 
 
 def _num_feature_layers(config: GZLlavaConfig) -> int:
@@ -170,6 +175,7 @@ class GZLlavaLoadingMixin:
 
     _unquantized_modules: tuple = ()
     _required_prefixes: tuple = ()
+    _hub_auto_class: str = ""  # the Auto class this class is saved for
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -195,7 +201,19 @@ class GZLlavaLoadingMixin:
             **(getattr(self.config, "custom_pipelines", None) or {}),
             **{task: {**entry, "impl": impl} for task, entry in CUSTOM_PIPELINES.items()},
         }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        # transformers writes the code of classes registered for an Auto class (`is_remote_code()`). Registered for
+        # good, the class would also take generate's path for old remote code, which inspects `forward` at every
+        # decoding step; so a class imported from this project is registered for the save only. (A class loaded
+        # with trust_remote_code is registered by transformers and stays so.)
+        cls = type(self)
+        with _SAVE_LOCK:
+            registered = cls._auto_class
+            if registered is None:
+                cls.register_for_auto_class(cls._hub_auto_class)
+            try:
+                return super().save_pretrained(save_directory, *args, **kwargs)
+            finally:
+                cls._auto_class = registered
 
     @staticmethod
     def _load_pretrained_model(model, state_dict, checkpoint_files, load_config, expected_keys=None):
@@ -226,6 +244,7 @@ class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
     config: GZLlavaConfig
     _unquantized_modules = ("vision_tower", "multi_modal_projector")
     _required_prefixes = ("vision_tower.", "multi_modal_projector.")
+    _hub_auto_class = "AutoModel"
 
     def __init__(self, config: GZLlavaConfig):
         # LlavaModel.__init__ would build its fixed MLP projector: build the three parts here instead.
@@ -290,6 +309,7 @@ class GZLlavaForConditionalGeneration(GZLlavaLoadingMixin, LlavaForConditionalGe
     # Skip patterns match full module names from the start (and "lm_head" as a suffix).
     _unquantized_modules = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
     _required_prefixes = ("model.vision_tower.", "model.multi_modal_projector.")
+    _hub_auto_class = "AutoModelForImageTextToText"
 
     def __init__(self, config: GZLlavaConfig):
         LlavaPreTrainedModel.__init__(self, config)
@@ -306,9 +326,5 @@ class GZLlavaForConditionalGeneration(GZLlavaLoadingMixin, LlavaForConditionalGe
 # get them only when registered explicitly.
 register_checkpoint_conversion_mapping("gzllava", get_checkpoint_conversion_mapping("llava"), overwrite=True)
 register_checkpoint_conversion_mapping("GZLlavaModel", get_checkpoint_conversion_mapping("LlavaModel"), overwrite=True)
-
-# Saving writes the remote code and auto_map, as for any custom model (`is_remote_code()` is then True).
-GZLlavaModel.register_for_auto_class("AutoModel")
-GZLlavaForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
 
 __all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "GZLlavaForConditionalGeneration", "GZLlavaModel", "GZLlavaResampler"]

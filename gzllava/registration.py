@@ -1,8 +1,8 @@
 """Register GZ-LLaVA with the Auto classes in this process (local folders load without `trust_remote_code`).
 
-What saved repositories need (`auto_map`, the remote code) the remote-code files arrange themselves: each class
-is registered with `register_for_auto_class` where it is defined, so transformers' own `save_pretrained` and
-`push_to_hub` write it.
+What saved repositories need (`auto_map`, the remote code) the remote-code files arrange themselves, so that
+transformers' own `save_pretrained` and `push_to_hub` write it: the config and processor classes are registered
+with `register_for_auto_class` where they are defined, the model classes for the duration of each save.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor

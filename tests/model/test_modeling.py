@@ -195,14 +195,22 @@ def test_a_generated_image_token_does_not_stop_generation_and_matches_stock_llav
 
 
 def test_forward_signatures_are_llavas_and_computed_once(tiny_mlp):
-    """`generate` inspects `forward` at every step for registered (remote-code) classes: the signature is precomputed."""
+    """`generate` inspects `forward` at every step for remote-code classes: the signature is precomputed."""
     import inspect
 
     from transformers import LlavaForConditionalGeneration, LlavaModel
 
     model, _ = tiny_mlp
-    assert model.is_remote_code()  # registered for an Auto class, so generate takes the inspecting path
     assert inspect.signature(model.forward) == inspect.signature(LlavaForConditionalGeneration.forward.__get__(model))
     assert inspect.signature(model.model.forward) == inspect.signature(LlavaModel.forward.__get__(model.model))
     for function in (type(model).forward, type(model.model).forward):
         assert isinstance(function.__dict__.get("__signature__"), inspect.Signature)  # inspect stops here
+
+
+def test_project_classes_are_registered_for_saving_only(tmp_path, tiny_mlp):
+    """Not remote code in this process (generate skips transformers' per-step check for it), yet saved as such."""
+    model, _ = tiny_mlp
+    assert not model.is_remote_code() and not model.model.is_remote_code()
+    model.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "modeling_gzllava.py").is_file()
+    assert not model.is_remote_code()
