@@ -39,7 +39,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .card import Provenance, dump_json, read_card_metadata, write_card
+from .card import Provenance, dump_json, read_card_metadata, update_dataset_info, write_card
 from .staging import OutputFolderError, StagedFolder
 from .curate import DEFAULT_SPLIT_FRACTIONS, Curator, check_split_fractions, split_for
 from .decision_tree import vote_columns
@@ -55,6 +55,7 @@ from .prepare import (
     init_worker,
     prepare_in_worker,
 )
+from .privacy import Scrubber, finalise_outputs, identities_from_export
 from .records import Comment, Reject, Subject
 from .writer import REJECTS_FILE, DatasetWriter, RejectLog, row_features
 
@@ -218,8 +219,13 @@ class _Timer:
 
 
 # ------------------------------------------------------------------------------ the stages
-def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, progress: bool) -> dict[str, Subject]:
-    """Read, clean and group a Talk export; every record counted, every reject logged."""
+def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, progress: bool,
+           known: Scrubber | None = None) -> dict[str, Subject]:
+    """Read, clean and group a Talk export; every record counted, every reject logged.
+
+    known: the export's identities (`privacy.identities_from_export`), taken out of every comment and
+    hashtag by the cleaner, before a summariser sees them.
+    """
     from .clean import clean_comment
     from .grouping import group_by_subject
     from .talk import detect_talk_layout, read_talk_export
@@ -235,7 +241,7 @@ def ingest(talk: Path, tags: Path | None, rejects: RejectLog, ledger: _Ledger, p
                 rejects.add(record)
                 continue
             ledger.input_records += 1
-            yield clean_comment(record)
+            yield clean_comment(record, known)
 
     clean_rejects: list[Reject] = []
     subjects = group_by_subject(cleaned(), clean_rejects)
@@ -431,6 +437,8 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
     ledger = _Ledger()
     started = time.perf_counter()
     split_rule: Callable[[str], str] | None = None
+    split_text: str | None = None  # the card's description of split_rule
+    known: Scrubber | None = None  # Talk builds: the export's identities (privacy.py)
     split_fractions = tuple(options.split) if options.split is not None else None
     with ExitStack() as stack:
         work = stack.enter_context(staged).path  # everything is written here; `out_dir` is replaced at the end
@@ -458,11 +466,14 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
 
         if options.catalogue_only:
             with _Timer(ledger, "votes"):
-                subjects, split_rule, split_fractions, more = _catalogue_subjects(options, rejects, ledger)
+                subjects, split_rule, split_text, split_fractions, more = _catalogue_subjects(options, rejects, ledger)
             inputs += more
         else:
             with _Timer(ledger, "ingest+clean+group"):
-                subjects = ingest(Path(talk), Path(tags) if tags else None, rejects, ledger, options.progress)
+                # The export's logins and ids, read once: the cleaner removes them (a login named without
+                # an "@" never reaches a summariser's prompt), and so does the last pass over every file.
+                known = Scrubber(identities_from_export(talk, tags))
+                subjects = ingest(Path(talk), Path(tags) if tags else None, rejects, ledger, options.progress, known)
         if options.synthetic is not None:
             for subject in subjects.values():
                 subject.source = "synthetic"
@@ -527,13 +538,17 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
             split_fractions=split_fractions,
             seed=options.seed if options.synthetic is not None else None,
             command=options.command,
+            split_rule=split_text,
         )
         card = write_card(work, split_counts, provenance, _card_stats(stats), _card_report(report_stats),
                           repo_id=options.push or "org/gz-talk-instruct")
-        from .privacy import finalise_outputs  # last: scrub identities from every text written (privacy.py)
-
         rejects.close()  # flushed before the privacy pass reads it
-        stats["privacy"] = finalise_outputs(work, identity_sources=[talk, tags])
+        # last: scrub identities from every text written (privacy.py)
+        stats["privacy"] = finalise_outputs(
+            work, identity_sources=[talk, tags], identities=known.identities if known is not None else None,
+            comments_scrubbed_at_ingest=known.redactions if known is not None else None)
+        if any(name.startswith("data/") for name in stats["privacy"]["by_file"]):
+            update_dataset_info(work)  # rewritten shards: the card's sizes (and so the datasets cache key) follow
         _check_reconciled(stats)  # a build whose counts do not add up never replaces the previous one
         rejects.close()
         staged.commit()
@@ -547,8 +562,9 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
 
 
 def _catalogue_subjects(options: BuildOptions, rejects: RejectLog, ledger: _Ledger
-                        ) -> tuple[dict[str, Subject], Callable[[str], str], tuple[float, float, float], list[str]]:
-    """A catalogue-only build's subjects (one per catalogue row), its split rule and card lines."""
+                        ) -> tuple[dict[str, Subject], Callable[[str], str], str, tuple[float, float, float], list[str]]:
+    """A catalogue-only build's subjects (one per catalogue row), its split rule (and the rule's
+    description), split fractions and card input lines."""
     from .catalogue_input import read_catalogue_subjects, shared_splits
 
     try:
@@ -563,10 +579,9 @@ def _catalogue_subjects(options: BuildOptions, rejects: RejectLog, ledger: _Ledg
             else f"{source.schema} vote catalogue")
     lines = [f"{kind}: {source.rows} rows, id column {source.id_column}, "
              f"{len(source.subjects) - source.images_found} ids without an image; questions with votes: "
-             f"{', '.join(source.questions)}",
-             f"split: {source.split_rule}"]
+             f"{', '.join(source.questions)}"]
     logger.info("catalogue: %d subjects, %d with an image file", len(source.subjects), source.images_found)
-    return source.subjects, source.split_of, (round(1 - test, 6), 0.0, test), lines
+    return source.subjects, source.split_of, source.split_rule, (round(1 - test, 6), 0.0, test), lines
 
 
 def _attach_truth(subjects: dict[str, Subject], truth_path: Path) -> None:

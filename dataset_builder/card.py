@@ -2,17 +2,31 @@
 
 The YAML `configs:` block is what makes the folder loadable without a script (datasets >= 3 reads it
 from README.md): one entry per config, its splits pointing at `data/<config>/<split>-*`.
+
+The `dataset_info:` block (one entry per config: features, each split's num_examples and num_bytes,
+download_size, dataset_size; what `datasets`' own `push_to_hub` writes) describes the files actually
+written. `datasets` names the cache of a local folder after the folder's name, the config and a hash
+of the card's `configs` and `dataset_info` only (`LocalDatasetModuleFactory.get_module`: the data
+files enter as their glob patterns, not as files), so without `dataset_info` a rebuild into the same
+folder loaded the previous build's cached rows. With it, a rebuild whose row counts, arrow sizes or
+parquet file sizes differ gets a new cache; only a rebuild with the same sizes in every split (in
+practice the same files) reuses the old one.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
+import pyarrow.parquet as pq
 import yaml
+from datasets.info import DatasetInfosDict
 
 from .instructions import CONFIGS
 from .privacy import redact_secrets
@@ -116,6 +130,9 @@ class Provenance:
     split_fractions: tuple[float, float, float]
     seed: int | None = None
     command: str | None = None
+    # None: split by a hash of the subject id (Talk and synthetic builds); else the fixed real-galaxy split
+    # of gzllava.splits that catalogue-only builds use, described (catalogue_input.split_rule)
+    split_rule: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,7 +144,55 @@ def size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-def card_metadata(split_counts: Mapping[str, Mapping[str, int]], provenance: Provenance, pretty_name: str) -> dict[str, Any]:
+SPLIT_ORDER = ("train", "validation", "test")
+_SHARD = re.compile(r"^(?P<split>[A-Za-z0-9_]+)-\d+-of-\d+\.parquet$")  # writer.py's final shard names
+
+
+def dataset_infos(out_dir: Path) -> dict[str, datasets.DatasetInfo]:
+    """{config: DatasetInfo} of the shards under `<out_dir>/data/<config>/`, as `push_to_hub` records them.
+
+    features: from the shards' `huggingface` schema metadata; per split, num_examples (rows) and
+    num_bytes (arrow bytes, as `Dataset.data.nbytes`; read a row group at a time); download_size: the
+    parquet files' bytes; dataset_size: the splits' num_bytes.
+    """
+    infos: dict[str, datasets.DatasetInfo] = {}
+    data = Path(out_dir) / "data"
+    for config_dir in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
+        shards: dict[str, list[Path]] = {}
+        for path in sorted(config_dir.iterdir()):
+            match = _SHARD.match(path.name)
+            if match and path.is_file():
+                shards.setdefault(match["split"], []).append(path)
+        if not shards:
+            continue
+        features: datasets.Features | None = None
+        info = datasets.DatasetInfo(splits=datasets.SplitDict(), download_size=0, dataset_size=0)
+        for split in sorted(shards, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s)):
+            rows = nbytes = 0
+            for path in shards[split]:
+                parquet = pq.ParquetFile(path)
+                if features is None:
+                    features = datasets.Features.from_arrow_schema(parquet.schema_arrow)
+                rows += parquet.metadata.num_rows
+                nbytes += sum(parquet.read_row_group(i).nbytes for i in range(parquet.metadata.num_row_groups))
+                info.download_size += os.path.getsize(path)
+            info.splits.add(datasets.SplitInfo(name=split, num_bytes=nbytes, num_examples=rows))
+            info.dataset_size += nbytes
+        info.features = features
+        infos[config_dir.name] = info
+    return infos
+
+
+def dataset_info_metadata(infos: Mapping[str, datasets.DatasetInfo]) -> Any:
+    """The card's `dataset_info` value for `infos`, in `datasets`' own YAML form (a mapping for one
+    config, a list for several)."""
+    holder: dict[str, Any] = {}
+    DatasetInfosDict(infos).to_dataset_card_data(holder)  # type: ignore[arg-type]  (only item access is used)
+    return holder.get("dataset_info")
+
+
+def card_metadata(split_counts: Mapping[str, Mapping[str, int]], provenance: Provenance, pretty_name: str,
+                  infos: Mapping[str, datasets.DatasetInfo] | None = None) -> dict[str, Any]:
     configs = []
     for config in [c for c in CONFIGS if c in split_counts] + [c for c in split_counts if c not in CONFIGS]:
         splits = [s for s in ("train", "validation", "test") if split_counts[config].get(s)]
@@ -153,9 +218,21 @@ def card_metadata(split_counts: Mapping[str, Mapping[str, int]], provenance: Pro
         tags=["astronomy", "galaxies", "galaxy-zoo", "zooniverse", "citizen-science", "vision-language"]
         + (["synthetic"] if provenance.synthetic else []),
         size_categories=[size_category(total)],
-        configs=configs,
     )
+    if infos:
+        metadata["dataset_info"] = dataset_info_metadata({c: i for c, i in infos.items() if c in split_counts})
+    metadata["configs"] = configs
     return metadata
+
+
+def split_sentence(split_rule: str | None) -> str:
+    """How the card says the rows were split (Provenance.split_rule)."""
+    same = "a galaxy is in the same split in every config, and never in two splits."
+    if split_rule is None:
+        return f"Split by subject (a hash of the subject id): {same}"
+    return ("Split by galaxy with `gzllava.splits.split_of(id)`, the project's fixed real-galaxy split (train and "
+            "test, no validation split; a GZ1 galaxy that has a GZ2 twin takes its twin's side), so every model "
+            f"of the project is tested on the same galaxies: {same} This build: {split_rule.split(': ', 1)[-1]}.")
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
@@ -184,9 +261,10 @@ def render_card(
     *,
     repo_id: str = DEFAULT_REPO_ID,
     pretty_name: str = "gz-talk-instruct",
+    infos: Mapping[str, datasets.DatasetInfo] | None = None,
 ) -> str:
-    """README.md text: YAML front matter + body."""
-    metadata = card_metadata(split_counts, provenance, pretty_name)
+    """README.md text: YAML front matter + body; `infos` (`dataset_infos(folder)`) fill `dataset_info`."""
+    metadata = card_metadata(split_counts, provenance, pretty_name, infos)
     front = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True, width=1000)
     configs = [entry["config_name"] for entry in metadata["configs"]]
     example_config = "decision_tree" if "decision_tree" in configs else (configs[0] if configs else "description")
@@ -207,8 +285,7 @@ def render_card(
         "",
         *[f"- **{c}**: {CONFIG_DESCRIPTIONS.get(c, '')}" for c in configs],
         "",
-        "Split by subject (a hash of the subject id): a galaxy is in the same split in every config, and never "
-        "in two splits.",
+        split_sentence(provenance.split_rule),
         "",
         _table(("config", "train", "validation", "test", "total"), split_rows) if split_rows else "_No rows._",
         "",
@@ -304,8 +381,31 @@ def render_card(
 
 
 def write_card(out_dir: Path, *args: Any, **kwargs: Any) -> Path:
+    """README.md of the folder `out_dir`, its `dataset_info` from the shards already there."""
     path = Path(out_dir) / CARD_FILE
+    kwargs.setdefault("infos", dataset_infos(out_dir))
     path.write_text(render_card(*args, **kwargs), encoding="utf-8")
+    return path
+
+
+def update_dataset_info(out_dir: Path) -> Path:
+    """Rewrite the card's `dataset_info` from the shards now in `out_dir` (after a pass that rewrote some,
+    e.g. privacy.finalise_outputs); the rest of the card is kept as it is."""
+    path = Path(out_dir) / CARD_FILE
+    metadata = read_card_metadata(path)
+    text = path.read_text(encoding="utf-8")
+    body = text[text.index("\n---\n", 4) + len("\n---\n"):]
+    configs = {entry["config_name"] for entry in metadata.get("configs") or []}
+    infos = {config: info for config, info in dataset_infos(out_dir).items() if config in configs}
+    updated = {key: value for key, value in metadata.items() if key not in ("dataset_info", "configs")}
+    if infos:
+        updated["dataset_info"] = dataset_info_metadata(infos)
+    if "configs" in metadata:
+        updated["configs"] = metadata["configs"]
+    front = yaml.safe_dump(updated, sort_keys=False, allow_unicode=True, width=1000)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"---\n{front}---\n{body}", encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 

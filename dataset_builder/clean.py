@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import ftfy
 
-from .privacy import scrub_identities
+from .privacy import Scrubber, scrub_identities
 from .records import Comment, Reject
 
 # --- patterns (compiled once) -------------------------------------------------------------------
@@ -182,18 +182,32 @@ def noise_reason(text: str) -> str | None:
     return None
 
 
-def clean_comment(comment: Comment) -> Comment | Reject:
+def _known_tags_out(tags: list[str], known: Scrubber | None) -> list[str]:
+    """Hashtags that are not a known identity (a volunteer tagged by login: "#JuggoVuggo")."""
+    if known is None or not known.identities:
+        return tags
+    return [tag for tag in tags if tag.lower() not in known.identities]
+
+
+def clean_comment(comment: Comment, known: Scrubber | None = None) -> Comment | Reject:
     """The comment with a clean body and its hashtags merged into `tags`, or a Reject (stage "clean").
+
+    known: the export's own identities (logins, user ids, names; `privacy.identities_from_export`):
+    removed from the body and the hashtags as whole tokens, so a volunteer named without an "@"
+    ("thanks JuggoVuggo") is gone before anything (a summariser's prompt) reads the comment.
 
     Rejects are `CommentReject`s carrying the subject id and tags, so the subject keeps the tags.
     Reasons: "deleted comment", "hashtags only", "empty after cleaning", "noise-only: ...".
     """
     if comment.body.strip() in _DELETED:
         return CommentReject("clean", "comment", comment.comment_id, "deleted comment", comment.source,
-                             subject_id=comment.subject_id, tags=_merge_tags(comment.tags, []),
+                             subject_id=comment.subject_id, tags=_known_tags_out(_merge_tags(comment.tags, []), known),
                              image_url=comment.image_url)
     body, hashtags = clean_text(comment.body)
-    tags = _merge_tags(comment.tags, hashtags) if (hashtags or comment.tags) else []
+    if known is not None and known.identities:
+        scrubbed = known.remove_known(body)
+        body = _tidy_whitespace(scrubbed) if scrubbed != body else body
+    tags = _known_tags_out(_merge_tags(comment.tags, hashtags), known) if (hashtags or comment.tags) else []
     reason = noise_reason(body)
     if reason is not None:
         if reason == "empty" or reason.startswith("noise-only: no words"):

@@ -8,7 +8,9 @@ Three jobs, one place:
   (`my name is Jane Smith`), profile URLs (`zooniverse.org/users/<login>`) and phone numbers. The
   cleaner runs it on every comment, the summariser on every generated summary.
 - `Scrubber`: the same patterns plus the identities the Talk export itself carries (logins, user ids,
-  display names: `identities_from_export`), matched as whole tokens; `finalise_outputs` runs it over
+  display names: `identities_from_export`), matched as whole tokens. The build reads them once, before
+  ingest: the cleaner removes them from every comment and its hashtags (`clean_comment(..., known=)`),
+  so a volunteer named without an "@" never reaches a summariser's prompt; `finalise_outputs` runs it over
   every text a build wrote (parquet rows, rejects.jsonl, build_stats.json, reports/, README.md) after
   everything else, so a form that got past the cleaner and the summariser is still removed, and counted.
 - `redact_secrets(text)`: user-info, tokens and keys in URLs and command lines (`http://user:pw@host`,
@@ -230,6 +232,13 @@ class Scrubber:
             return text  # the common case, without a Python call per token
         return _TOKEN.sub(lambda m: self.replacement if m.group(0).lower() in self.identities else m.group(0), text)
 
+    def remove_known(self, text: str) -> str:
+        """`text` without the known identities only (whole tokens); counted when something went."""
+        out = self._known(text) if text else text
+        if out != text:
+            self.redactions += 1
+        return out
+
     def needs(self, text: str) -> bool:
         return self.scrub(text, count=False) != text
 
@@ -363,15 +372,19 @@ def _output_files(out_dir: Path) -> Iterator[tuple[str, Path]]:
             yield "text", path
 
 
-def finalise_outputs(out_dir: Path, identity_sources: Iterable[Path | None] = ()) -> dict[str, Any]:
+def finalise_outputs(out_dir: Path, identity_sources: Iterable[Path | None] = (), *,
+                     identities: Iterable[str] | None = None, comments_scrubbed_at_ingest: int | None = None
+                     ) -> dict[str, Any]:
     """The last step of a build: scrub every text the build wrote, in place; return what was removed.
 
     identity_sources: the Talk (and tags) exports, whose identity columns give the logins and ids that
-    must not appear anywhere. The counts go into build_stats.json under "privacy" (no removed text is
-    recorded). A non-zero count for `data/` means a form got past the cleaner and the summariser.
+    must not appear anywhere; or `identities`, when the build already read them (`identities_from_export`).
+    comments_scrubbed_at_ingest: how many comments the cleaner took a known identity out of (recorded).
+    The counts go into build_stats.json under "privacy" (no removed text is recorded). A non-zero count
+    for `data/` means a form got past the cleaner and the summariser.
     """
     out_dir = Path(out_dir)
-    scrubber = Scrubber(identities_from_export(*identity_sources))
+    scrubber = Scrubber(identities if identities is not None else identities_from_export(*identity_sources))
     handlers = {"parquet": _scrub_parquet, "jsonl": _scrub_jsonl, "json": _scrub_json, "text": _scrub_text_file}
     by_file: Counter[str] = Counter()
     for kind, path in _output_files(out_dir):
@@ -380,6 +393,8 @@ def finalise_outputs(out_dir: Path, identity_sources: Iterable[Path | None] = ()
             by_file[path.relative_to(out_dir).as_posix()] = removed
     summary = {"texts_scrubbed": sum(by_file.values()), "by_file": dict(sorted(by_file.items())),
                "known_identities": len(scrubber.identities)}
+    if comments_scrubbed_at_ingest is not None:
+        summary["comments_scrubbed_at_ingest"] = comments_scrubbed_at_ingest
     stats_path = out_dir / "build_stats.json"
     if stats_path.is_file():
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
