@@ -232,7 +232,7 @@ def split_sentence(split_rule: str | None) -> str:
         return f"Split by subject (a hash of the subject id): {same}"
     return ("Split by galaxy with `gzllava.splits.split_of(id)`, the project's fixed real-galaxy split (train and "
             "test, no validation split; a GZ1 galaxy that has a GZ2 twin takes its twin's side), so every model "
-            f"of the project is tested on the same galaxies: {same} This build: {split_rule.split(': ', 1)[-1]}.")
+            f"of the project is tested on the same galaxies: {same} This build: {split_rule}.")
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:

@@ -84,8 +84,8 @@ def split_rule(catalogue: Path) -> tuple[str, Callable[[str], str]]:
     splits = shared_splits()
     twins_path = Path(catalogue).parent / TWINS_FILE
     twins = splits.read_twins(twins_path)
-    text = (f"gzllava.splits.split_of(id): the project's fixed real-galaxy split, {splits.TEST_PERCENT}% test, "
-            "no validation split")
+    # the card's split sentence (card.split_sentence) names gzllava.splits.split_of; this is the particulars
+    text = f"{splits.TEST_PERCENT}% of the galaxies in test"
     if twins:
         text += f"; {len(twins)} GZ1 galaxies take the side of their GZ2 twin ({TWINS_FILE})"
         return text, lambda galaxy_id: splits.gz1_split_of(galaxy_id, twins)

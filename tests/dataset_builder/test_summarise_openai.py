@@ -215,3 +215,43 @@ def test_http_401_is_an_auth_error_at_once_without_retries():
         with pytest.raises(EndpointAuthError, match="HTTP 401 \\(unauthorised\\)") as caught:
             client(server, max_retries=3).summarise(subjects(1))
     assert isinstance(caught.value, SummariserError) and len(server.requests) == 1
+
+
+def test_a_build_never_sends_the_exports_logins_to_the_summariser(tmp_path):
+    """Logins and user ids of the export (and logins that comments @mention) named WITHOUT an "@" are taken
+    out by the cleaner, so the prompt an external summariser receives never holds them (issue 8 follow-up)."""
+    import io
+
+    from PIL import Image
+
+    from dataset_builder.build import BuildOptions, build
+
+    logins = ["StarFinder_7", "GalWatcher", "orbit_fan"]
+    bodies = [
+        "A ring galaxy with a bright core, as StarFinder_7 said.",
+        "@Gal_Watcher99 look at the bar, it is long",
+        "Thanks Gal_Watcher99 and GalWatcher, the bar and the ring are clear. User 1234501 agreed.",
+        "Two spiral arms, orbit_fan spotted them first.",
+    ]
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i, body in enumerate(bodies):
+        subject = 8100 + i // 2  # two comments per subject
+        image = io.BytesIO()  # noise: a one-colour image is rejected as blank
+        Image.effect_noise((32, 32), 40 + i).convert("RGB").save(image, "JPEG")
+        (tmp_path / "images" / f"{subject}.jpg").write_bytes(image.getvalue())
+        rows.append({"comment_id": 200 + i, "comment_body": body, "comment_focus_id": subject,
+                     "comment_focus_type": "Subject", "comment_user_id": 1234500 + i,
+                     "comment_user_login": logins[i % len(logins)], "comment_created_at": "2020-01-01T00:00:00Z"})
+    talk = tmp_path / "comments.json"
+    talk.write_text(json.dumps(rows))
+    with FakeChatServer() as server:
+        result = build(BuildOptions(out_dir=tmp_path / "out", talk=talk, images=tmp_path / "images",
+                                    summariser="openai", summariser_model="test-model", base_url=server.base_url,
+                                    configs=["description"], progress=False))
+    sent = json.dumps(server.requests).lower()
+    assert len(server.requests) == 2 and "ring" in sent and "bar" in sent  # both subjects, their words kept
+    for identity in ("starfinder_7", "gal_watcher99", "galwatcher", "orbit_fan", "1234501"):
+        assert identity not in sent, identity
+    assert result.stats["privacy"]["comments_scrubbed_at_ingest"] == 3
+    assert result.stats["reconciled"] and result.rows > 0

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import datasets
@@ -83,9 +82,9 @@ def cli_error(args: list[str], capsys) -> str:
 
 
 def load(out: Path, config: str) -> datasets.DatasetDict:
-    """load_dataset with a fresh cache: datasets 5.2 reuses the cache of ANY earlier local folder with the same
-    name and config (e.g. another test's `out`), whatever its files."""
-    return datasets.load_dataset(str(out), config, cache_dir=str(out.parent / "hf-cache" / uuid.uuid4().hex))
+    """load_dataset in the session's one datasets cache: the card's `dataset_info` keys the cache to the
+    files of this build, not only to the folder's name (tests/dataset_builder/test_card_dataset_info.py)."""
+    return datasets.load_dataset(str(out), config)
 
 
 def texts(row: dict, role: str) -> list[str]:
@@ -105,7 +104,9 @@ def test_catalogue_only_build_has_rows_from_the_votes_split_by_gzllava_splits(ka
     assert stats["subjects_in_output"] == 12 and sorted(result.split_counts) == ["decision_tree", "description"]
     split_of = shared_splits().split_of
     card = (out / "README.md").read_text()
-    assert "gzllava.splits.split_of" in card
+    # the card names the fixed real-galaxy split, not the subject hash of Talk builds
+    assert "Split by galaxy with `gzllava.splits.split_of(id)`" in card and "GZ2 twin" in card
+    assert "hash of the subject id" not in card
     for config in ("decision_tree", "description"):
         loaded = load(out, config)
         assert set(loaded) <= {"train", "test"}
