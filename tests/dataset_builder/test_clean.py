@@ -135,3 +135,17 @@ def test_cleaning_is_deterministic_and_idempotent():
     once = clean_text(raw)
     assert once == clean_text(raw)
     assert clean_text(once[0])[0] == once[0]
+
+
+def test_known_identities_leave_the_body_and_the_hashtags():
+    """The export's logins (privacy.identities_from_export) named without "@", and tagged, are removed."""
+    from dataset_builder.privacy import Scrubber
+
+    known = Scrubber({"starfinder_7", "1234501"})
+    comment = Comment("1", "9", "Nice ring, as StarFinder_7 said (user 1234501). #ring #StarFinder_7 #bar", "t.json")
+    cleaned = clean_comment(comment, known)
+    assert cleaned.body == "Nice ring, as said (user)." and cleaned.tags == ["ring", "bar"]
+    assert known.redactions == 1
+    assert clean_comment(comment).body.count("StarFinder_7") == 1  # without `known`, only the patterns apply
+    tags_only = clean_comment(Comment("2", "9", "#StarFinder_7 #merger", "t.json"), known)
+    assert isinstance(tags_only, CommentReject) and tags_only.tags == ["merger"]
