@@ -250,3 +250,15 @@ def test_transformers_push_to_hub_then_every_user_call_in_a_fresh_process(tmp_pa
     with torch.no_grad():
         expected = model(**inputs).logits[0, -1, :8]
     torch.testing.assert_close(torch.tensor(report["last_logits"]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_save_pretrained_with_push_to_hub_uploads_the_remote_code(tmp_path, hub_server, hub_repo_id, tiny_mlp):
+    """`save_pretrained(..., push_to_hub=True)` uploads only files written during the call: the code must be among them."""
+    from huggingface_hub import HfApi
+
+    model, _ = tiny_mlp
+    model.save_pretrained(tmp_path / "local", push_to_hub=True, repo_id=hub_repo_id)
+    files = set(HfApi().list_repo_files(hub_repo_id))
+    assert {"config.json", "model.safetensors", "configuration_gzllava.py", "modeling_gzllava.py",
+            "pipeline_gzllava.py"} <= files, files
+    assert not model.is_remote_code()  # registered for the save only
