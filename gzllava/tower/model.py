@@ -42,6 +42,7 @@ from .losses import contrastive_loss, morphology_loss
 from .questions import HeadSchema
 
 MINILM, TINY_TOKENIZER = "minilm", "tiny"
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what `minilm` is, for the model card's base_model
 HEAD_WEIGHTS, HEAD_CONFIG = "morphology_head.safetensors", "morphology_head.json"
 MAX_LOGIT_SCALE = 4.6052  # ln(100), CLIP's clamp of the learned temperature
 DUAL_ENCODER_TYPES = ("clip", "vision-text-dual-encoder")
@@ -157,7 +158,7 @@ def build_dual_encoder(clip_model_name_or_path: str | None, vision_model_name_or
             raise ValueError(f"text_model_name_or_path {text_model_name_or_path!r} is not a text encoder")
         text_model = AutoModel.from_pretrained(text_path)
         tokenizer = AutoTokenizer.from_pretrained(text_path)  # a text encoder comes with its own tokenizer
-        bases = [text_model_name_or_path]
+        bases = [MINILM_HUB_ID if text_model_name_or_path == MINILM else text_model_name_or_path]
         if vision_type is not None:
             vision_model = VISION_CLASSES[vision_type].from_pretrained(vision_model_name_or_path)
             bases.insert(0, vision_model_name_or_path)

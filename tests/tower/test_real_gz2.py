@@ -62,4 +62,4 @@ def test_minilm_locked_text_tower(tiny_args, tmp_path):
     assert all((v == dual.text_model.state_dict()[k]).all() for k, v in before.items())
     assert run.model._text_cache  # the frozen tower ran once per distinct text
     folder = save_trained_model(run)
-    assert (folder / "tokenizer.json").is_file() and "minilm" in (folder / "README.md").read_text()
+    assert (folder / "tokenizer.json").is_file() and "sentence-transformers/all-MiniLM-L6-v2" in (folder / "README.md").read_text()
