@@ -81,3 +81,15 @@ def test_dual_encoder_with_locked_text_tower(synthetic_build, tiny_args, tmp_pat
     result = pipeline("zero-shot-image-classification", model=str(folder))(image, candidate_labels=["smooth", "disk"])
     assert len(result) == 2
     assert type(load_vision_tower(str(folder))).__name__ == "CLIPVisionModel"
+
+
+def test_continue_from_a_clip_folder_with_the_head_alone(clip_folder, tiny_args, tmp_path):
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--clip_model_name_or_path", str(clip_folder),
+                                                      "--contrastive_weight", "0", "--head_questions", "gz2")))
+    assert type(run.model.dual_encoder).__name__ == "CLIPModel" and run.model.head.proj.out_features == 8
+    trained = load_tower(clip_folder)[0].vision_model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in run.model.dual_encoder.vision_model.state_dict().items())
+    train(run)
+    assert "input_ids" not in run.trainer.data_collator([{"index": 0}])  # no texts without the contrastive loss
+    assert json.loads((save_trained_model(run) / "morphology_head.json").read_text())["questions"][0]["key"] == \
+        "smooth-or-featured"
