@@ -12,12 +12,19 @@ python train_clip.py --config recipes/gz2_real_clip.yaml
 python -m gzllava.tower.evaluate --model outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000
 ```
 
+# Real galaxies with texts: the catalogue-only gz-talk-instruct build + the real MiniLM text encoder, locked
+```bash
+python train_clip.py --config recipes/clip_gz2_minilm.yaml
+python -m gzllava.tower.evaluate --model outputs/clip-gz2-minilm/final --dataset outputs/gz2-build --split test
+```
+
 # PAPERCLIP's recipe for a pretrained CLIP (GPU), and a MiniLM text tower (locked) + new CLIP vision tower
 ```bash
 accelerate launch --config_file accelerate_configs/single_gpu.yaml train_clip.py --config recipes/clip_vitb16_paperclip.yaml
 python train_clip.py --config recipes/tiny_cpu_clip.yaml --text_model_name_or_path minilm --lock_text_tower true
 ```
 
+On a shared CPU set `OMP_NUM_THREADS=1`: two OpenMP threads on an oversubscribed machine ran ~20x slower here.
 Every recipe key can be overridden on the command line (`--learning_rate 1e-4`); an unknown key is an error
 (exit 2, one line; `--debug` for the traceback). The result, `<output_dir>/final` (or `--export_dir`), is a Hub
 folder (model card, processor, safetensors, `morphology_head.*`) for `pipeline("zero-shot-image-classification")`,
