@@ -353,7 +353,7 @@ def _scrub_parquet(path: Path, scrubber: Scrubber) -> int:
             record["tags"] = [t for t in (scrubber.scrub(t) for t in record["tags"]) if t]
     fixed = pa.Table.from_pylist(rows, schema=full.schema).replace_schema_metadata(metadata)
     tmp = path.with_name(path.name + ".privacy-tmp")
-    pq.write_table(fixed, tmp)
+    pq.write_table(fixed, tmp, compression="zstd")  # as writer.py writes shards
     os.replace(tmp, path)
     return scrubber.redactions - before
 

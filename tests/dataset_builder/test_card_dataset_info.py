@@ -92,4 +92,4 @@ def test_split_sentence_names_the_rule_used(rule):
         assert text.startswith("Split by subject (a hash of the subject id)") and "gzllava" not in text
     else:
         assert "`gzllava.splits.split_of(id)`" in text and "GZ2 twin" in text and "hash" not in text
-        assert "20% test" in text
+        assert "This build: 20% of the galaxies in test." in text
