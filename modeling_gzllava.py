@@ -194,13 +194,9 @@ class GZLlavaLoadingMixin:
     def save_pretrained(self, save_directory, *args, **kwargs):
         """transformers' `save_pretrained` (also behind its `push_to_hub`), writing a complete remote-code repository:
         `auto_map` for every Auto class and `custom_pipelines`; transformers copies this file and its relative imports."""
-        pipeline_class = _pipeline_class()
-        impl = f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}"
+        _pipeline_class()  # fails here, not in the user's pipeline(), if pipeline_gzllava.py is not beside this file
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        self.config.custom_pipelines = {
-            **(getattr(self.config, "custom_pipelines", None) or {}),
-            **{task: {**entry, "impl": impl} for task, entry in CUSTOM_PIPELINES.items()},
-        }
+        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **CUSTOM_PIPELINES}
         # transformers writes the code of classes registered for an Auto class (`is_remote_code()`). Registered for
         # good, the class would also take generate's path for old remote code, which inspects `forward` at every
         # decoding step; so a class imported from this project is registered for the save only. (A class loaded

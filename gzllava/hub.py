@@ -61,3 +61,6 @@ def push_to_hub(model, processor, repo_id: str, private: bool = False, card_kwar
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_for_hub(model, processor, tmp, card_kwargs=card_kwargs)
         return push_folder(folder, repo_id, private=private)
+
+
+__all__ = ["AUTO_MAP", "CUSTOM_PIPELINES", "REMOTE_CODE_FILES", "REPO_ROOT", "push_folder", "push_to_hub", "save_for_hub"]
