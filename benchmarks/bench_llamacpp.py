@@ -37,13 +37,22 @@ def real_test_images(limit: int):
     if not folder.is_dir():
         return []
     files = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))
-    return [Image.open(p).convert("RGB") for p in files if split_of(p.stem) == "test"][:limit]
+    test_files = [p for p in files if split_of(p.stem) == "test"][:limit]
+    return [Image.open(p).convert("RGB") for p in test_files]
 
 
 def _images(limit: int):
     from gzllava.testing import toy_galaxy
 
     return real_test_images(limit) or [toy_galaxy(seed) for seed in range(limit)]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's, Linux carries it over fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(args) -> None:
@@ -85,7 +94,7 @@ def worker(args) -> None:
     print(json.dumps({
         "ttft_s": statistics.median(r[0] for r in runs),
         "decode_tok_s": statistics.median(r[1] for r in runs),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }))
 
 
@@ -108,6 +117,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--agreement-images", type=int, default=10)
+    parser.add_argument("--reuse", action="store_true", help="reuse the model and GGUF files of a run in --work")
     parser.add_argument("--worker", choices=["transformers", "llama.cpp"], help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--mmproj", help=argparse.SUPPRESS)
@@ -125,12 +135,18 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     steps = tqdm(total=6, desc="bench_llamacpp")
-    model, processor = smollm2_gzllava()
-    save_for_hub(model, processor, work / "model")
-    steps.update()
-    export_gguf(model, processor, work / "gguf", types="f32,f16,q8_0", overwrite=True)
     gguf = work / "gguf"
-    steps.update()
+    if args.reuse and (gguf / "gguf_export.json").is_file():  # the model and export of an earlier run
+        from gzllava.export.__main__ import load_gzllava
+
+        model, processor = load_gzllava(str(work / "model"))
+        steps.update(2)
+    else:
+        model, processor = smollm2_gzllava()
+        save_for_hub(model, processor, work / "model")
+        steps.update()
+        export_gguf(model, processor, gguf, types="f32,f16,q8_0", overwrite=True)
+        steps.update()
     results = {"transformers fp32": measure("transformers", work / "model", None, args)}
     steps.update()
     for outtype in ("f16", "q8_0"):
@@ -148,10 +164,10 @@ def main() -> None:
              "llama.cpp q8_0": (gguf / "gz-llava-q8_0.gguf").stat().st_size + (gguf / "mmproj-gz-llava-f16.gguf").stat().st_size}
     reference = results["transformers fp32"]
     print(f"\nSmolLM2-135M GZ-LLaVA, CPU, {args.threads} thread(s), {args.tokens} new tokens, median of {args.repeats}")
-    print("| engine | TTFT (s) | decode (tok/s) | TTFT vs transformers | decode vs transformers | files (MB) | peak RSS (MiB) |")
+    print("| engine | TTFT (s) | decode (tok/s) | TTFT speed-up vs transformers | decode speed-up | files (MB) | peak RSS (MiB) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['ttft_s']:.3f} | {r['decode_tok_s']:.1f} | {reference['ttft_s'] / r['ttft_s']:.2f}x faster | "
+        print(f"| {name} | {r['ttft_s']:.3f} | {r['decode_tok_s']:.1f} | {reference['ttft_s'] / r['ttft_s']:.2f}x | "
               f"{r['decode_tok_s'] / reference['decode_tok_s']:.2f}x | {sizes[name] / 1e6:.0f} | {r['peak_rss_mib']:.0f} |")
     source = "real GZ2 test-split images" if real_test_images(1) else "toy galaxies"
     print(f"\nGreedy agreement, first 20 tokens, {len(images)} {source}:")
