@@ -70,7 +70,7 @@ class LlamaCppGZLlava:
         self.handler = MTMDChatHandler(clip_model_path=str(mmproj_gguf), verbose=verbose, use_gpu=False)
         self.llm = Llama(
             model_path=str(model_gguf), chat_handler=self.handler, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
-            n_batch=512, verbose=verbose, seed=0,
+            n_threads_batch=n_threads or os.cpu_count(), n_batch=512, verbose=verbose, seed=0,
         )
         self.suppress = list(suppress_token_ids)
         self.verbose = verbose
