@@ -107,3 +107,31 @@ def test_truncated_gguf_fails_loudly(exported, tmp_path):
     shutil.copy(exported / "gz-llava-f16.gguf", tmp_path / "ok.gguf")
     with pytest.raises(GGUFFileError, match="missing-mmproj.gguf: no such GGUF"):
         LlamaCppGZLlava(tmp_path / "ok.gguf", tmp_path / "missing-mmproj.gguf")
+
+
+def test_ollama_export_has_a_modelfile_naming_both_files(tiny, converter, tmp_path):
+    from gzllava.export.ollama import export_ollama
+
+    out = export_ollama(*tiny, tmp_path / "ollama", outtype="q4_k_m", ollama_name="gz-llava-tiny",
+                        converter_dir=converter)
+    modelfile = (out / "Modelfile").read_text()
+    froms = [line.split(" ", 1)[1] for line in modelfile.splitlines() if line.startswith("FROM ")]
+    assert froms == ["./gz-llava-q4_k_m.gguf", "./mmproj-gz-llava-f16.gguf"]
+    assert all((out / name[2:]).is_file() for name in froms)
+    assert not (out / "gz-llava-f16.gguf").exists()  # the quantiser's source is not kept when not asked for
+    assert 'PARAMETER stop "</s>"' in modelfile and "TEMPLATE" in modelfile and "USER: {{ .Content }}" in modelfile
+    readme = (out / "README.md").read_text()
+    assert "ollama create gz-llava-tiny -f Modelfile" in readme and "ollama run gz-llava-tiny" in readme
+
+
+def test_verify_cli_reports_agreement(tiny_folder, exported, capsys):
+    import json
+
+    from gzllava.export.__main__ import main
+
+    assert main(["verify", str(tiny_folder), str(exported), "--types", "f32", "--limit", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["f32"]["images"] == 3
+    assert 0 <= result["f32"]["transformers"] <= result["f32"]["images"]
+    assert main(["verify", str(tiny_folder), str(exported), "--types", "q5_1"]) == 2
+    assert "q5_1: not in" in capsys.readouterr().err
