@@ -4,19 +4,23 @@ Like transformers' `LlavaProcessor`, it alone expands each `<image>` placeholder
 image tokens the model's projector produces (patches, or the resampler's queries, optionally wrapped
 in begin/end-of-image tokens). On top of that it reads the images astronomers actually have: PIL
 images in any mode, numpy/torch arrays, file paths, http(s) URLs, raw bytes and FITS cutouts (by
-suffix, content type or signature; bands found on either end of a cube), optional per-image
-standardisation of the pixel values (galaxy cutouts are mostly dark sky) and random 90-degree
-rotations/flips for training. Every refusal is one `ImageInputError` line naming the image: corrupt
+suffix, content type or signature; bands found on either end of a cube, ordered by their BANDn/FILTERn
+header names, shown north up) and optional per-image standardisation of the pixel values (galaxy cutouts
+are mostly dark sky). This is the one image reader of the project: the dataset builder and the evaluation
+call `load_image` / `load_fits` too, so a FITS cutout gives the same pixels at build time, in evaluation
+and at inference. Every refusal is one `ImageInputError` line naming the image: corrupt
 or truncated files, HTTP errors, downloads over `url_timeout` seconds or `max_download_bytes`,
 images above `max_image_pixels` (from the header, before decoding) or below `min_image_size`,
 complex data, and data with nothing to show (all NaN/inf, or constant).
 """
 
+import gzip
 import io
 import os
 import random
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,6 +43,10 @@ DEFAULT_MIN_IMAGE_SIZE = 8  # pixels per side: smaller images carry nothing a vi
 DEFAULT_URL_TIMEOUT = 30.0  # seconds for a whole image download
 DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 MAX_BANDS = 16  # a cube axis this short or shorter is a band axis
+STRETCHES = ("lupton", "asinh", "percentile")
+DEFAULT_STRETCH = "lupton"
+LUPTON_SOFTENING = 0.1  # fraction of the bright end (99.5th percentile) where asinh turns from linear to logarithmic
+_WAVELENGTH_ORDER = {band: rank for rank, band in enumerate("ugrizy")}  # blue -> red
 DEFAULT_PROMPT = "Describe this galaxy's morphology."
 
 # llava-1.5 style turns. `{% generation %}` marks what the assistant says, so TRL's assistant-only loss
@@ -68,7 +76,15 @@ CHAT_TEMPLATE = (
 
 
 class ImageInputError(ValueError):
-    """An image that cannot be used, with one line naming it and what was expected."""
+    """An image that cannot be used, with one line naming it and what was expected.
+
+    `category` sorts the refusal for callers that count them (the dataset builder's Reject reasons): "corrupt",
+    "too large", "too small", "blank" (nothing to show), "missing" (a download that failed) or "unsupported".
+    """
+
+    def __init__(self, message: str, category: str = "unsupported"):
+        super().__init__(message)
+        self.category = category
 
 
 def _describe(image, name):
@@ -79,23 +95,51 @@ def _fill_non_finite(data: np.ndarray, name: str = "data") -> np.ndarray:
     """Refuse data with nothing to show (no finite value, or one constant value); NaN/inf pixels become the sky (median)."""
     finite = np.isfinite(data)
     if not finite.any():
-        raise ImageInputError(f"Image {name} has no finite pixel values (all NaN or infinite): nothing to show.")
+        raise ImageInputError(f"Image {name} has no finite pixel values (all NaN or infinite): nothing to show.", "blank")
     values = data[finite]
     low, high = values.min(), values.max()
     if low == high:
-        raise ImageInputError(f"Image {name} is constant (every finite pixel is {low:g}): nothing to show; check the file.")
+        raise ImageInputError(f"Image {name} is constant (every finite pixel is {low:g}): nothing to show; check the file.",
+                              "blank")
     return data if finite.all() else np.where(finite, data, np.median(values))
 
 
-def stretch_to_uint8(data: np.ndarray, method: str = "asinh", name: str = "data") -> np.ndarray:
+def _lupton(data: np.ndarray) -> np.ndarray:
+    """Colour-preserving asinh stretch (Lupton et al. 2004) of (H, W) or (H, W, C) data -> floats in [0, 1].
+
+    Each channel's sky (its median) goes to 0; the mean intensity I is stretched as astropy's
+    `AsinhStretch(a=LUPTON_SOFTENING)` of I / (its 99.5th percentile), and every channel is scaled by the same
+    factor, so colours (band ratios) survive; a pixel brighter than 1 in some channel is scaled down as a whole
+    (saturation keeps the hue) instead of clipped.
+    """
+    rgb = data[..., None] if data.ndim == 2 else data  # (H, W, C)
+    rgb = rgb - np.median(rgb, axis=(0, 1), keepdims=True)
+    intensity = rgb.mean(axis=-1, keepdims=True)  # (H, W, 1)
+    peak = np.percentile(intensity, 99.5)
+    if not peak > 0:
+        peak = float(intensity.max()) if intensity.max() > 0 else 1.0
+    scaled = np.clip(intensity / peak, 1e-12, None)
+    a = LUPTON_SOFTENING
+    factor = np.arcsinh(np.clip(scaled, 0.0, 1.0) / a) / np.arcsinh(1.0 / a) / scaled
+    pixels = np.clip(rgb / peak * factor, 0.0, None)
+    pixels /= np.maximum(pixels.max(axis=-1, keepdims=True), 1.0)
+    return pixels[..., 0] if data.ndim == 2 else pixels
+
+
+def stretch_to_uint8(data: np.ndarray, method: str = DEFAULT_STRETCH, name: str = "data") -> np.ndarray:
     """Map float data (H, W) or (H, W, C) to uint8 with an astronomical stretch, jointly over channels.
 
-    `asinh`: sky-subtracted arcsinh stretch (Lupton et al. 2004), keeps faint arms and bright cores;
+    `lupton` (default): Lupton et al. (2004) colour-preserving asinh of the summed intensity (`_lupton`);
+    `asinh`: sky-subtracted arcsinh of each value on a joint scale (what folders saved before `lupton` existed use);
     `percentile`: linear between the 0.5th and 99.5th percentiles. NaN/inf pixels are set to the sky level;
     data with no finite value or a single constant value is refused (`ImageInputError`, naming `name`).
     """
+    if method not in STRETCHES:
+        raise ValueError(f"Unknown stretch {method!r}: expected one of {', '.join(map(repr, STRETCHES))}.")
     data = _fill_non_finite(np.asarray(data, dtype=np.float64), name)
-    if method == "percentile":
+    if method == "lupton":
+        scaled = _lupton(data)
+    elif method == "percentile":
         low, high = np.percentile(data, [0.5, 99.5])
         scaled = (data - low) / max(high - low, 1e-12)
     elif method == "asinh":
@@ -104,8 +148,6 @@ def stretch_to_uint8(data: np.ndarray, method: str = "asinh", name: str = "data"
         scale = max(np.percentile(signal, 99.5), 1e-12)
         softening = 0.1  # fraction of the bright end where the stretch turns from linear to logarithmic
         scaled = np.arcsinh(signal / (softening * scale)) / np.arcsinh(1.0 / softening)
-    else:
-        raise ValueError(f"Unknown stretch {method!r}: expected 'asinh' or 'percentile'.")
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -113,7 +155,7 @@ def stretch_to_uint8(data: np.ndarray, method: str = "asinh", name: str = "data"
 class LoadOptions:
     """How images are read: the stretch for raw data, size limits, and URL download limits."""
 
-    stretch: str = "asinh"
+    stretch: str = DEFAULT_STRETCH
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     min_size: int = DEFAULT_MIN_IMAGE_SIZE
     timeout: float = DEFAULT_URL_TIMEOUT
@@ -125,12 +167,14 @@ def _check_dims(width: int, height: int, label: str, options: LoadOptions) -> No
     if width * height > options.max_pixels:
         raise ImageInputError(
             f"Image {label} is {width}x{height} pixels, above the limit of {options.max_pixels} "
-            "(max_image_pixels); cut it out or resize it first."
+            "(max_image_pixels); cut it out or resize it first.",
+            "too large",
         )
     if min(width, height) < options.min_size:
         raise ImageInputError(
             f"Image {label} is {width}x{height} pixels, below the minimum of {options.min_size}x{options.min_size} "
-            "(min_image_size)."
+            "(min_image_size).",
+            "too small",
         )
 
 
@@ -147,15 +191,44 @@ def _band_axis(shape: tuple, label: str) -> int:
     )
 
 
-def _bands_to_rgb(data: np.ndarray, stretch: str, label: str = "data") -> Image.Image:
+def _order_bands(data: np.ndarray, names: list | None) -> np.ndarray:
+    """(C, H, W) bands -> bluest first, by their filter names when every band has one of u g r i z y (else as stored).
+
+    Named cubes of more than 3 bands keep g, r, z (else g, r, i) when they have them, as the Galaxy Zoo DECaLS colours.
+    """
+    if not names or len(names) != data.shape[0] or not all(n in _WAVELENGTH_ORDER for n in names):
+        return data
+    order = sorted(range(len(names)), key=lambda i: _WAVELENGTH_ORDER[names[i]])
+    if len(order) > 3:
+        for wanted in ("grz", "gri"):
+            if all(band in names for band in wanted):
+                order = [names.index(band) for band in wanted]
+                break
+    return data[order]
+
+
+def _band_names(header, count: int) -> list:
+    """Filter names of a cube's bands from its header: BANDn (0-based, Legacy Survey cutouts) or FILTERn (1-based)."""
+    names = []
+    for i in range(count):
+        value = header.get(f"BAND{i}") or header.get(f"FILTER{i + 1}")
+        names.append(str(value).strip().lower() if value is not None else None)
+    return names
+
+
+def _bands_to_rgb(data: np.ndarray, stretch: str, label: str = "data", names: list | None = None) -> Image.Image:
     """(H, W) grey or (C, H, W) bands, bluest first (g, r, z as in DECaLS), -> RGB with the reddest band in R.
 
-    More than 3 bands: the bluest, middle and reddest are used (e.g. u, r, z of ugriz); 2 bands: their mean is the middle.
+    `names`: the bands' filter names (reorders them blue -> red, see `_order_bands`). More than 3 bands otherwise: the
+    bluest, middle and reddest are used (e.g. u, r, z of ugriz); 2 bands: their mean is the middle.
     """
+    if data.ndim == 3:
+        data = _order_bands(data, names)
     if data.ndim == 2:
         return Image.fromarray(stretch_to_uint8(data, stretch, label)).convert("RGB")
     if data.ndim != 3 or data.shape[0] < 1:
-        raise ImageInputError(f"Image {label}: expected a (H, W) image or a (bands, H, W) cube, got shape {data.shape}.")
+        raise ImageInputError(f"Image {label}: expected a (H, W) image or a (bands, H, W) cube, got shape {data.shape}.",
+                              "unsupported")
     count = data.shape[0]
     if count == 1:
         bands = np.repeat(data, 3, axis=0)
@@ -177,10 +250,15 @@ def _squeezed_shape(shape: tuple) -> tuple:
 
 
 def _read_fits(source, label: str, options: LoadOptions) -> Image.Image:
-    """The first image HDU; its size is checked from the header before the data is read."""
+    """The first image HDU, north up (FITS row 0 is the bottom of the sky image), bands ordered by their header names;
+    its size is checked from the header before the data is read. `source`: a path, or the bytes of a (gzipped) file."""
     if fits is None:
         raise ImportError(f"Reading the FITS file {label} needs astropy: pip install 'gz-llava[fits]'.")
-    source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    if isinstance(source, (bytes, bytearray)):
+        gzipped = bytes(source[:2]) == b"\x1f\x8b"  # astropy only sniffs gzip in files it opens by name
+        source = io.BytesIO(source)
+        if gzipped:
+            source = gzip.GzipFile(fileobj=source)  # decompressed as read: the header is checked before the data
     try:
         with fits.open(source, memmap=False) as hdul:
             hdu, shape = None, ()
@@ -192,20 +270,22 @@ def _read_fits(source, label: str, options: LoadOptions) -> Image.Image:
                     hdu = candidate
                     break
             if hdu is None:
-                raise ImageInputError(f"Cannot read FITS image {label}: no image HDU with 2 or 3 axes.")
+                raise ImageInputError(f"Cannot read FITS image {label}: no image HDU with 2 or 3 axes.", "unsupported")
             if len(shape) > 3:
-                raise ImageInputError(f"Cannot read FITS image {label}: image HDU of shape {shape}; expected 2 or 3 axes.")
+                raise ImageInputError(f"Cannot read FITS image {label}: image HDU of shape {shape}; expected 2 or 3 axes.",
+                                      "unsupported")
             axis = _band_axis(shape, label) if len(shape) == 3 else None
             height, width = (shape[1], shape[2]) if axis == 0 else shape[:2]
             _check_dims(width, height, label, options)
             data = np.asarray(hdu.data, dtype=np.float32).reshape(shape)
+            names = _band_names(hdu.header, shape[axis]) if axis is not None else None
     except ImageInputError:
         raise
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        raise ImageInputError(f"Cannot read FITS image {label}: {error}") from error
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zlib.error) as error:
+        raise ImageInputError(f"Cannot read FITS image {label}: {error}", "corrupt") from error
     if axis == 2:
         data = np.moveaxis(data, 2, 0)  # (H, W, bands) -> (bands, H, W)
-    return _bands_to_rgb(data, options.stretch, label)
+    return _bands_to_rgb(np.flip(data, axis=-2), options.stretch, label, names)  # rows flipped: north up
 
 
 def _pil_to_rgb(image: Image.Image, stretch: str, label: str = "image") -> Image.Image:
@@ -214,7 +294,7 @@ def _pil_to_rgb(image: Image.Image, stretch: str, label: str = "image") -> Image
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit data: a plain convert would clip to white
         data = np.asarray(image, dtype=np.float64)
-        return _bands_to_rgb(data, "percentile" if stretch == "asinh" else stretch, label)
+        return _bands_to_rgb(data, "percentile", label)  # display-ready pictures in more bits: a linear stretch
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("LA", "RGBA", "PA", "La", "RGBa"):
@@ -245,27 +325,31 @@ def _download(url: str, options: LoadOptions) -> tuple[bytes, str]:
     try:
         with _client().stream("GET", url, timeout=options.timeout) as response:
             if response.status_code >= 400:
-                raise ImageInputError(f"Cannot download image {url}: HTTP {response.status_code} {response.reason_phrase}.")
+                raise ImageInputError(f"Cannot download image {url}: HTTP {response.status_code} {response.reason_phrase}.",
+                                      "missing")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > options.max_bytes:
                 raise ImageInputError(
                     f"Cannot download image {url}: {int(declared)} bytes, above the limit of {options.max_bytes} "
-                    "(max_download_bytes)."
+                    "(max_download_bytes).",
+                    "too large",
                 )
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > options.max_bytes:
                     raise ImageInputError(
-                        f"Cannot download image {url}: more than {options.max_bytes} bytes (max_download_bytes)."
+                        f"Cannot download image {url}: more than {options.max_bytes} bytes (max_download_bytes).",
+                        "too large",
                     )
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("download too slow")
                 chunks.append(chunk)
             content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     except httpx.TimeoutException as error:
-        raise ImageInputError(f"Cannot download image {url}: no complete answer within {options.timeout:g} s (url_timeout).") from error
+        raise ImageInputError(f"Cannot download image {url}: no complete answer within {options.timeout:g} s (url_timeout).",
+                              "missing") from error
     except httpx.HTTPError as error:
-        raise ImageInputError(f"Cannot download image {url}: {error}") from error
+        raise ImageInputError(f"Cannot download image {url}: {error}", "missing") from error
     return b"".join(chunks), content_type
 
 
@@ -276,7 +360,7 @@ def _is_fits(data: bytes, hint: str = "", content_type: str = "") -> bool:
 def load_image(
     image,
     name: str | None = None,
-    stretch: str = "asinh",
+    stretch: str = DEFAULT_STRETCH,
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     min_size: int = DEFAULT_MIN_IMAGE_SIZE,
     timeout: float = DEFAULT_URL_TIMEOUT,
@@ -290,6 +374,20 @@ def load_image(
     """
     options = LoadOptions(stretch, max_pixels, min_size, timeout, max_bytes)
     return _load(image, _describe(image, name), options)
+
+
+def load_fits(
+    source,
+    name: str | None = None,
+    stretch: str = DEFAULT_STRETCH,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    min_size: int = DEFAULT_MIN_IMAGE_SIZE,
+) -> Image.Image:
+    """A FITS cutout (path, or the bytes of a plain or gzipped file) as a PIL RGB image, exactly as `load_image` reads it;
+    for callers that know the data is FITS from a file name the bytes alone do not show (`.fits.gz` bytes)."""
+    options = LoadOptions(stretch, max_pixels, min_size)
+    label = _describe(source, name)
+    return _check_size(_read_fits(str(source) if isinstance(source, Path) else source, label, options), label, options)
 
 
 def _load(image, label: str, options: LoadOptions) -> Image.Image:
@@ -339,17 +437,21 @@ def _open_pil(source, label: str, options: LoadOptions) -> Image.Image:
             image = Image.open(source)
         _check_dims(image.width, image.height, label, options)  # the header gives the size: refuse before decoding a bomb
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageInputError(f"Cannot read image {label}: corrupt, truncated or not an image ({error})") from error
+    except Image.DecompressionBombError as error:
+        raise ImageInputError(f"Cannot read image {label}: {error}", "too large") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ImageInputError(f"Cannot read image {label}: corrupt, truncated or not an image ({error})", "corrupt") from error
     return ImageOps.exif_transpose(image)
 
 
 def _array_to_pil(array: np.ndarray, label: str, options: LoadOptions) -> Image.Image:
     """(H, W), (H, W, C) or (C, H, W) arrays; uint8 RGB(A) used as is, [0, 1] float RGB scaled, anything else stretched."""
     if array.dtype.kind not in "biuf":
-        raise ImageInputError(f"Image array {label} has dtype {array.dtype}: expected real numbers (uint8, int, float or bool).")
+        raise ImageInputError(f"Image array {label} has dtype {array.dtype}: expected real numbers (uint8, int, float or bool).",
+                              "unsupported")
     if array.ndim not in (2, 3):
-        raise ImageInputError(f"Image array {label} has shape {array.shape}: expected (H, W), (H, W, C) or (C, H, W).")
+        raise ImageInputError(f"Image array {label} has shape {array.shape}: expected (H, W), (H, W, C) or (C, H, W).",
+                              "unsupported")
     if array.ndim == 3:
         array = np.moveaxis(array, _band_axis(array.shape, label), -1)  # (H, W, C)
     _check_dims(array.shape[1], array.shape[0], label, options)  # before any pixel work (0x0, 1x1, huge)
@@ -388,7 +490,8 @@ class GZLlavaProcessor(ProcessorMixin):
         image_token / boi_token / eoi_token (`str`): the placeholder and the optional begin/end-of-image delimiters.
         image_standardization (`bool`): standardise each image's pixel values (zero mean, unit variance) after the image
             processor; needed to learn from dark-sky cutouts with an untrained vision tower.
-        stretch (`str`): `"asinh"` or `"percentile"` for FITS and high-bit-depth images.
+        stretch (`str`): `"lupton"` (default), `"asinh"` or `"percentile"` for FITS and raw array data (16/32-bit PIL
+            images always get `"percentile"`). Folders saved with `"asinh"` keep it.
         max_image_pixels (`int`): images with more pixels are refused (no decompression bombs).
         min_image_size (`int`): images with a side shorter than this are refused.
         url_timeout (`float`): seconds allowed for downloading one image URL.
@@ -409,7 +512,7 @@ class GZLlavaProcessor(ProcessorMixin):
         boi_token=None,
         eoi_token=None,
         image_standardization=False,
-        stretch="asinh",
+        stretch=DEFAULT_STRETCH,
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
         default_prompt=DEFAULT_PROMPT,
         min_image_size=DEFAULT_MIN_IMAGE_SIZE,
@@ -431,8 +534,8 @@ class GZLlavaProcessor(ProcessorMixin):
         self.min_image_size = min_image_size
         self.url_timeout = url_timeout
         self.max_download_bytes = max_download_bytes
-        self.augment = False  # random rot90/flip; switched on for training only, never saved
-        self._rng = random.Random(0)
+        if stretch not in STRETCHES:
+            raise ValueError(f"GZLlavaProcessor stretch={stretch!r}: expected one of {', '.join(map(repr, STRETCHES))}.")
         self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
         if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
             raise ValueError(f"The tokenizer has no {image_token!r} token: compose the model with gzllava.compose to add it.")
@@ -467,8 +570,7 @@ class GZLlavaProcessor(ProcessorMixin):
         """Nested lists of any supported image input -> the same nesting of RGB PIL images."""
         if isinstance(images, (list, tuple)):
             return [self._load(image) for image in images]
-        image = self.load_image(images)
-        return random_rot90_flip(image, self._rng) if self.augment else image
+        return self.load_image(images)
 
     def __call__(self, images=None, text=None, **kwargs):
         if images is not None:
@@ -523,4 +625,5 @@ class GZLlavaProcessor(ProcessorMixin):
 # Saving a processor writes its auto_map entry and this file (transformers' custom-code mechanism).
 GZLlavaProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["GZLlavaProcessor", "ImageInputError", "load_image", "stretch_to_uint8", "random_rot90_flip", "CHAT_TEMPLATE"]
+__all__ = ["GZLlavaProcessor", "ImageInputError", "load_image", "load_fits", "stretch_to_uint8", "random_rot90_flip",
+           "CHAT_TEMPLATE", "STRETCHES"]

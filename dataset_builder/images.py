@@ -6,9 +6,10 @@ as the iauname / objid, any of .jpg .jpeg .png .fits .fits.gz, in any sub-folder
 
 - JPEG and PNG are passed on unchanged once PIL has decoded them fully (which catches truncated
   files); other raster formats are re-encoded as PNG.
-- FITS becomes an RGB PNG: bands ordered blue -> red (g, r, z by their BANDn header names, else
-  as stored) go to B, G, R; a colour-preserving asinh stretch (Lupton et al. 2004, with astropy's
-  `AsinhStretch`) of the summed intensity; north up (FITS row 0 is the bottom).
+- FITS becomes an RGB PNG of exactly the pixels the model's processor gives at inference: it is read
+  by `processing_gzllava.load_fits` (bands ordered blue -> red by their BANDn header names, g/r/z to
+  B/G/R, Lupton et al. 2004 colour-preserving asinh stretch, north up), the one FITS reader of the
+  project.
 - Downloads run in threads, retry transient failures (connection errors, 429, 5xx) with
   exponential backoff, keep finished files in a cache folder (never fetched twice) and resume
   partial ones with an HTTP Range request. A host that keeps failing is marked down, so an offline
@@ -38,6 +39,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from processing_gzllava import ImageInputError, load_fits
+
 from .records import Reject, Subject
 
 logger = logging.getLogger(__name__)
@@ -45,7 +48,6 @@ logger = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png")
 FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fits", ".fit", ".fts")
 _SUFFIXES = RASTER_SUFFIXES + FITS_SUFFIXES  # earlier wins when one subject has several files
-_WAVELENGTH_ORDER = {b: i for i, b in enumerate("ugrizy")}  # blue -> red
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 MIN_IMAGE_SIDE = 16  # pixels: the smallest synthetic galaxy; anything smaller carries no morphology
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
@@ -118,82 +120,16 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise ImageError("too small", f"{name}: {width}x{height} pixels, need at least {MIN_IMAGE_SIDE} a side")
 
 
-def _band_names(header, count: int) -> list[str | None]:
-    names = []
-    for i in range(count):
-        value = header.get(f"BAND{i}") or header.get(f"FILTER{i + 1}")
-        names.append(str(value).strip().lower() if value is not None else None)
-    return names
-
-
-def fits_to_png(source: Path | bytes, name: str, max_pixels: int, softening: float = 0.1) -> bytes:
-    """An RGB PNG of a FITS image: 1 band (grey), 2 bands or 3+ bands (g/r/z -> B/G/R)."""
-    from astropy.io import fits
-    from astropy.visualization import AsinhStretch
-
+def fits_to_png(source: Path | bytes, name: str, max_pixels: int) -> bytes:
+    """An RGB PNG of a FITS image (path, or the bytes of a plain or gzipped file), read as the processor reads it."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # astropy warns about each oddity of a broken header; we raise instead
-            with fits.open(io.BytesIO(source) if isinstance(source, bytes) else source, memmap=False) as hdul:
-                hdu = next((h for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) >= 2), None)
-                if hdu is None:
-                    raise ImageError("unsupported", f"{name}: no image HDU (only tables or empty HDUs)")
-                shape = hdu.data.shape
-                data = np.array(hdu.data, dtype=np.float64)
-                header = hdu.header
-    except ImageError:
-        raise
-    except Exception as e:  # astropy raises OSError, ValueError, TypeError, EOFError for broken files
-        raise ImageError("corrupt", f"{name}: unreadable FITS ({type(e).__name__}: {e})") from None
-    data = np.squeeze(data)
-    if data.ndim == 2:
-        bands = data[None]
-    elif data.ndim == 3:
-        bands = data if data.shape[0] <= data.shape[-1] else np.moveaxis(data, -1, 0)  # (bands, H, W)
-    else:
-        raise ImageError("unsupported", f"{name}: FITS image of shape {shape}")
-    count, height, width = bands.shape
-    if height * width > max_pixels:
-        raise ImageError("too large", f"{name}: {width}x{height} pixels, the cap is {max_pixels}")
-    _check_size(width, height, name)
-    finite = np.isfinite(bands)
-    if not finite.any():
-        raise ImageError("blank", f"{name}: no finite pixel (all NaN or inf)")
-    if np.ptp(bands[finite]) == 0:
-        raise ImageError("blank", f"{name}: every finite pixel has the same value {bands[finite][0]:g}")
-    names = _band_names(header, count)
-    if count > 3:
-        wanted = [n for n in ("g", "r", "z") if n in names] or [n for n in ("g", "r", "i") if n in names]
-        if len(wanted) != 3:
-            raise ImageError("unsupported", f"{name}: {count} bands without g/r/z BANDn names ({names})")
-        bands = bands[[names.index(n) for n in wanted]]
-        names = wanted
-        count = 3
-    if all(n in _WAVELENGTH_ORDER for n in names):  # order blue -> red by filter name
-        order = sorted(range(count), key=lambda i: _WAVELENGTH_ORDER[names[i]])
-        bands = bands[order]
-    bands = np.nan_to_num(bands, nan=0.0, posinf=0.0, neginf=0.0)
-    bands = bands - np.median(bands, axis=(1, 2), keepdims=True)  # sky to ~0
-    if count == 1:
-        blue = green = red = bands[0]
-    elif count == 2:
-        blue, red = bands
-        green = (blue + red) / 2
-    else:
-        blue, green, red = bands[:3]
-    rgb = np.stack([red, green, blue])  # (3, H, W)
-    intensity = rgb.mean(axis=0)
-    peak = np.percentile(intensity, 99.5)
-    if not np.isfinite(peak) or peak <= 0:
-        peak = float(intensity.max()) if intensity.max() > 0 else 1.0
-    # Lupton et al. (2004): stretch the intensity, scale each band by the same factor (keeps colours).
-    scaled = np.clip(intensity / peak, 1e-12, None)
-    factor = AsinhStretch(a=softening)(np.clip(scaled, 0.0, 1.0), clip=True) / scaled
-    pixels = np.clip(rgb / peak * factor, 0.0, None)
-    pixels /= np.maximum(pixels.max(axis=0, keepdims=True), 1.0)  # saturate by scaling, not clipping: hue kept
-    image = (np.flip(pixels, axis=1).transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)  # (H, W, 3), north up
+            warnings.simplefilter("ignore")  # astropy warns about each oddity of a broken header; we reject instead
+            image = load_fits(source, name=name, stretch="lupton", max_pixels=max_pixels, min_size=MIN_IMAGE_SIDE)
+    except ImageInputError as e:
+        raise ImageError(e.category, str(e)) from None
     out = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(out, format="PNG")
+    image.save(out, format="PNG")
     return out.getvalue()
 
 

@@ -24,7 +24,6 @@ real-galaxy split (`gzllava.splits`):
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -38,6 +37,8 @@ from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
+
+from processing_gzllava import FITS_SUFFIXES, load_fits, load_image
 
 from dataset_builder.decision_tree import QUESTIONS, from_website_index
 from gzllava.splits import VALIDATION_PERCENT, gz1_split_of, read_twins, split_of
@@ -118,13 +119,19 @@ class EvalSet:
 
 # --------------------------------------------------------------------------------- validation
 def decode_image(data: bytes | None = None, path: str | Path | None = None) -> Image.Image:
-    """An RGB PIL image, fully decoded now (so a truncated file fails here, not in the model)."""
-    source = io.BytesIO(data) if data else path
-    if source is None:
+    """An RGB PIL image, fully decoded now (so a truncated file fails here, not in the model), read by the model's
+    processor reader (`processing_gzllava.load_image`): JPEG/PNG/any PIL format, and FITS with the processor's
+    default stretch, north up, so evaluation sees the pixels inference sees. ImageInputError names `path`."""
+    if data is None and path is None:
         raise ValueError("no image bytes or path")
-    with Image.open(source) as image:
-        image.load()
-        return image.convert("RGB")
+    name = str(path) if path is not None else None
+    if path is not None and str(path).lower().endswith(FITS_SUFFIXES):  # .fits.gz bytes carry no FITS signature
+        return load_fits(data if data else Path(path), name=name)
+    return load_image(data if data else Path(path), name=name)
+
+
+def _is_fits_name(name: str) -> bool:
+    return name.lower().endswith(FITS_SUFFIXES)
 
 
 def check_label(question_key: str, answer_key: str) -> str:
@@ -319,11 +326,14 @@ def load_image_folder(folder: str | Path, max_samples: int | None = None, seed: 
             continue
         try:
             data = (folder / name).read_bytes()
-            decode_image(data)
+            image = decode_image(data, name)
         except Exception as err:
             eval_set.skips.append(Skip(id=row_id, reason=f"unreadable image: {_describe_image_error(err, name)}"))
             continue
-        by_image[name] = EvalSample(id=Path(name).stem, image_data=data, expert={question: answer})
+        # A FITS cutout is kept decoded (its stretch is the costly part); JPEG/PNG stay encoded until a batch needs them.
+        stored = image if _is_fits_name(name) else data
+        stem = name[: -len(next(s for s in FITS_SUFFIXES if name.lower().endswith(s)))] if _is_fits_name(name) else name
+        by_image[name] = EvalSample(id=Path(stem).stem, image_data=stored, expert={question: answer})
     eval_set.samples = _subset(list(by_image.values()), max_samples, seed)
     return _finish(eval_set)
 
@@ -445,7 +455,7 @@ def load_catalogue(catalogue: str | Path, images: str | Path | None = None, id_c
             continue
         try:
             data = path.read_bytes()
-            decode_image(data)
+            decode_image(data, path)
         except Exception as err:
             eval_set.skips.append(Skip(id=galaxy.id, reason=f"unreadable image: {_describe_image_error(err, str(path))}"))
             continue

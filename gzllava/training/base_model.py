@@ -173,7 +173,7 @@ def check_image_token(model, processor, name: str) -> None:
 
 
 def load_base_model(model_args: ModelConfig, gz_args: GZLlavaArguments, training_args: SFTConfig) -> BaseModel:
-    """The base model for `gz_args.stage`, quantised for QLoRA, and its processor (augmentation off)."""
+    """The base model for `gz_args.stage`, quantised for QLoRA, and its processor."""
     quantization = quantization_config(model_args)
     name = model_args.model_name_or_path
     composing = name == TINY_MODEL or name is None
@@ -199,8 +199,6 @@ def load_base_model(model_args: ModelConfig, gz_args: GZLlavaArguments, training
         model, processor = load_checkpoint(name, model_args, quantization)
         base = BaseModel(model, processor, name, [] if os.path.isdir(name) else [name])
     check_image_token(base.model, base.processor, name or "(composed)")
-    # The processor's own random augmentation is not resumable; the trainer's collator augments instead.
-    base.processor.augment = False
     return base
 
 

@@ -146,3 +146,54 @@ def test_synthetic_truth_parameters_are_not_read_as_questions():
     sample = sample_from_row(row, "decision_tree")
     assert sample.expert == {"smooth-or-featured": "smooth"}
     assert sample.question == "smooth-or-featured" and sample.answer == "smooth"
+
+
+def _fits_cutout(path: Path) -> Path:
+    """A 32 px g, r, z cube stored z first (BANDn names say so), with a red blob in the north and noise."""
+    fits = pytest.importorskip("astropy.io.fits")
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    cube = rng.normal(0.0, 0.02, (3, 32, 32)).astype(np.float32)  # g, r, z
+    cube[:, 10:22, 10:22] += np.array([0.5, 1.0, 1.5], dtype=np.float32)[:, None, None]
+    cube[2, 26:30, 4:8] += 3.0  # z only, near the top (FITS rows count up from the bottom)
+    cube[1, 5, 5] = np.nan  # a masked pixel
+    header = fits.Header([("BAND0", "z"), ("BAND1", "r"), ("BAND2", "g")])
+    fits.PrimaryHDU(cube[::-1], header=header).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".fits.gz"])
+def test_a_fits_cutout_gives_the_same_pixels_to_the_builder_the_evaluation_and_the_processor(tmp_path, gz_tiny, suffix):
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from dataset_builder.images import ImageStore
+    from dataset_builder.records import Subject
+    from gzllava.testing import chat_prompt
+
+    _, processor = gz_tiny
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    cutout = _fits_cutout(folder / f"1234{suffix}")
+    write_folder(folder, [_row(cutout.name, 0, 1)], {})
+    eval_set = load_image_folder(folder)
+    assert not eval_set.skips and [s.id for s in eval_set.samples] == ["1234"]  # the FITS is read, not skipped
+    evaluation = eval_set.samples[0].image
+
+    built = ImageStore(folder).load(Subject("1234"))
+    assert isinstance(built, bytes), built
+    builder = Image.open(io.BytesIO(built))
+    inference = processor.load_image(str(cutout))
+
+    pixels = np.asarray(inference)
+    assert pixels.shape == (32, 32, 3) and pixels[2, 5, 0] > 200 and pixels[2, 5, 2] < 60  # red blob, north up
+    assert np.array_equal(np.asarray(evaluation), pixels)
+    assert np.array_equal(np.asarray(builder.convert("RGB")), pixels)
+    text = [chat_prompt(processor)]
+    model_inputs = [processor(images=[image], text=text, return_tensors="pt")["pixel_values"]
+                    for image in (str(cutout), evaluation, built)]
+    assert all(torch.equal(model_inputs[0], other) for other in model_inputs[1:])

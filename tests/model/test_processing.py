@@ -81,7 +81,7 @@ def test_raw_float_data_is_stretched():
     assert rgb[7, 7].mean() > 200 and np.median(rgb) < 60
 
 
-@pytest.mark.parametrize("method", ["asinh", "percentile"])
+@pytest.mark.parametrize("method", ["lupton", "asinh", "percentile"])
 def test_stretches_map_sky_dark_and_sources_bright(method):
     data = np.random.default_rng(1).normal(0.0, 1.0, (64, 64))
     data[30:34, 30:34] = 200.0
@@ -113,18 +113,13 @@ def test_random_rot90_flip_covers_the_eight_symmetries_and_is_reproducible():
     assert np.array_equal(*first)
 
 
-def test_augmentation_is_off_unless_switched_on(tiny_mlp, image):
+def test_the_processor_never_augments(tiny_mlp, image):
+    """Training augments in gzllava.training.augmentation (resumable); the processor has no switch of its own."""
     _, processor = tiny_mlp
     text = [chat_prompt(processor)]
-    a = processor(images=[image], text=text, return_tensors="pt")["pixel_values"]
-    b = processor(images=[image], text=text, return_tensors="pt")["pixel_values"]
-    assert torch.equal(a, b)
-    processor.augment = True
-    try:
-        variants = {processor(images=[image], text=text, return_tensors="pt")["pixel_values"].numpy().tobytes() for _ in range(12)}
-    finally:
-        processor.augment = False
-    assert len(variants) > 1
+    seen = {processor(images=[image], text=text, return_tensors="pt")["pixel_values"].numpy().tobytes() for _ in range(8)}
+    assert len(seen) == 1
+    assert not hasattr(processor, "augment") and "augment" not in processor.to_dict()
 
 
 def test_image_standardization_gives_zero_mean_unit_variance_per_image():
@@ -185,3 +180,55 @@ def test_absurdly_large_images_are_refused_before_decoding(tmp_path):
     Image.new("L", (3000, 3000)).save(path)
     with pytest.raises(ValueError, match=r"huge\.png is 3000x3000 pixels, above the limit of 1000000"):
         load_image(path, max_pixels=1_000_000)
+
+
+def test_lupton_stretch_keeps_colours_that_a_per_value_asinh_washes_out():
+    data = np.zeros((64, 64, 3))
+    colour = np.array([4.0, 2.0, 1.0])  # R:G:B of both sources
+    data[4:8, 4:8] = colour * 10.0  # bright
+    data[40:44, 40:44] = colour  # faint
+    lupton = stretch_to_uint8(data, "lupton").astype(float)
+    for pixel in (lupton[5, 5], lupton[41, 41]):
+        assert pixel[0] == 255 and abs(pixel[1] / pixel[0] - 0.5) < 0.01 and abs(pixel[2] / pixel[0] - 0.25) < 0.01, pixel
+    asinh = stretch_to_uint8(data, "asinh").astype(float)[5, 5]
+    assert asinh[2] / max(asinh[0], 1.0) > 0.5  # per-value asinh: the bright source turns towards white
+    with pytest.raises(ValueError, match=r"Unknown stretch 'log': expected one of 'lupton', 'asinh', 'percentile'"):
+        stretch_to_uint8(data, "log")
+
+
+def test_fits_bands_follow_their_header_names_and_north_is_up(tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    sky = np.zeros((3, 16, 16), dtype=np.float32)  # g, r, z; FITS row 0 is the bottom of the sky
+    sky[2, 12:16, 0:4] = 50.0  # z (red) blob: top-left on the sky
+    sky[0, 0:4, 12:16] = 50.0  # g (blue) blob: bottom-right
+    pictures = []
+    for order in ("grz", "zrg", "rzg"):
+        header = fits.Header([(f"BAND{i}", band) for i, band in enumerate(order)])
+        path = tmp_path / f"{order}.fits"
+        fits.PrimaryHDU(sky[["grz".index(band) for band in order]], header=header).writeto(path)
+        pictures.append(np.asarray(load_image(path)))
+    assert all(np.array_equal(pictures[0], other) for other in pictures[1:])  # the same picture however stored
+    rgb = pictures[0].astype(int)  # (H, W, 3), row 0 = top
+    assert rgb[1, 1, 0] > 200 and rgb[1, 1, 2] < 30  # z -> R, north up
+    assert rgb[14, 14, 2] > 200 and rgb[14, 14, 0] < 30  # g -> B
+
+
+def test_saved_stretch_keeps_its_meaning_and_new_processors_use_lupton(tiny_mlp, tmp_path):
+    fits = pytest.importorskip("astropy.io.fits")
+    _, processor = tiny_mlp
+    assert processor.stretch == "lupton"
+    rng = np.random.default_rng(3)
+    cube = rng.normal(0.0, 0.05, (3, 24, 24)).astype(np.float32)
+    cube[:, 8:16, 8:16] += np.array([1.0, 2.0, 6.0], dtype=np.float32)[:, None, None]
+    path = tmp_path / "cutout.fits"
+    fits.PrimaryHDU(cube).writeto(path)
+    processor.save_pretrained(tmp_path / "old")
+    config = tmp_path / "old" / "processor_config.json"
+    config.write_text(config.read_text().replace('"stretch": "lupton"', '"stretch": "asinh"'))  # a folder saved before lupton
+    old = type(processor).from_pretrained(tmp_path / "old")
+    assert old.stretch == "asinh"
+    asinh, lupton = np.asarray(old.load_image(path)), np.asarray(processor.load_image(path))
+    assert np.array_equal(asinh, np.asarray(load_image(path, stretch="asinh")))
+    assert not np.array_equal(asinh, lupton)
+    with pytest.raises(ValueError, match=r"stretch='log': expected one of 'lupton', 'asinh', 'percentile'"):
+        type(processor)(processor.image_processor, processor.tokenizer, patch_size=16, stretch="log")
