@@ -1,19 +1,24 @@
 """Evaluate a GZ-LLaVA (or any llava-interface) model against Galaxy Zoo volunteers and experts.
 
-    python evaluate_gzllava.py --model outputs/gz-llava --dataset org/gz-talk-instruct \
-        --config decision_tree --split test --baseline-model outputs/gz-llava-base --out eval/decision_tree
+    python evaluate_gzllava.py --model_name_or_path outputs/gz-llava --dataset_name org/gz-talk-instruct \
+        --dataset_config decision_tree --split test --baseline-model outputs/gz-llava-base \
+        --output_dir eval/decision_tree
 
-    python evaluate_gzllava.py --model outputs/gz-llava --image-folder ../shared/data/gz_examples_decals \
-        --out eval/decals_examples
+    python evaluate_gzllava.py --model_name_or_path outputs/gz-llava --image-folder ../shared/data/gz_examples_decals \
+        --output_dir eval/decals_examples
 
     # a real-galaxy catalogue, on the test side of the fixed split (gzllava/splits.py)
-    python evaluate_gzllava.py --model outputs/gz-llava --catalogue ../shared/data/gz2_kaggle_5000/labels.csv \
-        --catalogue-id-column GalaxyID --images ../shared/data/gz2_kaggle_5000/images --split test --out eval/gz2
-    python evaluate_gzllava.py --model outputs/gz-llava --catalogue ../shared/data/gz1_sdss/labels.csv \
-        --catalogue-id-column objid --split test --out eval/gz1
+    python evaluate_gzllava.py --model_name_or_path outputs/gz-llava \
+        --catalogue ../shared/data/gz2_kaggle_5000/labels.csv --catalogue-id-column GalaxyID \
+        --images ../shared/data/gz2_kaggle_5000/images --split test --output_dir eval/gz2
+    python evaluate_gzllava.py --model_name_or_path outputs/gz-llava --catalogue ../shared/data/gz1_sdss/labels.csv \
+        --catalogue-id-column objid --split test --output_dir eval/gz1
 
-Writes OUT/metrics.json, OUT/predictions.jsonl, OUT/report.md and OUT/plots/*.png; with
---update-model-card also the model card's `model-index`. The logic is in `gzllava.evaluation`.
+Writes OUTPUT_DIR/metrics.json, OUTPUT_DIR/predictions.jsonl, OUTPUT_DIR/report.md and OUTPUT_DIR/plots/*.png;
+with --update-model-card also the model card's `model-index`. The logic is in `gzllava.evaluation`.
+The flag names are those of train_sft.py / train_clip.py. The old spellings --model, --dataset, --config (a
+dataset config) and --out still work for one release, each with a deprecation line on stderr; from the next
+release --config means a YAML recipe, as in the training scripts (a .yaml/.yml value is refused today).
 Bad input (a missing folder, labels.csv or catalogue, unknown columns, no usable sample, a model that
 does not load) is ONE line naming what is wrong, exit code 2; `--debug` adds the traceback.
 """
@@ -25,16 +30,18 @@ import logging
 import sys
 import traceback
 
+from dataset_builder.flags import add_flag, not_a_recipe
 from gzllava.evaluation import EmptyEvaluationSetError, EvaluationConfig, run_evaluation
 from gzllava.evaluation.runner import TASKS
 from gzllava.metrics import METRIC_NAMES
 
 
 def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    parser = argparse.ArgumentParser(prog="evaluate_gzllava.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_flag(parser, "--model_name_or_path", "--model", help="model folder or Hub id (required)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="gz-talk-instruct folder or Hub dataset id")
+    add_flag(source, "--dataset_name", "--dataset", help="gz-talk-instruct folder or Hub dataset id")
     source.add_argument("--image-folder", help="folder of labelled images with labels.csv")
     source.add_argument("--catalogue", help="real-galaxy catalogue: vote fractions (GZ2 Kaggle Class1.1..., GZ2, "
                         "GZ DECaLS) or the GZ1 class table (class_name); split by galaxy id (gzllava/splits.py)")
@@ -43,12 +50,13 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
                         "`image` column, relative to its folder)")
     parser.add_argument("--twins", help="GZ1: GZ1 objid -> GZ2 GalaxyID pairs kept on one side of the split "
                         "(default: same_galaxy_in_gz2_kaggle_5000.csv next to the catalogue)")
-    parser.add_argument("--config", help="gz-talk-instruct config: description, conversation or decision_tree")
+    add_flag(parser, "--dataset_config", "--config", check=not_a_recipe("--config", "--dataset_config"),
+             help="gz-talk-instruct config: description, conversation or decision_tree")
     parser.add_argument("--split", default="test", help="dataset split; for --catalogue: test, train, validation "
                         "or all")
     parser.add_argument("--train-split", default="train", help="split whose answer counts give the majority baseline")
     parser.add_argument("--baseline-model", help="untuned base model (folder or Hub id) evaluated alongside")
-    parser.add_argument("--out", default="eval_results", help="output folder")
+    add_flag(parser, "--output_dir", "--out", default="eval_results", help="output folder")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-samples", type=int, help="evaluate a seeded random subset of this many samples")
     parser.add_argument("--tasks", default="morphology,descriptions,retrieval,hallucination",
@@ -68,14 +76,16 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     args = parser.parse_args(argv)
-    if args.dataset and not args.config:
-        parser.error("--dataset needs --config (description, conversation or decision_tree)")
+    if not args.model_name_or_path:
+        parser.error("the following arguments are required: --model_name_or_path")
+    if args.dataset_name and not args.dataset_config:
+        parser.error("--dataset_name needs --dataset_config (description, conversation or decision_tree)")
     if not args.catalogue and (args.images or args.catalogue_id_column or args.twins):
         parser.error("--images, --catalogue-id-column and --twins go with --catalogue")
     return EvaluationConfig(
-        model=args.model, dataset=args.dataset, config=args.config, split=args.split, image_folder=args.image_folder,
+        model=args.model_name_or_path, dataset=args.dataset_name, config=args.dataset_config, split=args.split, image_folder=args.image_folder,
         catalogue=args.catalogue, catalogue_id_column=args.catalogue_id_column, images=args.images, twins=args.twins,
-        baseline_model=args.baseline_model, out=args.out, batch_size=args.batch_size, max_samples=args.max_samples,
+        baseline_model=args.baseline_model, out=args.output_dir, batch_size=args.batch_size, max_samples=args.max_samples,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         description_metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()),
         retrieval_max=args.retrieval_max, options_in_prompt=args.options_in_prompt,

@@ -1,15 +1,17 @@
 """`python -m dataset_builder`: build, push and inspect gz-talk-instruct.
 
-    python -m dataset_builder build --synthetic 200 --out out/gz-synthetic
+    python -m dataset_builder build --synthetic 200 --output_dir out/gz-synthetic
     python -m dataset_builder build --talk comments.json --tags tags.json --catalogue votes.csv \\
-        --images images/ --out out/gz-talk-instruct --push org/gz-talk-instruct
+        --images images/ --output_dir out/gz-talk-instruct --push org/gz-talk-instruct
     python -m dataset_builder build --catalogue labels.csv --catalogue-id-column GalaxyID \\
-        --images images/ --out out/gz2-build          # no Talk export: votes + images alone
+        --images images/ --output_dir out/gz2-build          # no Talk export: votes + images alone
     python -m dataset_builder push out/gz-talk-instruct org/gz-talk-instruct
     python -m dataset_builder report out/gz-talk-instruct
 
 Input problems (a missing file or column, an unknown config) end with one line on stderr that names
-the thing at fault and exit status 2; `--debug` shows the traceback instead.
+the thing at fault and exit status 2; `--debug` shows the traceback instead. `--out` is the old spelling
+of `--output_dir` (the name train_sft.py, train_clip.py and evaluate_gzllava.py use): it still works for
+one release, with a deprecation line on stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from .build import CATALOGUE_CONFIGS, STATS_FILE, BuildError, BuildOptions, build, command_line, push
 from .curate import parse_split_fractions
+from .flags import add_flag
 from .instructions import CONFIGS, parse_configs
 from .summarise.base import SummariserError
 from .writer import REJECTS_FILE
@@ -85,7 +88,7 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
     source.add_argument("--image-size", type=_positive_int, default=128, metavar="PX",
                         help="synthetic image size in pixels (default 128)")
-    b.add_argument("--out", type=Path, required=True, help="output folder (the Hub dataset repository layout)")
+    add_flag(b, "--output_dir", "--out", type=Path, help="output folder (the Hub dataset repository layout; required)")
     b.add_argument("--summariser", choices=("template", "transformers", "openai"), default="template",
                    help="summary backend (default: template, offline and deterministic)")
     b.add_argument("--summariser-model", help="model id/path (transformers) or model name (openai)")
@@ -122,7 +125,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _build(args: argparse.Namespace) -> int:
     options = BuildOptions(
-        out_dir=args.out, talk=args.talk, tags=args.tags, catalogue=args.catalogue, catalogue_id_column=args.catalogue_id_column, images=args.images, image_cache=args.image_cache,
+        out_dir=args.output_dir, talk=args.talk, tags=args.tags, catalogue=args.catalogue, catalogue_id_column=args.catalogue_id_column, images=args.images, image_cache=args.image_cache,
         synthetic=args.synthetic, seed=args.seed, image_size=args.image_size, summariser=args.summariser,
         summariser_model=args.summariser_model, base_url=args.base_url, summary_cache=args.summary_cache,
         configs=args.configs, split=args.split, near_duplicate_threshold=None if args.keep_near_duplicates else args.near_duplicate_threshold,
@@ -172,7 +175,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command == "build" and args.output_dir is None:
+        parser.error("build: the following arguments are required: --output_dir")
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -27,8 +27,10 @@ TOWER_TRAINING_DEFAULTS = {
 class TowerArguments:
     # --- model ------------------------------------------------------------------------------------------------
     clip_model_name_or_path: str | None = field(default=None, metadata={
-        "help": "A CLIPModel (or GZ-CLIP) checkpoint, Hub id or folder. Unset: a new CLIP of the shape below, or a "
-                "VisionTextDualEncoderModel when text_model_name_or_path is set."})
+        "aliases": ["--model_name_or_path"],  # the flag name train_sft.py and evaluate_gzllava.py use
+        "help": "A CLIPModel (or GZ-CLIP) checkpoint, Hub id or folder (also --model_name_or_path on the command "
+                "line). Unset: a new CLIP of the shape below, or a VisionTextDualEncoderModel when "
+                "text_model_name_or_path is set."})
     vision_model_name_or_path: str | None = field(default=None, metadata={
         "help": "Dual encoder: a CLIP/SigLIP checkpoint for the vision tower (unset: a new CLIP vision tower)."})
     text_model_name_or_path: str | None = field(default=None, metadata={

@@ -29,7 +29,7 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 def test_synthetic_build_from_the_command_line(tmp_path):
     out = tmp_path / "tmp"
-    done = run_cli("build", "--synthetic", "40", "--out", str(out), "--image-size", "64")
+    done = run_cli("build", "--synthetic", "40", "--output_dir", str(out), "--image-size", "64")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "input records" in done.stdout
     for config in CONFIGS:
@@ -52,13 +52,13 @@ def test_synthetic_build_from_the_command_line(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["build", "--talk", "no/such/comments.json", "--out", "x"], "error: --talk: file not found: no/such/comments.json"),
-        (["build", "--synthetic", "5", "--configs", "description,captions", "--out", "x"], "unknown config(s) captions"),
-        (["build", "--synthetic", "5", "--split", "0.9,0.2,0.1", "--out", "x"], "add up to 1"),
-        (["build", "--out", "x"], "give exactly one input: --talk FILE, --catalogue FILE with --images DIR, or --synthetic N"),
-        (["build", "--synthetic", "0", "--out", "x"], "expected at least 1"),
+        (["build", "--talk", "no/such/comments.json", "--output_dir", "x"], "error: --talk: file not found: no/such/comments.json"),
+        (["build", "--synthetic", "5", "--configs", "description,captions", "--output_dir", "x"], "unknown config(s) captions"),
+        (["build", "--synthetic", "5", "--split", "0.9,0.2,0.1", "--output_dir", "x"], "add up to 1"),
+        (["build", "--output_dir", "x"], "give exactly one input: --talk FILE, --catalogue FILE with --images DIR, or --synthetic N"),
+        (["build", "--synthetic", "0", "--output_dir", "x"], "expected at least 1"),
         (["report", "no/such/folder"], "not a built dataset folder"),
-        (["build", "--synthetic", "5", "--summariser", "openai", "--out", "x"], "needs --summariser-model"),
+        (["build", "--synthetic", "5", "--summariser", "openai", "--output_dir", "x"], "needs --summariser-model"),
     ],
 )
 def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
@@ -73,7 +73,7 @@ def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, c
 def test_missing_column_names_the_file_and_the_column(tmp_path, capsys):
     talk = tmp_path / "comments.json"
     talk.write_text(json.dumps([{"comment_id": 1, "comment_focus_id": 5, "board_title": "Notes"}]))
-    code = main(["build", "--talk", str(talk), "--out", str(tmp_path / "out")])
+    code = main(["build", "--talk", str(talk), "--output_dir", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and str(talk) in err and "comment_body" in err and len(err.splitlines()) == 1, err
 
@@ -84,7 +84,7 @@ def test_missing_catalogue_id_column_is_a_clear_error(tmp_path, capsys):
     write_synthetic_export(3, tmp_path / "export", size=32)
     code = main(["-q", "build", "--talk", str(tmp_path / "export" / "comments.json"), "--catalogue",
                  str(tmp_path / "export" / "gz_decals_votes.csv"), "--catalogue-id-column", "objid",
-                 "--out", str(tmp_path / "out")])
+                 "--output_dir", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "gz_decals_votes.csv" in err and "'objid' not found" in err, err
 
@@ -113,7 +113,7 @@ def test_real_talk_sample_without_images_rejects_every_subject_explicitly(tmp_pa
     are image + text), each comment is accounted for, and the report still describes the data."""
     out = tmp_path / "real"
     code = main(["-q", "build", "--talk", str(REAL_TALK / "comments_pseudonymized.json"),
-                 "--tags", str(REAL_TALK / "tags_pseudonymized.json"), "--out", str(out)])
+                 "--tags", str(REAL_TALK / "tags_pseudonymized.json"), "--output_dir", str(out)])
     captured = capsys.readouterr()
     assert code == 1 and "wrote no rows" in captured.err and "no image" in captured.err
     stats = json.loads((out / "build_stats.json").read_text())

@@ -45,8 +45,8 @@ def _check_outputs(out: Path, plots: set[str]) -> dict:
 def test_decision_tree_split_with_base_model_and_model_card(tmp_path, instruct_folder, gz_tiny_folder, stock_tiny_folder):
     out = tmp_path / "out"
     code = evaluate_gzllava.main([
-        "--model", str(gz_tiny_folder), "--baseline-model", str(stock_tiny_folder), "--dataset", str(instruct_folder),
-        "--config", "decision_tree", "--split", "test", "--out", str(out), "--batch-size", "4",
+        "--model_name_or_path", str(gz_tiny_folder), "--baseline-model", str(stock_tiny_folder), "--dataset_name", str(instruct_folder),
+        "--dataset_config", "decision_tree", "--split", "test", "--output_dir", str(out), "--batch-size", "4",
         "--answer-max-new-tokens", "6", "--update-model-card",
     ])
     assert code == 0
@@ -80,8 +80,8 @@ def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path
     out = tmp_path / "out"
     with FakeOpenAI([(200, "6")] * 6) as judge:
         code = evaluate_gzllava.main([
-            "--model", str(gz_tiny_folder), "--dataset", str(instruct_folder), "--config", "description",
-            "--out", str(out), "--metrics", "bleu,rouge_l,cider", "--description-max-new-tokens", "12",
+            "--model_name_or_path", str(gz_tiny_folder), "--dataset_name", str(instruct_folder), "--dataset_config", "description",
+            "--output_dir", str(out), "--metrics", "bleu,rouge_l,cider", "--description-max-new-tokens", "12",
             "--judge-url", judge.url, "--judge-model", "local-judge",
         ])
     assert code == 0 and len(judge.requests) == 6
@@ -109,8 +109,8 @@ def test_an_unusable_set_exits_with_a_clear_error(tmp_path, gz_tiny_folder, capl
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"not an image")
     (folder / "labels.csv").write_text("image,question_index,answer_index,answer_kind\na.jpg,0,0,answer\n")
-    code = evaluate_gzllava.main(["--model", str(gz_tiny_folder), "--image-folder", str(folder),
-                                  "--out", str(tmp_path / "out")])
+    code = evaluate_gzllava.main(["--model_name_or_path", str(gz_tiny_folder), "--image-folder", str(folder),
+                                  "--output_dir", str(tmp_path / "out")])
     assert code == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "no usable samples" in error[0] and "unreadable image" in error[0]
@@ -120,7 +120,7 @@ def test_an_unusable_set_exits_with_a_clear_error(tmp_path, gz_tiny_folder, capl
 
 def test_dataset_needs_a_config():
     with pytest.raises(SystemExit):
-        evaluate_gzllava.parse_args(["--model", "m", "--dataset", "d"])
+        evaluate_gzllava.parse_args(["--model_name_or_path", "m", "--dataset_name", "d"])
 
 
 @pytest.mark.integration
@@ -128,8 +128,8 @@ def test_real_decals_examples_through_the_command_line(tmp_path, decals_examples
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "evaluate_gzllava.py"), "--model", str(gz_tiny_folder), "--image-folder",
-         str(decals_examples), "--out", str(out), "--batch-size", "8", "--answer-max-new-tokens", "8",
+        [sys.executable, str(REPO_ROOT / "evaluate_gzllava.py"), "--model_name_or_path", str(gz_tiny_folder), "--image-folder",
+         str(decals_examples), "--output_dir", str(out), "--batch-size", "8", "--answer-max-new-tokens", "8",
          "--description-max-new-tokens", "16", "--tasks", "morphology,hallucination"],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )

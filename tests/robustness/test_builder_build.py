@@ -125,10 +125,10 @@ def test_catalogue_only_build_has_rows_from_the_votes_split_by_gzllava_splits(ka
 
 def test_catalogue_build_rejects_conversation_and_split_options(kaggle, tmp_path, capsys):
     catalogue, images = kaggle
-    base = ["build", "--catalogue", str(catalogue), "--images", str(images), "--out", str(tmp_path / "o")]
+    base = ["build", "--catalogue", str(catalogue), "--images", str(images), "--output_dir", str(tmp_path / "o")]
     assert "needs Talk comments" in cli_error([*base, "--configs", "conversation"], capsys)
     assert "fixed real-galaxy split" in cli_error([*base, "--split", "0.5,0.25,0.25"], capsys)
-    assert "give --images" in cli_error(base[:3] + ["--out", str(tmp_path / "o")], capsys)
+    assert "give --images" in cli_error(base[:3] + ["--output_dir", str(tmp_path / "o")], capsys)
     assert not (tmp_path / "o").exists()
 
 
@@ -138,11 +138,11 @@ def test_catalogue_build_rejects_conversation_and_split_options(kaggle, tmp_path
 def test_catalogue_without_its_id_column_is_named_with_the_columns(kaggle, tmp_path, capsys):
     catalogue, images = kaggle
     err = cli_error(["build", "--catalogue", str(catalogue), "--catalogue-id-column", "objid", "--images",
-                     str(images), "--out", str(tmp_path / "o")], capsys)
+                     str(images), "--output_dir", str(tmp_path / "o")], capsys)
     assert "labels.csv" in err and "'objid' not found" in err and "GalaxyID" in err, err
     pd.read_csv(catalogue).drop(columns=["GalaxyID"]).to_csv(tmp_path / "noid.csv", index=False)
     err = cli_error(["build", "--catalogue", str(tmp_path / "noid.csv"), "--images", str(images),
-                     "--out", str(tmp_path / "o")], capsys)
+                     "--output_dir", str(tmp_path / "o")], capsys)
     assert "noid.csv" in err and "no id column" in err and "GalaxyID" in err, err
     assert not (tmp_path / "o").exists()
 
@@ -150,7 +150,7 @@ def test_catalogue_without_its_id_column_is_named_with_the_columns(kaggle, tmp_p
 def test_ids_that_match_no_image_are_an_error_with_counts(kaggle, tmp_path, capsys):
     catalogue, _ = kaggle
     other = write_images(tmp_path / "other", [7, 8])
-    err = cli_error(["build", "--catalogue", str(catalogue), "--images", str(other), "--out", str(tmp_path / "o")], capsys)
+    err = cli_error(["build", "--catalogue", str(catalogue), "--images", str(other), "--output_dir", str(tmp_path / "o")], capsys)
     assert "none of the 12 catalogue ids" in err and "'GalaxyID'" in err and "(2 images" in err, err
     assert "100000" in err and "7, 8" in err  # examples of both sides
     assert not (tmp_path / "o").exists()
@@ -162,7 +162,7 @@ def test_an_empty_id_column_is_an_error(tmp_path, capsys):
     frame["GalaxyID"] = ""
     frame.to_csv(path, index=False)
     err = cli_error(["build", "--catalogue", str(path), "--images", str(write_images(tmp_path / "i", [1])),
-                     "--out", str(tmp_path / "o")], capsys)
+                     "--output_dir", str(tmp_path / "o")], capsys)
     assert "labels.csv" in err and "'GalaxyID' is empty in all 3 rows" in err, err
 
 
@@ -170,7 +170,7 @@ def test_an_empty_class_column_is_an_error(tmp_path, capsys):
     path = tmp_path / "labels.csv"
     pd.DataFrame({"objid": ["1", "2"], "class_name": ["", " "]}).to_csv(path, index=False)
     err = cli_error(["build", "--catalogue", str(path), "--images", str(write_images(tmp_path / "i", [1, 2])),
-                     "--out", str(tmp_path / "o")], capsys)
+                     "--output_dir", str(tmp_path / "o")], capsys)
     assert "labels.csv" in err and "'class_name' is empty in all 2 rows" in err, err
 
 
@@ -179,7 +179,7 @@ def test_out_folder_holding_other_files_is_refused_and_left_alone(kaggle, tmp_pa
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    err = cli_error(["build", "--catalogue", str(catalogue), "--images", str(images), "--out", str(out)], capsys)
+    err = cli_error(["build", "--catalogue", str(catalogue), "--images", str(images), "--output_dir", str(out)], capsys)
     assert "not empty and holds no previous build" in err and str(out) in err
     assert (out / "notes.txt").read_text() == "keep me"
 
@@ -339,7 +339,7 @@ def test_class_label_catalogue_builds_answers_without_fractions(tmp_path):
 
 def _real_build(args: list[str], out: Path) -> tuple[dict, float]:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "dataset_builder", "-q", "build", *args, "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "dataset_builder", "-q", "build", *args, "--output_dir", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -84,7 +84,7 @@ def test_json_array_that_cannot_be_recovered_is_a_named_error_saying_how_much_wa
     assert str(path) in message and "after record 4" in message and "could not be read" in message
     assert re.search(r"the remaining [\d,]+ characters \(\d+% of the file\)", message)
     # the command line: exit 2, that one line, no build (before: exit 0 and "reconciled": true on 4 records)
-    code = main(["-q", "build", "--talk", str(path), "--out", str(tmp_path / "out")])
+    code = main(["-q", "build", "--talk", str(path), "--output_dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and [line for line in err.splitlines() if line] == [f"error: {message}"]
     assert not (tmp_path / "out" / "build_stats.json").exists()
@@ -176,7 +176,7 @@ def test_summariser_http_401_is_a_named_error_exit_2(tmp_path, capsys):
         base_url = f"http://volunteer:hunter2@127.0.0.1:{server.server_address[1]}/v1"
         code = main(["-q", "build", "--synthetic", "3", "--image-size", "32", "--summariser", "openai",
                      "--summariser-model", "m", "--base-url", base_url, "--configs", "description",
-                     "--out", str(tmp_path / "out")])
+                     "--output_dir", str(tmp_path / "out")])
     finally:
         server.shutdown()
         server.server_close()

@@ -55,80 +55,80 @@ def kaggle_catalogue(tmp_path) -> Path:
 
 # ------------------------------------------------------------------------------------ evaluate_gzllava.py
 def _evaluate(capsys, *args: str) -> tuple[int, str]:
-    code = evaluate_gzllava.main(["--model", "unused-model", *args])
+    code = evaluate_gzllava.main(["--model_name_or_path", "unused-model", *args])
     return code, _one_error_line(capsys, "evaluate_gzllava.py")
 
 
 def test_image_folder_without_labels_csv(tmp_path, capsys):
-    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--out", str(tmp_path / "out"))
+    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and f"{tmp_path / 'labels.csv'} not found" in line and "needs a labels.csv" in line
 
 
 def test_labels_csv_without_the_label_columns(tmp_path, capsys):
     (tmp_path / "labels.csv").write_text("file,label\na.jpg,bar\n")
-    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--out", str(tmp_path / "out"))
+    code, line = _evaluate(capsys, "--image-folder", str(tmp_path), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "labels.csv: needs columns image + (question, answer)" in line and "'file'" in line
 
 
 def test_model_that_does_not_exist(tmp_path, labelled_folder, capsys):
-    code = evaluate_gzllava.main(["--model", str(tmp_path / "no-model"), "--image-folder", str(labelled_folder),
-                                  "--out", str(tmp_path / "out"), "--tasks", "morphology"])
+    code = evaluate_gzllava.main(["--model_name_or_path", str(tmp_path / "no-model"), "--image-folder", str(labelled_folder),
+                                  "--output_dir", str(tmp_path / "out"), "--tasks", "morphology"])
     line = _one_error_line(capsys, "evaluate_gzllava.py")
     assert code == 2 and str(tmp_path / "no-model") in line
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_dataset_folder_that_does_not_exist(tmp_path, capsys):
-    code, line = _evaluate(capsys, "--dataset", str(tmp_path / "no-dataset"), "--config", "decision_tree",
-                           "--out", str(tmp_path / "out"))
+    code, line = _evaluate(capsys, "--dataset_name", str(tmp_path / "no-dataset"), "--dataset_config", "decision_tree",
+                           "--output_dir", str(tmp_path / "out"))
     assert code == 2 and str(tmp_path / "no-dataset") in line
 
 
 def test_catalogue_that_does_not_exist(tmp_path, capsys):
-    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out"))
+    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and f"catalogue {tmp_path / 'votes.csv'} not found" in line
 
 
 def test_catalogue_of_unknown_layout(tmp_path, capsys):
     (tmp_path / "votes.csv").write_text("id,p_smooth\n1,0.5\n")
-    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--out", str(tmp_path / "out"))
+    code, line = _evaluate(capsys, "--catalogue", str(tmp_path / "votes.csv"), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "votes.csv: unknown schema (columns: id, p_smooth)" in line
 
 
 def test_catalogue_id_column_that_is_not_there(tmp_path, kaggle_catalogue, capsys):
     code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--catalogue-id-column", "objid",
-                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+                           "--images", str(kaggle_catalogue.parent / "images"), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "id column 'objid' not found" in line and "GalaxyID" in line
 
 
 def test_catalogue_images_folder_that_does_not_exist(tmp_path, kaggle_catalogue, capsys):
     code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--images", str(tmp_path / "imgs"),
-                           "--out", str(tmp_path / "out"))
+                           "--output_dir", str(tmp_path / "out"))
     assert code == 2 and f"image folder {tmp_path / 'imgs'} not found" in line
 
 
 def test_catalogue_split_that_does_not_exist(tmp_path, kaggle_catalogue, capsys):
     code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "val",
-                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+                           "--images", str(kaggle_catalogue.parent / "images"), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "--split 'val'" in line and "test, all" in line
 
 
 def test_catalogue_with_no_galaxy_on_the_asked_side(tmp_path, kaggle_catalogue, capsys):
     # 100008 is a training galaxy of the fixed split: its test side is empty, which is said, not evaluated
     code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "test",
-                           "--images", str(kaggle_catalogue.parent / "images"), "--out", str(tmp_path / "out"))
+                           "--images", str(kaggle_catalogue.parent / "images"), "--output_dir", str(tmp_path / "out"))
     assert code == 2 and "has no usable samples" in line and "gz2/labels.csv:test" in line
 
 
 def test_catalogue_flags_without_a_catalogue(tmp_path, labelled_folder, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        evaluate_gzllava.main(["--model", "m", "--image-folder", str(labelled_folder), "--images", "x"])
+        evaluate_gzllava.main(["--model_name_or_path", "m", "--image-folder", str(labelled_folder), "--images", "x"])
     assert exit_info.value.code == 2
     assert "--images, --catalogue-id-column and --twins go with --catalogue" in capsys.readouterr().err
 
 
 def test_evaluate_debug_adds_the_traceback(tmp_path, capsys):
-    code = evaluate_gzllava.main(["--model", "m", "--image-folder", str(tmp_path), "--debug"])
+    code = evaluate_gzllava.main(["--model_name_or_path", "m", "--image-folder", str(tmp_path), "--debug"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" in err and "FileNotFoundError" in err
     assert err.strip().splitlines()[-1].startswith("evaluate_gzllava.py: error:")
@@ -136,7 +136,7 @@ def test_evaluate_debug_adds_the_traceback(tmp_path, capsys):
 
 @pytest.mark.integration  # a fresh interpreter imports torch/transformers: ~15 s on a busy 2-core machine
 def test_evaluate_exit_code_in_a_real_process(tmp_path):
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "evaluate_gzllava.py"), "--model", "m",
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "evaluate_gzllava.py"), "--model_name_or_path", "m",
                              "--image-folder", str(tmp_path)], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
