@@ -2,7 +2,7 @@
 
 # From scratch on the CPU (offline): a small CLIP on a synthetic gz-talk-instruct build
 ```bash
-python -m dataset_builder build --synthetic 300 --image-size 64 --configs description --out data/gz-synthetic-tower
+python -m dataset_builder build --synthetic 300 --image-size 64 --configs description --output_dir data/gz-synthetic-tower
 python train_clip.py --config recipes/tiny_cpu_clip.yaml
 ```
 

@@ -21,7 +21,7 @@ accelerate launch --config_file accelerate_configs/fsdp.yaml train_sft.py --conf
 
 # Tiny models on CPU (offline): one process, or two DDP ranks on gloo
 ```bash
-python -m dataset_builder build --synthetic 200 --image-size 64 --out data/gz-talk-instruct-synthetic
+python -m dataset_builder build --synthetic 200 --image-size 64 --output_dir data/gz-talk-instruct-synthetic
 accelerate launch --config_file accelerate_configs/single_gpu.yaml train_sft.py --config recipes/tiny_cpu_align.yaml
 accelerate launch --config_file accelerate_configs/cpu_ddp.yaml train_sft.py --config recipes/tiny_cpu_align.yaml
 accelerate launch --config_file accelerate_configs/single_gpu.yaml train_sft.py --config recipes/tiny_cpu_instruct.yaml
