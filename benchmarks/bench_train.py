@@ -208,7 +208,7 @@ def measure(case: str, options) -> dict:
 # --------------------------------------------------------------------------- driver
 def build_dataset(out: Path, n: int, image_size: int) -> None:
     subprocess.run([sys.executable, "-m", "dataset_builder", "build", "--synthetic", str(n), "--image-size",
-                    str(image_size), "--out", str(out)], cwd=REPO_ROOT, check=True, capture_output=True)
+                    str(image_size), "--output_dir", str(out)], cwd=REPO_ROOT, check=True, capture_output=True)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The subjects of a catalogue-only build: a vote catalogue and an image folder, no Talk export.
 
     python -m dataset_builder build --catalogue labels.csv --catalogue-id-column GalaxyID \
-        --images images/ --out gz2-build
+        --images images/ --output_dir gz2-build
 
 Each catalogue row is one subject (id = the id column, image = `<id>.<jpg|jpeg|png|fits...>` in the
 folder) whose votes give the `decision_tree` rows and, through the template summariser, the

@@ -185,7 +185,7 @@ def test_echoing_summariser_leaks_no_identity_or_credential_anywhere(tmp_path, m
         base_url = f"http://volunteer:hunter2@127.0.0.1:{server.port}/v1"
         argv = ["build", "--talk", str(talk), "--images", str(tmp_path / "export" / "images"), "--summariser",
                 "openai", "--summariser-model", "echo", "--base-url", base_url, "--configs",
-                "description,conversation", "--keep-near-duplicates", "--out", str(out)]
+                "description,conversation", "--keep-near-duplicates", "--output_dir", str(out)]
         monkeypatch.setattr(sys, "argv", ["python -m dataset_builder", *argv])
         caplog.set_level(logging.INFO)
         code = main(["-q", *argv])

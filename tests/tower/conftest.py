@@ -21,7 +21,7 @@ def synthetic_build(tmp_path_factory) -> Path:
     from dataset_builder.cli import main
 
     out = tmp_path_factory.mktemp("gz-synthetic-tower") / "build"
-    assert main(["build", "--synthetic", "40", "--image-size", "32", "--configs", "description", "--out", str(out)]) == 0
+    assert main(["build", "--synthetic", "40", "--image-size", "32", "--configs", "description", "--output_dir", str(out)]) == 0
     return out
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 def builder_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("builder") / "gz-talk-instruct-synthetic"
     result = subprocess.run(
-        [sys.executable, "-m", "dataset_builder", "build", "--synthetic", "24", "--image-size", "48", "--out", str(out)],
+        [sys.executable, "-m", "dataset_builder", "build", "--synthetic", "24", "--image-size", "48", "--output_dir", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     return out
