@@ -121,18 +121,9 @@ def make_parser() -> TrlParser:
 
 
 def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
-    import yaml
+    from gzllava.training.arguments import check_recipe_keys as check
 
-    path = Path(recipe)
-    if not path.is_file():
-        raise FileNotFoundError(f"Recipe not found: {recipe}")
-    config = yaml.safe_load(path.read_text())
-    if not isinstance(config, dict):
-        raise ValueError(f"Recipe {recipe} must be a YAML mapping of argument names to values.")
-    known = {action.dest for action in parser._actions} | {"env"}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python train_clip.py --help` for the arguments.")
+    check(recipe, parser, script="train_clip.py")
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[TowerArguments, TrainingArguments]:

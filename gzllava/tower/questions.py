@@ -8,13 +8,12 @@ columns of a row's `votes`; a question whose fractions are missing or all zero w
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from dataset_builder.decision_tree import DECALS_TREE
+from dataset_builder.decision_tree import DECALS_TREE, _finite
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,6 @@ PRESETS = {
 }
 
 
-def _finite(value) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class HeadSchema:

@@ -104,8 +104,10 @@ def make_parser() -> TrlParser:
     return parser
 
 
-def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
-    """Unknown keys fail first, naming the file (TRL would first build the arguments, then complain)."""
+def check_recipe_keys(recipe: str, parser: TrlParser, script: str = "train_sft.py") -> None:
+    """Unknown keys fail first, naming the file (TRL would first build the arguments, then complain).
+
+    Shared by train_sft.py and train_clip.py (`script` names the one whose --help lists the arguments)."""
     import yaml
 
     path = Path(recipe)
@@ -117,7 +119,7 @@ def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
     known = {action.dest for action in parser._actions} | {"env"}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python train_sft.py --help` for the arguments.")
+        raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python {script} --help` for the arguments.")
 
 
 def parse_arguments(argv: list[str] | None = None):
