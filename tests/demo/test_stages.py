@@ -66,8 +66,8 @@ def test_demo_stages_chain_tower_align_instruct_and_evaluate_on_test(tmp_path):
     assert stages["tower"].command[0] == "train_clip.py"
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
-    assert option(stages["eval"], "--model") == str(stages["instruct"].done.parent)
-    assert option(stages["eval-base"], "--model") == str(stages["align"].done.parent)
+    assert option(stages["eval"], "--model_name_or_path") == str(stages["instruct"].done.parent)
+    assert option(stages["eval-base"], "--model_name_or_path") == str(stages["align"].done.parent)
     assert option(stages["sim2real"], "--split") == "test" and option(stages["eval"], "--split") == "test"
     without_real = demo.parse_args(["--out", str(tmp_path / "out"), "--real-data", str(tmp_path / "absent")])
     assert "sim2real" not in [s.name for s in demo.demo_stages(without_real)]
@@ -86,7 +86,7 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert stages["align"].command[-2:] == ["--max_steps", "3"]
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
     for name in ("eval-gz2", "eval-gz1", "eval-synthetic"):
-        assert option(stages[name], "--model") == str(stages["instruct"].done.parent)
+        assert option(stages[name], "--model_name_or_path") == str(stages["instruct"].done.parent)
         assert option(stages[name], "--split") == "test"
     reused = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--tower", str(tmp_path / "t"), "--no-gz1",
                                      "--synthetic", "0"])
