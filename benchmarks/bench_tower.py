@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from rss import peak_rss_mib, reset_peak_rss
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -39,20 +41,6 @@ SHAPES = {
 TEXTS = ["This is probably a smooth, rounded galaxy. It seems to have a completely round shape.",
          "It appears to be a disk galaxy with visible features.", "A disk viewed edge-on, with a clockwise spiral.",
          "This looks like a smooth galaxy, in between round and cigar-shaped."]
-
-
-def reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(case: str, shape_name: str, batch: int, steps: int, warmup: int, device: str) -> dict:

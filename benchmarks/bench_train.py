@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rss import peak_rss_mib, reset_peak_rss
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -37,20 +39,6 @@ QLORA_FLAGS = ["--stage", "instruct", "--use_peft", "true", "--load_in_4bit", "t
 
 
 # --------------------------------------------------------------------------- measurement (child process)
-def reset_peak_rss() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux: resets VmHWM to the current RSS
-    except OSError:
-        pass
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 class Meter:
     """Times every optimizer step and counts the non-padding tokens the collator produced."""
 
