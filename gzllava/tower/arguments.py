@@ -6,7 +6,6 @@ or on the command line stops the run before anything loads, naming the key.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,23 +119,7 @@ def make_parser() -> TrlParser:
     return parser
 
 
-def check_recipe_keys(recipe: str, parser: TrlParser) -> None:
-    from gzllava.training.arguments import check_recipe_keys as check
-
-    check(recipe, parser, script="train_clip.py")
-
-
 def parse_arguments(argv: list[str] | None = None) -> tuple[TowerArguments, TrainingArguments]:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
-    parser = make_parser()
-    if recipe is not None:
-        check_recipe_keys(recipe, parser)
-    flags = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
-    _, unknown = parser.parse_known_args(flags)
-    if unknown:
-        raise ValueError(f"Unknown command-line argument(s) {unknown}. Run `python train_clip.py --help` for the arguments.")
-    tower_args, training_args = parser.parse_args_and_config(argv)
-    if recipe is not None and tower_args.recipe is None:
-        tower_args.recipe = recipe
-    return tower_args, training_args
+    from gzllava.training.arguments import parse_with_recipe
+
+    return parse_with_recipe(make_parser(), argv, "train_clip.py")

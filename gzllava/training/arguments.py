@@ -122,23 +122,31 @@ def check_recipe_keys(recipe: str, parser: TrlParser, script: str = "train_sft.p
         raise ValueError(f"Recipe {recipe}: unknown key(s) {unknown}. Run `python {script} --help` for the arguments.")
 
 
-def parse_arguments(argv: list[str] | None = None):
-    """`(script_args, training_args, model_args, gz_args)` from a recipe (`--config`) and flags; unknown keys fail."""
+def parse_with_recipe(parser: TrlParser, argv: list[str] | None, script: str) -> tuple:
+    """The parser's dataclasses from a recipe (`--config FILE`) and flags, shared by train_sft.py and train_clip.py.
+
+    Unknown recipe keys and unknown flags fail first, naming the file or the flags; the dataclass with a `recipe` field
+    gets the recipe path there when it has none."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
-    parser = make_parser()
     if recipe is not None:
-        check_recipe_keys(recipe, parser)
+        check_recipe_keys(recipe, parser, script)
     flags = [arg for i, arg in enumerate(argv) if arg != "--config" and (i == 0 or argv[i - 1] != "--config")]
     _, unknown = parser.parse_known_args(flags)
     if unknown:
-        raise ValueError(f"Unknown command-line argument(s) {unknown}. Run `python train_sft.py --help` for the arguments.")
-    script_args, training_args, model_args, gz_args = parser.parse_args_and_config(argv)
-    if recipe is not None and gz_args.recipe is None:
-        gz_args.recipe = recipe
-    return script_args, training_args, model_args, gz_args
+        raise ValueError(f"Unknown command-line argument(s) {unknown}. Run `python {script} --help` for the arguments.")
+    parsed = tuple(parser.parse_args_and_config(argv))
+    for arguments in parsed:
+        if recipe is not None and getattr(arguments, "recipe", "") is None:
+            arguments.recipe = recipe
+    return parsed
+
+
+def parse_arguments(argv: list[str] | None = None):
+    """`(script_args, training_args, model_args, gz_args)` from a recipe (`--config`) and flags; unknown keys fail."""
+    return parse_with_recipe(make_parser(), argv, "train_sft.py")
 
 
 def validate_arguments(script_args: ScriptArguments, training_args: SFTConfig, model_args: ModelConfig,
