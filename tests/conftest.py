@@ -56,6 +56,7 @@ os.environ.update({
     "HF_TOKEN": HF_TOKEN,
     "HF_HOME": _HF_HOME,
     "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",  # gradio would otherwise post usage analytics from the app tests
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",
 })
