@@ -88,5 +88,9 @@ def test_compose_with_real_smollm2_keeps_its_text_logits():
         reference = lm(ids).logits.clone()
     model, processor = compose_gzllava(tiny_vision_tower(hidden_size=64), lm, tokenizer=tokenizer)
     with torch.no_grad():
-        torch.testing.assert_close(model.eval()(input_ids=ids).logits[..., :vocab], reference, rtol=0, atol=0)
+        logits = model.eval()(input_ids=ids).logits[..., :vocab]
+    # The composed lm_head has more rows (the added <image> token), so the matmul may be blocked differently on
+    # another CPU: equal up to float32 rounding (CI saw 3e-5 on logits of size ~20), and the same next tokens.
+    torch.testing.assert_close(logits, reference, rtol=0, atol=1e-4)
+    assert torch.equal(logits.argmax(-1), reference.argmax(-1))
     assert processor.tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
