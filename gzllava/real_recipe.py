@@ -71,8 +71,11 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
     Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
     galaxy reaches training. Rows keep their `source` column (which build they came from).
     """
+    import yaml
     from datasets import concatenate_datasets, load_dataset
     from datasets.utils.logging import disable_progress_bar
+
+    from dataset_builder.card import dataset_info_metadata, dataset_infos
 
     disable_progress_bar()  # one line per config in the log instead of a bar per parquet file
     out.mkdir(parents=True, exist_ok=True)
@@ -93,13 +96,16 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         target.mkdir(parents=True, exist_ok=True)
         mixed.to_parquet(str(target / "train-00000-of-00001.parquet"))
         logger.info("mixed %s: %s", config, counts[config])
-    yaml = "\n".join(
-        f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
-        for config in CONFIGS)
+    # `dataset_info` (rows and bytes per split) as the builder's cards have it: `datasets` keys the cache of a
+    # local folder on its name and its card's YAML only, so without it a new mix in a folder of the same name
+    # (outputs/real/mixed after a change of caps) loaded the previous mix's cached rows.
+    metadata = {"configs": [{"config_name": config, "data_files": [
+        {"split": "train", "path": f"data/{config}/train-*.parquet"}]} for config in CONFIGS],
+        "dataset_info": dataset_info_metadata(dataset_infos(out))}
     table = "\n".join(f"| {config} | " + " | ".join(f"{name}: {n}" for name, n in per.items()) + " |"
                       for config, per in counts.items())
     (out / "README.md").write_text(
-        f"---\nconfigs:\n{yaml}\n---\n# Mixed training set of the real-galaxy recipe\n\n"
+        f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n# Mixed training set of the real-galaxy recipe\n\n"
         "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits):\n\n"
         + "\n".join(f"- {name}: {folder}" for name, folder in sources.items())
         + "\n\n| config | rows per source |\n|---|---|\n" + table + "\n")

@@ -181,6 +181,18 @@ def test_mix_builds_takes_only_train_rows_capped_per_source(tmp_path):
     assert "rows per source" in (mixed / "README.md").read_text()
 
 
+def test_a_new_mix_in_a_folder_of_the_same_name_is_not_served_from_the_cache(tmp_path):
+    """`datasets` keys a local folder's cache on its name and card YAML: the card must change with the rows."""
+    from datasets import load_dataset
+
+    first, second = _build(tmp_path / "a", "a", 12, 4), _build(tmp_path / "b", "b", 9, 3)
+    old = real_recipe.mix_builds({"a": first}, tmp_path / "one" / "mixed", {"a": None})
+    new = real_recipe.mix_builds({"b": second}, tmp_path / "two" / "mixed", {"b": 5})
+    assert len(load_dataset(str(old), "description", split="train")) == 12
+    rows = load_dataset(str(new), "description", split="train")
+    assert len(rows) == 5 and set(rows["source"]) == {"b"}
+
+
 def _metrics(accuracy: float) -> dict:
     figures = {"n": 10, "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1,
                "confident": {"n": 4, "accuracy": accuracy + 0.05, "balanced_accuracy": accuracy}}
