@@ -75,6 +75,16 @@ CHAT_TEMPLATE = (
 )
 
 
+def user_turn(question: str, n_images: int = 1) -> list[dict]:
+    """The one-message user turn every GZ-LLaVA caller asks with: `n_images` image blocks, then the question."""
+    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": question}]}]
+
+
+def chat_prompt(processor, question: str = DEFAULT_PROMPT, n_images: int = 1) -> str:
+    """The generation prompt for `user_turn(question, n_images)`, rendered with the processor's chat template."""
+    return processor.apply_chat_template(user_turn(question, n_images), add_generation_prompt=True, tokenize=False)
+
+
 class ImageInputError(ValueError):
     """An image that cannot be used, with one line naming it and what was expected.
 

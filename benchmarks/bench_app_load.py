@@ -111,13 +111,13 @@ def main() -> None:
 
     from gzllava.app.engine import ChatEngine, Conversation, read_image
     from gzllava.app.ui import WARN
-    from gzllava.testing import toy_galaxy
+    from gzllava.tiny import toy_galaxy
 
     work = Path(tempfile.mkdtemp(prefix="gzllava-load-"))
     model_dir = args.model
     if model_dir is None:
         from gzllava.hub import save_for_hub
-        from gzllava.testing import tiny_model_and_processor
+        from gzllava.tiny import tiny_model_and_processor
 
         model_dir = str(save_for_hub(*tiny_model_and_processor(), work / "tiny"))
     images = []

@@ -23,7 +23,7 @@ from PIL import Image
 
 from gzllava.evaluation.answers import candidate_texts
 from gzllava.evaluation.inference import LlavaEvaluator
-from gzllava.testing import tiny_model_and_processor
+from gzllava.tiny import tiny_model_and_processor
 
 QUESTION = "How many spiral arms are there?"
 

@@ -43,7 +43,7 @@ def real_test_images(limit: int):
 
 
 def _images(limit: int):
-    from gzllava.testing import toy_galaxy
+    from gzllava.tiny import toy_galaxy
 
     return real_test_images(limit) or [toy_galaxy(seed) for seed in range(limit)]
 
@@ -59,7 +59,7 @@ def worker(args) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         import gzllava  # noqa: F401
-        from gzllava.testing import chat_prompt
+        from processing_gzllava import chat_prompt
 
         model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32).eval()
         processor = AutoProcessor.from_pretrained(args.model)

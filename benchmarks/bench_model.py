@@ -75,7 +75,7 @@ class Shape:
 
 
 SHAPES = {
-    # The tests' tiny model (gzllava.testing defaults): 32 px CLIP, patch 8 -> 16 image tokens.
+    # The tests' tiny model (gzllava.tiny defaults): 32 px CLIP, patch 8 -> 16 image tokens.
     "tiny": Shape(
         vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                     image_size=32, patch_size=8),

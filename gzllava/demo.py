@@ -38,12 +38,12 @@ FROZEN_RANDOM_TOWER = {"smooth-or-featured": 0.86, "disk-edge-on": 0.86, "has-sp
 
 
 def write_tiny_language_model(folder: Path, hidden_size: int = 128, layers: int = 2) -> Path:
-    """The demo's language model: a random Llama + the Galaxy Zoo BPE tokenizer (gzllava.testing), as a folder."""
+    """The demo's language model: a random Llama + the Galaxy Zoo BPE tokenizer (gzllava.tiny), as a folder."""
     if (folder / "config.json").exists():
         return folder
     import torch
 
-    from gzllava.testing import tiny_language_model, tiny_tokenizer
+    from gzllava.tiny import tiny_language_model, tiny_tokenizer
 
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()

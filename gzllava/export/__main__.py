@@ -44,7 +44,7 @@ def load_gzllava(path: str):
 def _images(args) -> list:
     from PIL import Image
 
-    from gzllava.testing import toy_galaxy
+    from gzllava.tiny import toy_galaxy
 
     if args.images:
         folder = Path(args.images)

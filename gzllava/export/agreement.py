@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from gzllava.export.runtime import LlamaCppGZLlava
-from gzllava.testing import chat_prompt
+from processing_gzllava import chat_prompt
 
 
 def _inputs(processor, image, question):

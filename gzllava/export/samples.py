@@ -16,7 +16,7 @@ def smollm2_gzllava(image_size: int = 32, patch_size: int = 8, vision_hidden_siz
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gzllava.compose import compose_gzllava
-    from gzllava.testing import tiny_vision_tower
+    from gzllava.tiny import tiny_vision_tower
 
     gguf = smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

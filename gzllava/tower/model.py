@@ -61,10 +61,10 @@ def resolve_model_path(name: str) -> str:
 
 
 def tiny_wordpiece_tokenizer() -> BertTokenizerFast:
-    """A word-level BERT tokenizer over the Galaxy Zoo words of gzllava.testing (offline; [SEP] is the eos)."""
+    """A word-level BERT tokenizer over the Galaxy Zoo words of gzllava.tiny (offline; [SEP] is the eos)."""
     import re
 
-    from gzllava.testing import GALAXY_CORPUS
+    from gzllava.tiny import GALAXY_CORPUS
 
     words = sorted(set(re.findall(r"[a-z]+|[0-9]|[^\sa-z0-9]", GALAXY_CORPUS.lower())))
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "clockwise", "anticlockwise"]

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("align", "instruct", "full")
 OVERLONG_POLICIES = ("drop", "error")
-# `--model_name_or_path tiny`: the random tiny GZ-LLaVA of gzllava.testing, built offline (CPU demo, tests).
+# `--model_name_or_path tiny`: the random tiny GZ-LLaVA of gzllava.tiny, built offline (CPU demo, tests).
 TINY_MODEL = "tiny"
 RESUME_LAST = ("last", "latest", "true")
 

@@ -89,7 +89,7 @@ def compose_base(model_args: ModelConfig, gz_args: GZLlavaArguments, seed: int):
         seed=seed,
     )
     if model_args.model_name_or_path == TINY_MODEL:
-        from gzllava.testing import tiny_model_and_processor
+        from gzllava.tiny import tiny_model_and_processor
 
         model, processor = tiny_model_and_processor(
             image_size=gz_args.tiny_image_size,

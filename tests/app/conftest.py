@@ -18,7 +18,7 @@ def free_port() -> int:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random GZ-LLaVA saved as a Hub folder (32 px CLIP, 2-layer Llama)."""
     from gzllava.hub import save_for_hub
-    from gzllava.testing import tiny_model_and_processor
+    from gzllava.tiny import tiny_model_and_processor
 
     model, processor = tiny_model_and_processor()
     return save_for_hub(model, processor, tmp_path_factory.mktemp("tiny-gzllava") / "model")
@@ -33,7 +33,7 @@ def engine(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def galaxy_png(tmp_path_factory) -> Path:
-    from gzllava.testing import toy_galaxy
+    from gzllava.tiny import toy_galaxy
 
     path = tmp_path_factory.mktemp("images") / "galaxy.png"
     toy_galaxy().save(path)

@@ -77,7 +77,7 @@ def test_stop_cancels_the_answer_and_its_generation(engine, galaxy_png):
 
     from gzllava.app.engine import ChatEngine, Conversation
     from gzllava.app.ui import build_app, queue_settings
-    from gzllava.testing import toy_galaxy
+    from gzllava.tiny import toy_galaxy
 
     from .conftest import free_port
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from gzllava.chat import chat_loop
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gzllava.app.engine import MAX_QUESTION_CHARS, ChatEngine, Conversation, InputError, check_question
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 
 
 def test_answer_streams_token_by_token(engine):

@@ -8,7 +8,7 @@ from dataset_builder.decision_tree import QUESTIONS, ROOT, answer_path
 from gzllava.app.tree import steps_markdown, walk_tree
 from gzllava.evaluation.answers import candidate_probabilities, candidate_texts, question_prompt
 from gzllava.evaluation.inference import LlavaEvaluator
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 
 
 def test_walk_is_a_complete_tree_path_with_the_models_probabilities(engine):

@@ -117,7 +117,7 @@ def instruct_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def gz_tiny():
     """(model, processor): the project's tiny GZ-LLaVA."""
-    from gzllava.testing import tiny_model_and_processor
+    from gzllava.tiny import tiny_model_and_processor
 
     return tiny_model_and_processor(seed=0)
 

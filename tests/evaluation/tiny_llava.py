@@ -1,7 +1,7 @@
 """A tiny stock llava-hf model + processor built from configs, for the evaluation tests.
 
 The harness must work for ANY llava-interface model, so its tests run it on stock
-`LlavaForConditionalGeneration` as well as on the project's own model (`gzllava.testing`).
+`LlavaForConditionalGeneration` as well as on the project's own model (`gzllava.tiny`).
 Everything is built locally: a word-level tokenizer over a small vocabulary, random weights.
 """
 

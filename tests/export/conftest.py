@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import gzllava  # noqa: F401  (registers the Auto classes)
-from gzllava.testing import tiny_model_and_processor
+from gzllava.tiny import tiny_model_and_processor
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from gzllava.export.chat_template import MEDIA_MARKER, gguf_chat_template
 from gzllava.export.checks import check_llama_cpp_compatible, gpt2_style_pre_tokenizer
 from gzllava.export.errors import ExportError
 from gzllava.export.gguf_export import export_gguf, parse_types
-from gzllava.testing import tiny_model_and_processor, user_turn
+from gzllava.tiny import tiny_model_and_processor
+from processing_gzllava import user_turn
 
 
 def test_the_tiny_mlp_model_is_runnable(tiny):

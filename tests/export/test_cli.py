@@ -7,7 +7,8 @@ import torch
 
 from gzllava.export.__main__ import main
 from gzllava.hub import save_for_hub
-from gzllava.testing import chat_prompt, tiny_model_and_processor, toy_galaxy
+from gzllava.tiny import tiny_model_and_processor, toy_galaxy
+from processing_gzllava import chat_prompt
 
 
 def _one_error_line(capsys) -> str:

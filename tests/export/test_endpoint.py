@@ -14,7 +14,7 @@ import pytest
 from gzllava.export.agreement import transformers_greedy_llama_cpp_order
 from gzllava.export.gguf_export import export_gguf
 from gzllava.export.runtime import image_data_uri
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,8 @@ from gzllava.export.agreement import agreement, llama_cpp_order_features
 from gzllava.export.chat_template import MEDIA_MARKER
 from gzllava.export.gguf_export import export_gguf
 from gzllava.export.runtime import GGUFFileError, LlamaCppGZLlava
-from gzllava.testing import chat_prompt, toy_galaxy
+from gzllava.tiny import toy_galaxy
+from processing_gzllava import chat_prompt
 
 pytestmark = pytest.mark.integration
 

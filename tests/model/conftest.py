@@ -3,7 +3,7 @@
 import pytest
 
 import gzllava  # noqa: F401  (registers the Auto classes)
-from gzllava.testing import tiny_model_and_processor, toy_galaxy
+from gzllava.tiny import tiny_model_and_processor, toy_galaxy
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gzllava.compose import compose_gzllava
-from gzllava.testing import tiny_language_model, tiny_tokenizer, tiny_vision_tower
+from gzllava.tiny import tiny_language_model, tiny_tokenizer, tiny_vision_tower
 
 
 @pytest.mark.parametrize("projector_type, delimiters", [("mlp2x_gelu", False), ("resampler", True)])

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from gzllava.hub import CUSTOM_PIPELINES, REMOTE_CODE_FILES, push_to_hub, save_for_hub
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -6,7 +6,8 @@ from transformers import AutoProcessor, LlavaConfig, LlavaForConditionalGenerati
 from safetensors import safe_open
 
 from gzllava.llava_export import save_as_llava
-from gzllava.testing import chat_prompt, tiny_model_and_processor, toy_galaxy
+from gzllava.tiny import tiny_model_and_processor, toy_galaxy
+from processing_gzllava import DEFAULT_PROMPT, chat_prompt, user_turn
 from modeling_gzllava import GZLlavaForConditionalGeneration
 
 
@@ -46,11 +47,9 @@ def test_export_to_plain_llava_gives_identical_logits(tmp_path, projector_type, 
     llava_processor = AutoProcessor.from_pretrained(tmp_path)
     assert type(llava_processor).__name__ == "LlavaProcessor"
 
-    prompt = chat_prompt(processor)
-    ours = processor(images=[toy_galaxy()], text=[prompt], return_tensors="pt")
+    ours = processor(images=[toy_galaxy()], text=[chat_prompt(processor)], return_tensors="pt")
     theirs = llava_processor(images=[toy_galaxy()], text=[llava_processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe this galaxy."}]}],
-        add_generation_prompt=True, tokenize=False)], return_tensors="pt")
+        user_turn(DEFAULT_PROMPT), add_generation_prompt=True, tokenize=False)], return_tensors="pt")
     assert torch.equal(ours["input_ids"], theirs["input_ids"])  # same expansion, delimiters included
     with torch.no_grad():
         assert torch.equal(model(**ours).logits, llava.eval()(**theirs).logits)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForImageTextToText, BitsAndBytesConfig
 
-from gzllava.testing import chat_prompt, tiny_model_and_processor, toy_galaxy
+from gzllava.tiny import tiny_model_and_processor, toy_galaxy
+from processing_gzllava import chat_prompt
 from modeling_gzllava import GZLlavaForConditionalGeneration, GZLlavaModel, GZLlavaResampler
 
 

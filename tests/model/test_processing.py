@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gzllava.testing import chat_prompt, toy_galaxy
+from gzllava.tiny import toy_galaxy
+from processing_gzllava import chat_prompt
 from processing_gzllava import load_image, random_rot90_flip, stretch_to_uint8
 
 
@@ -123,7 +124,7 @@ def test_the_processor_never_augments(tiny_mlp, image):
 
 
 def test_image_standardization_gives_zero_mean_unit_variance_per_image():
-    from gzllava.testing import tiny_model_and_processor
+    from gzllava.tiny import tiny_model_and_processor
 
     _, processor = tiny_model_and_processor(image_standardization=True)
     pixels = processor(images=[toy_galaxy(1), toy_galaxy(2)], text=[chat_prompt(processor)] * 2, return_tensors="pt")["pixel_values"]

@@ -2,7 +2,7 @@
 
 One test per input class of issue 8 (items 5, 6, 10, 12): image URLs (slow, dripping, 404, huge, oversized, FITS),
 FITS and arrays (header sizes, band axis, NaN/inf/constant, tiny, empty, complex), config, checkpoint files and
-model calls. Tiny models from gzllava.testing; URLs are served by a loopback http.server thread.
+model calls. Tiny models from gzllava.tiny; URLs are served by a loopback http.server thread.
 """
 
 import io
@@ -18,7 +18,9 @@ from PIL import Image
 
 import gzllava  # noqa: F401  (registers the Auto classes)
 from gzllava.hub import save_for_hub
-from gzllava.testing import ImageServer, chat_prompt, tiny_model_and_processor, toy_galaxy
+from gzllava.testing import ImageServer
+from gzllava.tiny import tiny_model_and_processor, toy_galaxy
+from processing_gzllava import chat_prompt
 from modeling_gzllava import GZLlavaForConditionalGeneration
 from processing_gzllava import ImageInputError, load_image
 

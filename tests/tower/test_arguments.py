@@ -51,7 +51,7 @@ def test_text_free_source_with_contrastive_loss_is_refused(tmp_path):
 
 
 def test_not_a_vision_tower_fails_before_training(tmp_path, tiny_args):
-    from gzllava.testing import tiny_language_model, tiny_tokenizer
+    from gzllava.tiny import tiny_language_model, tiny_tokenizer
 
     llama = tmp_path / "llama"
     tiny_language_model(len(tiny_tokenizer()), hidden_size=32, layers=1).save_pretrained(llama)

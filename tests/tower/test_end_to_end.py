@@ -7,7 +7,7 @@ import torch
 from transformers import BertConfig, BertModel, pipeline
 
 from gzllava.compose import compose_gzllava, load_vision_tower
-from gzllava.testing import tiny_language_model, tiny_tokenizer
+from gzllava.tiny import tiny_language_model, tiny_tokenizer
 from gzllava.tower.arguments import parse_arguments
 from gzllava.tower.model import load_tower, tiny_wordpiece_tokenizer
 from gzllava.tower.run import prepare_training, run_training, save_trained_model, train

@@ -16,7 +16,7 @@ import datasets
 import pytest
 
 import gzllava  # noqa: F401  (registers the Auto classes)
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 from gzllava.training import parse_arguments
 
 

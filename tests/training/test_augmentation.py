@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 from gzllava.training.augmentation import AugmentingCollator, EpochCallback, augment_image
 
 

@@ -6,7 +6,7 @@ import pytest
 from transformers import LlamaForCausalLM
 
 from gzllava.llava_export import save_as_llava
-from gzllava.testing import tiny_language_model, tiny_model_and_processor, tiny_tokenizer
+from gzllava.tiny import tiny_language_model, tiny_model_and_processor, tiny_tokenizer
 from gzllava.training import prepare_training
 from processing_gzllava import GZLlavaProcessor
 

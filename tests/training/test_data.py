@@ -52,7 +52,7 @@ def test_loss_mask_covers_assistant_answers_only(align_run):
 def test_measured_length_is_the_collated_length(instruct_folder, compose):
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    from gzllava.testing import tiny_model_and_processor
+    from gzllava.tiny import tiny_model_and_processor
 
     model, processor = tiny_model_and_processor(**compose)
     dataset = datasets.load_dataset(str(instruct_folder), "conversation", split="train")

@@ -9,7 +9,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from gzllava.testing import chat_prompt, toy_galaxy
+from gzllava.tiny import toy_galaxy
+from processing_gzllava import chat_prompt
 from gzllava.training import prepare_training, run_training, save_trained_model, train
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from gzllava.testing import toy_galaxy
+from gzllava.tiny import toy_galaxy
 from gzllava.training.callbacks import RANK_CHECKSUMS_FILE
 
 
@@ -44,7 +44,7 @@ def test_two_process_ddp_on_cpu_ends_with_identical_ranks(tmp_path, builder_data
     summary = json.loads((out / "final" / "training_summary.json").read_text())
     assert summary["training"]["world_size"] == 2
     # The ranks agree on weights that did move: the projector is no longer the composed one.
-    from gzllava.testing import tiny_model_and_processor
+    from gzllava.tiny import tiny_model_and_processor
 
     initial, _ = tiny_model_and_processor(image_size=32, vision_hidden_size=32, text_hidden_size=64,
                                           image_standardization=True)

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from gzllava.testing import tiny_model_and_processor
+from gzllava.tiny import tiny_model_and_processor
 from gzllava.training import prepare_training, train
 from gzllava.training.stages import lora_target_regex
 
