@@ -22,7 +22,7 @@ from dataset_builder.decision_tree import QUESTIONS
 from dataset_builder.summarise.validator import is_refusal
 
 from .answers import mentions, normalise
-from .datasets import EvalSample
+from .samples import EvalSample
 
 DEFAULT_THRESHOLD = 0.8
 

@@ -27,10 +27,12 @@ from tqdm.auto import tqdm
 from dataset_builder.decision_tree import QUESTIONS
 from gzllava.metrics import METRIC_NAMES
 
-from . import morphology as morph
+from . import morphology_metrics as morph
 from .answers import candidate_probabilities, candidate_texts, parse_answer, question_prompt
-from .datasets import (DESCRIPTION_PROMPT, EvalSet, LazyImages, catalogue_answer_counts, load_answer_counts,
-                       load_eval_set)
+from .catalogue import catalogue_answer_counts
+from .eval_sets import load_eval_set
+from .instruct_split import load_answer_counts
+from .samples import DESCRIPTION_PROMPT, EvalSet, LazyImages
 from .descriptions import description_metrics
 from .hallucination import DEFAULT_THRESHOLD, hallucination_metrics
 from .inference import LlavaEvaluator

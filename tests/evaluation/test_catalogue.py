@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import galaxy_image
-from gzllava.evaluation.datasets import (
-    GZ1_CLASS_ANSWERS, EmptyEvaluationSetError, catalogue_answer_counts, load_catalogue, load_eval_set,
-)
-from gzllava.evaluation.morphology import is_confident, morphology_items
+from gzllava.evaluation.catalogue import GZ1_CLASS_ANSWERS, catalogue_answer_counts, load_catalogue
+from gzllava.evaluation.eval_sets import load_eval_set
+from gzllava.evaluation.morphology_metrics import is_confident, morphology_items
+from gzllava.evaluation.samples import EmptyEvaluationSetError
 from gzllava.splits import gz1_split_of, read_twins, split_of
 
 KAGGLE_HEADER = ["", "GalaxyID", "Class1.1", "Class1.2", "Class1.3", "Class2.1", "Class2.2", "Class6.1", "Class6.2",

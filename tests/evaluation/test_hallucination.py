@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from gzllava.evaluation.datasets import EvalSample
+from gzllava.evaluation.samples import EvalSample
 from gzllava.evaluation.hallucination import check_description, hallucination_metrics, mentions_number, mentions_redshift
 
 NO_ARMS = {"has-spiral-arms_yes_fraction": 0.1, "has-spiral-arms_no_fraction": 0.9}

@@ -24,7 +24,7 @@ import numpy as np
 
 from dataset_builder.decision_tree import QUESTIONS, ROOT, majority_answer, topological_order
 
-from .datasets import EvalSample
+from .samples import EvalSample
 
 UNPARSED = "(unparsed)"
 CONFIDENT_SHARE = 0.8  # majority answer share of a confident item

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import galaxy_image
-from gzllava.evaluation.datasets import EmptyEvaluationSetError, load_eval_set, load_image_folder
+from gzllava.evaluation.eval_sets import load_eval_set
+from gzllava.evaluation.image_folder import load_image_folder
+from gzllava.evaluation.samples import EmptyEvaluationSetError
 
 HEADER = ["image", "survey", "question_index", "question_title", "question_text", "answer_kind", "answer_index",
           "answer_text"]
@@ -117,7 +119,7 @@ def test_a_gz_talk_instruct_source_needs_a_config_and_only_one_source(instruct_f
 
 
 def test_images_stay_encoded_until_a_batch_needs_them(tmp_path):
-    from gzllava.evaluation.datasets import LazyImages
+    from gzllava.evaluation.samples import LazyImages
 
     folder = write_folder(tmp_path / "f", [_row("a.jpg", 0, 0), _row("b.jpg", 0, 1)], {"a.jpg": None, "b.jpg": None})
     eval_set = load_image_folder(folder)
@@ -132,7 +134,7 @@ def test_synthetic_truth_parameters_are_not_read_as_questions():
     import io
     import json
 
-    from gzllava.evaluation.datasets import sample_from_row
+    from gzllava.evaluation.instruct_split import sample_from_row
 
     buffer = io.BytesIO()
     galaxy_image(0).save(buffer, format="PNG")
@@ -173,7 +175,7 @@ def test_a_fits_cutout_gives_the_same_pixels_to_the_builder_the_evaluation_and_t
 
     from dataset_builder.images import ImageStore
     from dataset_builder.records import Subject
-    from gzllava.testing import chat_prompt
+    from processing_gzllava import chat_prompt
 
     _, processor = gz_tiny
     folder = tmp_path / "eval"

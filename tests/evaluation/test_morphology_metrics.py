@@ -7,12 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from gzllava.evaluation.datasets import EvalSample
-from gzllava.evaluation.morphology import (
+from gzllava.evaluation.morphology_metrics import (
     CONFIDENT_SHARE, MorphologyItem, accuracy, balanced_accuracy, brier_score, confusion_matrix, is_confident,
     macro_f1, majority_baseline, majority_path, majority_share, morphology_items, question_metrics, random_baseline, reliability,
     summarise,
 )
+from gzllava.evaluation.samples import EvalSample
 from PIL import Image
 
 
