@@ -1,4 +1,5 @@
-"""The README.md model card of a GZ-LLaVA Hub repository (YAML metadata + usage).
+"""The README.md model card of a GZ-LLaVA Hub repository (YAML metadata + usage), and its `model-index`
+with an evaluation's results (`update_model_card`, for `evaluate_gzllava.py --update-model-card`).
 
 A card is meant to be pushed: what it quotes about the run (`card_safe`) names local files relative to the
 project (or, outside it, by their name only, as `<local>/name`), never the user's home or temporary folders,
@@ -9,12 +10,14 @@ and carries no credentials (URL user-info, Hub/OpenAI/GitHub tokens, values of `
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 USAGE = """\
@@ -158,3 +161,62 @@ def build_model_card(
         "(redshift, distance, mass). Check answers against the Galaxy Zoo catalogues before scientific use.\n",
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(sections))
+
+
+# ----------------------------------------------------------------------- evaluation results
+def eval_results(metrics: dict):
+    """`huggingface_hub.EvalResult`s of the model (not the baselines) in an evaluation's metrics.json (as
+    `evaluate_gzllava.py` writes it), for the card's model-index."""
+    es = metrics["eval_set"]
+    settings = metrics["settings"]
+    # a local dataset folder is named as the card names local paths (relative to the project, or <local>/name)
+    dataset_type = portable_path(settings.get("dataset") or "") or es["name"]
+    common = dict(task_type="image-text-to-text", task_name="Galaxy morphology", dataset_type=dataset_type,
+                  dataset_name=es["name"], dataset_config=settings.get("config"), dataset_split=settings.get("split")
+                  if settings.get("dataset") or settings.get("catalogue") else None)
+    model = metrics["models"]["model"]
+    entries: list[tuple[str, str, Any]] = []
+    if "morphology" in model:
+        for method in ("generation", "likelihood"):
+            overall = model["morphology"][method]["overall"]
+            entries.append(("accuracy", f"decision-tree accuracy ({method})", overall.get("accuracy")))
+            entries.append(("f1", f"decision-tree mean macro-F1 ({method})", overall.get("mean_macro_f1")))
+        entries.append(("brier", "decision-tree Brier score vs vote fractions",
+                        model["morphology"]["likelihood"]["overall"].get("brier")))
+    names = {"bleu4": ("bleu", "BLEU-4"), "rouge_l": ("rouge", "ROUGE-L"), "meteor": ("meteor", "METEOR"),
+             "cider": ("cider", "CIDEr")}
+    for key, (metric_type, label) in names.items():
+        if key in model.get("descriptions", {}):
+            entries.append((metric_type, label, model["descriptions"][key]))
+    if "retrieval" in model:
+        for direction in ("image_to_text", "text_to_image"):
+            entries.append(("recall", f"{direction.replace('_', '->')} top-5% retrieval", model["retrieval"][direction]["top_5%"]))
+    if "hallucination" in model:
+        entries.append(("hallucination_rate", "contradicted-feature rate", model["hallucination"]["contradiction_rate"]))
+    return [EvalResult(metric_type=t, metric_name=n, metric_value=round(float(v), 4), **common)
+            for t, n, v in entries if v is not None and math.isfinite(float(v))]
+
+
+def update_model_card(model: str, metrics: dict) -> str:
+    """Put the results into the model card's `model-index` (replacing earlier results on the
+    same dataset/config/split). A local folder's README.md is edited in place; a Hub repo's card
+    is pushed back with `huggingface_hub`. Returns where the card went."""
+    from gzllava.evaluation.report import jsonable
+
+    results = eval_results(jsonable(metrics))
+    folder = Path(model)
+    if folder.is_dir():
+        path = folder / "README.md"
+        card = ModelCard.load(path) if path.is_file() else ModelCard.from_template(ModelCardData())
+    else:
+        card = ModelCard.load(model)
+    keep = [r for r in (card.data.eval_results or [])
+            if (r.dataset_type, r.dataset_config, r.dataset_split) != (results[0].dataset_type, results[0].dataset_config,
+                                                                      results[0].dataset_split)] if results else []
+    card.data.eval_results = keep + results
+    card.data.model_name = card.data.model_name or folder.name
+    if folder.is_dir():
+        card.save(path)
+        return str(path)
+    card.push_to_hub(model, commit_message="Add evaluation results (evaluate_gzllava.py)")
+    return f"hub:{model}"

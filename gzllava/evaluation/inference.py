@@ -22,12 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from processing_gzllava import assistant_turn, user_turn
+
 logger = logging.getLogger(__name__)
-
-
-def user_message(question: str) -> list[dict]:
-    """One user turn: the image, then the question (the gz-talk-instruct layout)."""
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
 
 
 class LlavaEvaluator:
@@ -57,7 +54,7 @@ class LlavaEvaluator:
     # ------------------------------------------------------------------ prompts
     def prompt(self, question: str) -> str:
         """Chat-formatted prompt text with the generation prompt, one image placeholder."""
-        return self.processor.apply_chat_template(user_message(question), add_generation_prompt=True, tokenize=False)
+        return self.processor.apply_chat_template(user_turn(question), add_generation_prompt=True, tokenize=False)
 
     def continuation_ids(self, prompt: str, question: str, candidate: str) -> list[int]:
         """Token ids of `candidate` exactly as the chat template places it after `prompt`."""
@@ -65,7 +62,7 @@ class LlavaEvaluator:
         if key in self._continuations:
             return self._continuations[key]
         full = self.processor.apply_chat_template(
-            user_message(question) + [{"role": "assistant", "content": [{"type": "text", "text": candidate}]}],
+            [*user_turn(question), assistant_turn(candidate)],
             tokenize=False,
         )
         end = full.rfind(candidate)

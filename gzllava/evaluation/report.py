@@ -1,4 +1,5 @@
-"""Outputs of an evaluation run: metrics.json, predictions.jsonl, report.md + PNG plots, model-index.
+"""Outputs of an evaluation run: metrics.json, predictions.jsonl, report.md + PNG plots (the model card's
+model-index is `gzllava.model_card.update_model_card`).
 
 Every figure of the report sits next to its baselines (majority class, random, the untuned base
 model when given), so it reads as a delta. Plots are matplotlib PNGs (Agg backend) in `plots/`.
@@ -13,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from gzllava.model_card import portable_path
 
 logger = logging.getLogger(__name__)
 
@@ -379,63 +378,3 @@ def write_report(metrics: dict, raw: dict, out: Path) -> dict[str, Path]:
     (out / REPORT_FILE).write_text(render_markdown(jsonable(metrics), plots))
     logger.info("wrote %s", out / REPORT_FILE)
     return {k: v for k, v in plots.items() if v is not None}
-
-
-# ------------------------------------------------------------------------------ model card
-def eval_results(metrics: dict):
-    """`huggingface_hub.EvalResult`s of the model (not the baselines) for the card's model-index."""
-    from huggingface_hub import EvalResult
-
-    es = metrics["eval_set"]
-    settings = metrics["settings"]
-    # a local dataset folder is named as the card names local paths (relative to the project, or <local>/name)
-    dataset_type = portable_path(settings.get("dataset") or "") or es["name"]
-    common = dict(task_type="image-text-to-text", task_name="Galaxy morphology", dataset_type=dataset_type,
-                  dataset_name=es["name"], dataset_config=settings.get("config"), dataset_split=settings.get("split")
-                  if settings.get("dataset") or settings.get("catalogue") else None)
-    model = metrics["models"]["model"]
-    entries: list[tuple[str, str, Any]] = []
-    if "morphology" in model:
-        for method in ("generation", "likelihood"):
-            overall = model["morphology"][method]["overall"]
-            entries.append(("accuracy", f"decision-tree accuracy ({method})", overall.get("accuracy")))
-            entries.append(("f1", f"decision-tree mean macro-F1 ({method})", overall.get("mean_macro_f1")))
-        entries.append(("brier", "decision-tree Brier score vs vote fractions",
-                        model["morphology"]["likelihood"]["overall"].get("brier")))
-    names = {"bleu4": ("bleu", "BLEU-4"), "rouge_l": ("rouge", "ROUGE-L"), "meteor": ("meteor", "METEOR"),
-             "cider": ("cider", "CIDEr")}
-    for key, (metric_type, label) in names.items():
-        if key in model.get("descriptions", {}):
-            entries.append((metric_type, label, model["descriptions"][key]))
-    if "retrieval" in model:
-        for direction in ("image_to_text", "text_to_image"):
-            entries.append(("recall", f"{direction.replace('_', '->')} top-5% retrieval", model["retrieval"][direction]["top_5%"]))
-    if "hallucination" in model:
-        entries.append(("hallucination_rate", "contradicted-feature rate", model["hallucination"]["contradiction_rate"]))
-    return [EvalResult(metric_type=t, metric_name=n, metric_value=round(float(v), 4), **common)
-            for t, n, v in entries if v is not None and math.isfinite(float(v))]
-
-
-def update_model_card(model: str, metrics: dict) -> str:
-    """Put the results into the model card's `model-index` (replacing earlier results on the
-    same dataset/config/split). A local folder's README.md is edited in place; a Hub repo's card
-    is pushed back with `huggingface_hub`. Returns where the card went."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    results = eval_results(jsonable(metrics))
-    folder = Path(model)
-    if folder.is_dir():
-        path = folder / "README.md"
-        card = ModelCard.load(path) if path.is_file() else ModelCard.from_template(ModelCardData())
-    else:
-        card = ModelCard.load(model)
-    keep = [r for r in (card.data.eval_results or [])
-            if (r.dataset_type, r.dataset_config, r.dataset_split) != (results[0].dataset_type, results[0].dataset_config,
-                                                                      results[0].dataset_split)] if results else []
-    card.data.eval_results = keep + results
-    card.data.model_name = card.data.model_name or folder.name
-    if folder.is_dir():
-        card.save(path)
-        return str(path)
-    card.push_to_hub(model, commit_message="Add evaluation results (evaluate_gzllava.py)")
-    return f"hub:{model}"

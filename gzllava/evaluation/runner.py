@@ -288,7 +288,9 @@ def baselines(eval_set: EvalSet, items: list[morph.MorphologyItem], counts: Coun
 # ------------------------------------------------------------------------------------- run
 def run_evaluation(config: EvaluationConfig) -> dict:
     """Everything `evaluate_gzllava.py` does: returns metrics.json's content, writes the report."""
-    from .report import update_model_card, write_report
+    from gzllava.model_card import update_model_card
+
+    from .report import write_report
 
     eval_set = load_eval_set(config.dataset, config.config, config.split, config.image_folder,
                              config.max_samples, config.seed, catalogue=config.catalogue, images=config.images,

@@ -109,6 +109,28 @@ def write_instruct_folder(root: Path, n_test: int = 6, n_train: int = 4, broken:
     return root
 
 
+def report_metrics(split="test", accuracy=0.75):
+    """A small metrics.json content (one question, descriptions, a majority baseline) for the report and card tests."""
+    per_q = {"bar": {"n": 4, "accuracy": accuracy, "macro_f1": 0.7, "brier": 0.2, "unparsed": 0,
+                     "confusion": {"answers": ["yes", "no", "(unparsed)"], "matrix": [[2, 0, 0], [1, 1, 0]]}}}
+    overall = {"n": 4, "accuracy": accuracy, "mean_macro_f1": 0.7, "brier": 0.2}
+    morph = {"generation": {"per_question": per_q, "overall": overall, "parse_rate": 1.0},
+             "likelihood": {"per_question": per_q, "overall": overall,
+                            "reliability": {"bins": [], "ece": 0.1}},
+             "timing": {"generation_items_per_s": 10.0, "likelihood_items_per_s": 20.0}}
+    return {
+        "model": "m", "baseline_model": None,
+        "eval_set": {"name": "gz:decision_tree/" + split, "kind": "gz-talk-instruct", "samples": 4, "rows_read": 5,
+                     "morphology_items": 4, "skips": {"total": 1, "bad_input": 1, "by_reason": {"bad label": 1}}},
+        "settings": {"dataset": "org/gz-talk-instruct", "config": "decision_tree", "split": split, "batch_size": 8},
+        "models": {"model": {"morphology": morph, "not_run": {"retrieval": "no references"},
+                             "descriptions": {"n": 4, "bleu4": 0.2, "rouge_l": 0.4, "meteor": float("nan"),
+                                              "cider": 0.5}}},
+        "baselines": {"majority": {"per_question": {"bar": {**per_q["bar"], "accuracy": 0.5, "source": "train"}},
+                                   "overall": {**overall, "accuracy": 0.5}}},
+    }
+
+
 @pytest.fixture(scope="session")
 def instruct_folder(tmp_path_factory) -> Path:
     return write_instruct_folder(tmp_path_factory.mktemp("gz-talk-instruct"))

@@ -8,7 +8,8 @@ import torch
 
 from conftest import galaxy_image
 from gzllava.evaluation.answers import candidate_probabilities, parse_answer
-from gzllava.evaluation.inference import LlavaEvaluator, user_message
+from gzllava.evaluation.inference import LlavaEvaluator
+from processing_gzllava import assistant_turn, user_turn
 
 MODELS = ["gz_tiny", "stock_tiny"]
 QUESTIONS = ["Is there any sign of a bar feature through the centre of the galaxy?", "How many spiral arms are there?",
@@ -51,7 +52,7 @@ def test_candidate_tokens_are_those_the_chat_template_puts_after_the_prompt(whic
         prompt = evaluator.prompt(QUESTIONS[0])
         ids = evaluator.continuation_ids(prompt, QUESTIONS[0], candidate)
         full = processor.apply_chat_template(
-            user_message(QUESTIONS[0]) + [{"role": "assistant", "content": [{"type": "text", "text": candidate}]}],
+            [*user_turn(QUESTIONS[0]), assistant_turn(candidate)],
             tokenize=False)
         full_ids = tokenizer(full)["input_ids"]
         prompt_ids = tokenizer(prompt)["input_ids"]
