@@ -12,6 +12,12 @@ size limits, URL timeout and byte cap), never by transformers' generic loader.
 from transformers.pipelines.image_text_to_text import ImageTextToTextPipeline
 
 
+try:  # Hub remote code lives in a package (transformers_modules.<repo>); a source checkout imports it top-level
+    from .processing_gzllava import user_turn
+except ImportError:
+    from processing_gzllava import user_turn
+
+
 class GZLlavaImageToTextPipeline(ImageTextToTextPipeline):
     """Image(s) in, `[{"generated_text": description}]` out (one list per image for a batch)."""
 
@@ -42,8 +48,7 @@ class GZLlavaImageToTextPipeline(ImageTextToTextPipeline):
             )
         if image_token in question:  # a complete prompt, e.g. "USER: <image>\nWhat is it?\nASSISTANT:"
             return question
-        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return self.processor.apply_chat_template(user_turn(question), add_generation_prompt=True, tokenize=False)
 
     def preprocess(self, inputs=None, timeout=None, continue_final_message=None, **processing_kwargs):
         # transformers' loader has no download limits and no FITS stretch: the processor reads the images instead.

@@ -75,9 +75,20 @@ CHAT_TEMPLATE = (
 )
 
 
-def user_turn(question: str, n_images: int = 1) -> list[dict]:
-    """The one-message user turn every GZ-LLaVA caller asks with: `n_images` image blocks, then the question."""
-    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": question}]}]
+def user_turn(question: str, n_images: int = 1, image_block: dict | None = None) -> list[dict]:
+    """The chat every GZ-LLaVA caller asks with: one user message, `n_images` image blocks, then the question.
+
+    `image_block` replaces the `{"type": "image"}` placeholder (an OpenAI-style `image_url` block for a server).
+    """
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, got {type(question).__name__}")
+    images = [dict(image_block or {"type": "image"}) for _ in range(n_images)]
+    return [{"role": "user", "content": [*images, {"type": "text", "text": question}]}]
+
+
+def assistant_turn(answer: str) -> dict:
+    """The assistant message that answers a `user_turn`."""
+    return {"role": "assistant", "content": [{"type": "text", "text": answer}]}
 
 
 def chat_prompt(processor, question: str = DEFAULT_PROMPT, n_images: int = 1) -> str:

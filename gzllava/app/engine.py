@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from processing_gzllava import assistant_turn, user_turn
+
 MAX_QUESTION_CHARS = 2000
 MAX_IMAGE_PIXELS = 4096 * 4096  # a galaxy cutout is a few hundred pixels a side; larger uploads are refused
 
@@ -38,10 +40,9 @@ class Conversation:
             raise InputError("No galaxy image yet: upload one (JPEG, PNG or FITS) before asking.")
         messages: list[dict] = []
         for index, (asked, answered) in enumerate([*self.turns, (question, None)]):
-            content = ([{"type": "image"}] if index == 0 else []) + [{"type": "text", "text": asked}]
-            messages.append({"role": "user", "content": content})
+            messages += user_turn(asked, n_images=1 if index == 0 else 0)
             if answered is not None:
-                messages.append({"role": "assistant", "content": [{"type": "text", "text": answered}]})
+                messages.append(assistant_turn(answered))
         return messages
 
 

@@ -51,10 +51,9 @@ def image_data_uri(image) -> str:
 
 
 def chat_messages(image_url: str, question: str) -> list[dict]:
-    return [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": image_url}},
-        {"type": "text", "text": question},
-    ]}]
+    from processing_gzllava import user_turn
+
+    return user_turn(question, image_block={"type": "image_url", "image_url": {"url": image_url}})
 
 
 class LlamaCppGZLlava:
