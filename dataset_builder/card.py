@@ -19,7 +19,6 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from datasets.info import DatasetInfosDict
 
 from .instructions import CONFIGS
 from .privacy import redact_secrets
+from .provenance import Provenance
 
 CARD_FILE = "README.md"
 DEFAULT_REPO_ID = "org/gz-talk-instruct"
@@ -115,25 +115,6 @@ CONFIG_DESCRIPTIONS = {
     "wording follows the vote fraction: confident (>= 0.8), likely (>= 0.5), uncertain (< 0.5, naming the "
     "runner-up).",
 }
-
-
-@dataclass
-class Provenance:
-    """Where a build came from: enough to rebuild it."""
-
-    inputs: list[str]  # human-readable descriptions of the inputs
-    synthetic: bool
-    builder_version: str
-    commit: str | None
-    summariser: str  # backend name
-    summariser_model: str | None
-    split_fractions: tuple[float, float, float]
-    seed: int | None = None
-    command: str | None = None
-    # None: split by a hash of the subject id (Talk and synthetic builds); else the fixed real-galaxy split
-    # of gzllava.splits that catalogue-only builds use, described (catalogue_input.split_rule)
-    split_rule: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def size_category(rows: int) -> str:

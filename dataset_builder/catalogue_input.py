@@ -100,10 +100,10 @@ def _columns(path: Path) -> list[str]:
 
 def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None) -> CatalogueInput:
     """Subjects with votes from `catalogue`; ValueError (one line) when the inputs cannot make a build."""
-    from .build import CompactVotes
     from .catalogues import catalogue_id_column, class_label_column, read_class_catalogue, read_vote_catalogue
-    from .decision_tree import QUESTIONS, total_votes_columns, vote_columns
+    from .decision_tree import QUESTIONS
     from .images import ImageStore
+    from .votes import CompactVotes, vote_index
 
     catalogue, images = Path(catalogue), Path(images)
     if not catalogue.is_file():
@@ -131,7 +131,7 @@ def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None
             f"--images {images}: none of the {len(votes)} catalogue ids (column {id_col!r} of {catalogue.name}, "
             f"e.g. {_examples(votes)}) names an image there ({len(available)} images, e.g. {_examples(available)}); "
             "images must be named <id>.jpg/.jpeg/.png/.fits")
-    index = {column: i for i, column in enumerate([*vote_columns(), *total_votes_columns()])}
+    index = vote_index()
     subjects: dict[str, Subject] = {}
     source = f"catalogue:{catalogue.name}"
     for subject_id, fractions in votes.items():

@@ -23,10 +23,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .build import CATALOGUE_CONFIGS, STATS_FILE, BuildError, BuildOptions, build, command_line, push
+from .build import build
 from .curate import parse_split_fractions
 from .flags import add_flag
 from .instructions import CONFIGS, parse_configs
+from .options import CATALOGUE_CONFIGS, BuildError, BuildOptions
+from .provenance import command_line
+from .push import push
+from .stats import STATS_FILE
 from .summarise.base import SummariserError
 from .writer import REJECTS_FILE
 

@@ -128,7 +128,7 @@ def test_real_talk_sample_without_images_rejects_every_subject_explicitly(tmp_pa
 def test_compact_votes_behave_like_the_catalogue_dict():
     import pickle
 
-    from dataset_builder.build import CompactVotes
+    from dataset_builder.votes import CompactVotes
     from dataset_builder.decision_tree import reachable_questions, total_votes_columns, vote_columns
 
     index = {c: i for i, c in enumerate([*vote_columns(), *total_votes_columns()])}

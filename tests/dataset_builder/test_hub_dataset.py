@@ -11,7 +11,8 @@ import datasets
 import pytest
 from huggingface_hub import HfApi
 
-from dataset_builder.build import BuildError, BuildOptions, build, push
+from dataset_builder.build import BuildError, BuildOptions, build
+from dataset_builder.push import push
 
 REPO = Path(__file__).resolve().parents[2]
 REPO_ID = "org/gz-talk-instruct"

@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from dataset_builder.card import Provenance, read_card_metadata, write_card
+from dataset_builder.card import read_card_metadata, write_card
 from dataset_builder.curate import split_for
 from dataset_builder.decision_tree import vote_columns
 from dataset_builder.instructions import rows_for
+from dataset_builder.provenance import Provenance
 from dataset_builder.records import Reject, Subject, Summary
 from dataset_builder.writer import DatasetWriter, RejectLog, ShardedParquetWriter, read_rejects, row_features
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dataset_builder.build import _Ledger, ingest
+from dataset_builder.ingest import ingest
+from dataset_builder.stats import Ledger as _Ledger
 from dataset_builder.cli import main
 from dataset_builder.records import Comment, Reject
 from dataset_builder.talk import TalkExportError, detect_talk_layout, read_talk_export
