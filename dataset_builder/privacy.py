@@ -15,7 +15,7 @@ Three jobs, one place:
   everything else, so a form that got past the cleaner and the summariser is still removed, and counted.
 - `redact_secrets(text)`: user-info, tokens and keys in URLs and command lines (`http://user:pw@host`,
   `?api_key=...`, `--token ...`, `hf_...`, `sk-...`, `Bearer ...`), for the recorded command line and
-  every log record (`install_log_redaction`).
+  every log record (`install_log_redaction`); they live in `dataset_builder.redaction`, shared with the model card.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .redaction import RedactingFilter, install_log_redaction, redact_secrets, split_url_credentials  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -404,72 +406,3 @@ def finalise_outputs(out_dir: Path, identity_sources: Iterable[Path | None] = ()
     if leaked_rows:
         logger.warning("privacy: %d row texts still held an identity after cleaning and were scrubbed", leaked_rows)
     return summary
-
-
-# --- secrets in command lines and logs -----------------------------------------------------------
-
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # user-info of a URL: scheme://user:password@host
-    (re.compile(r"(?<=://)[^/\s@'\"]+@"), "***@"),
-    # secret query parameters
-    (re.compile(r"([?&;](?:api[_-]?key|key|token|access[_-]?token|auth|authorization|password|passwd|pwd|secret|"
-                r"client[_-]?secret|sig|signature|hf[_-]?token)=)[^&\s#'\"]+", re.I), r"\1***"),
-    # command-line options that carry a secret: --token X, --api-key=X
-    (re.compile(r"((?<!\w)--?(?:api[_-]?key|token|hf[_-]?token|access[_-]?token|password|passwd|secret|auth)"
-                r"(?:=|\s+))(?:'[^']*'|\"[^\"]*\"|\S+)", re.I), r"\1***"),
-    # environment assignments: OPENAI_API_KEY=..., HF_TOKEN=...
-    (re.compile(r"\b([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD)=)(?:'[^']*'|\"[^\"]*\"|\S+)"), r"\1***"),
-    # tokens by their shape
-    (re.compile(r"\b(?:hf_[A-Za-z0-9]{16,}|sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,})\b"), "***"),
-    (re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.I), r"\1***"),
-)
-
-
-def redact_secrets(text: str) -> str:
-    """`text` with URL user-info, secret query parameters and options, and token-shaped strings masked."""
-    if not text:
-        return text
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """(url without user-info, (user, password) or None): credentials go in an auth header, not the URL."""
-    import httpx
-
-    parsed = httpx.URL(url)
-    if not parsed.userinfo:
-        return url, None
-    clean = str(parsed.copy_with(userinfo=b""))
-    return clean, (parsed.username, parsed.password)
-
-
-class RedactingFilter(logging.Filter):
-    """Masks secrets in a log record's final message (a filter on handlers sees every logger's records)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is logging's problem, not ours
-            return True
-        redacted = redact_secrets(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-_FILTER = RedactingFilter()
-
-
-def install_log_redaction() -> None:
-    """Attach the redacting filter to the root logger's handlers and to the HTTP clients' loggers.
-
-    Idempotent. Handlers added later (after this call) are not covered, so the backends that talk to
-    servers call it when they open, after the command line has configured logging.
-    """
-    targets: list[Any] = [logging.getLogger(name) for name in ("httpx", "httpcore", "openai", "urllib3")]
-    targets += logging.getLogger().handlers
-    for target in targets:
-        if _FILTER not in target.filters:
-            target.addFilter(_FILTER)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from dataset_builder.redaction import is_secret_name, redact_secrets, strip_url_credentials
 
 
 USAGE = """\
@@ -43,14 +44,12 @@ chat(text=messages, max_new_tokens=64)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDACTED = "<redacted>"
 LOCAL_PREFIX = "<local>/"
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-_TOKEN = re.compile(r"\b(?:hf_[A-Za-z0-9]{8,}|sk-[A-Za-z0-9_-]{8,}|gh[pousr]_[A-Za-z0-9]{8,})\b")
-_SECRET_NAME = re.compile(r"(?:^|[_-])(?:token|secret|password|passwd|api[_-]?key|auth)$", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """`text` without URL user-info (`https://user:pass@host` -> `https://host`) and known token formats."""
-    return _TOKEN.sub(REDACTED, _URL_USERINFO.sub("", text))
+    """`text` without URL user-info (`https://user:pass@host` -> `https://host`, the URL stays usable) and with
+    the other credentials `dataset_builder.redaction` knows (tokens, secret options and parameters) as <redacted>."""
+    return redact_secrets(strip_url_credentials(text), mask=REDACTED)
 
 
 def portable_path(value: str) -> str:
@@ -69,10 +68,6 @@ def portable_path(value: str) -> str:
             continue
         return relative if relative != "." else root.name
     return LOCAL_PREFIX + resolved.name
-
-
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name.lstrip("-")))
 
 
 def card_safe(value, key: str | None = None):

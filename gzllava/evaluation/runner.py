@@ -19,12 +19,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from dataset_builder.decision_tree import QUESTIONS
+from dataset_builder.redaction import strip_url_credentials
 from gzllava.metrics import METRIC_NAMES
 
 from . import morphology_metrics as morph
@@ -83,14 +83,10 @@ class EvaluationConfig:
             self.tasks = tuple(self.tasks) + ("judge",)
 
 
-def redact_url(url: str | None) -> str | None:
-    """The URL without any user:password part, for metrics.json and logs."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        parts = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    return urlunsplit(parts)
+def recorded_settings(config: EvaluationConfig) -> dict:
+    """The run's settings as metrics.json records them: the judge URL without its user-info."""
+    judge_url = strip_url_credentials(config.judge_url) if config.judge_url else config.judge_url
+    return {**asdict(config), "judge_url": judge_url}
 
 
 # ------------------------------------------------------------------------------- loading
@@ -320,7 +316,7 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         "eval_set": {"name": eval_set.name, "kind": eval_set.kind, "samples": len(eval_set.samples),
                      "rows_read": eval_set.rows_read, "morphology_items": len(items),
                      "skips": eval_set.skip_summary()},
-        "settings": {**asdict(config), "judge_url": redact_url(config.judge_url)},
+        "settings": recorded_settings(config),
         "models": models,
         "baselines": baselines(eval_set, items, counts, config),
     }

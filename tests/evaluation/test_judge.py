@@ -55,7 +55,8 @@ def test_an_unreachable_endpoint_fails_after_the_retries():
 
 
 def test_credentials_in_the_judge_url_never_reach_metrics_json():
-    from gzllava.evaluation.runner import redact_url
+    from gzllava.evaluation.runner import EvaluationConfig, recorded_settings
 
-    assert redact_url("https://user:sk-secret@judge.example:8443/v1") == "https://judge.example:8443/v1"
-    assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    for url, recorded in (("https://user:sk-secret@judge.example:8443/v1", "https://judge.example:8443/v1"),
+                          ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"), (None, None)):
+        assert recorded_settings(EvaluationConfig(model="m", judge_url=url))["judge_url"] == recorded
