@@ -92,15 +92,11 @@ def split_rule(catalogue: Path) -> tuple[str, Callable[[str], str]]:
     return text, splits.split_of
 
 
-def _columns(path: Path) -> list[str]:
-    from .catalogues import _read_columns
-
-    return _read_columns(path)
-
-
 def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None) -> CatalogueInput:
     """Subjects with votes from `catalogue`; ValueError (one line) when the inputs cannot make a build."""
-    from .catalogues import catalogue_id_column, class_label_column, read_class_catalogue, read_vote_catalogue
+    from .catalogue_files import read_columns
+    from .catalogues import catalogue_id_column, read_vote_catalogue
+    from .class_catalogue import class_label_column, read_class_catalogue
     from .decision_tree import QUESTIONS
     from .images import ImageStore
     from .votes import CompactVotes, vote_index
@@ -109,7 +105,7 @@ def read_catalogue_subjects(catalogue: Path, images: Path, id_column: str | None
     if not catalogue.is_file():
         raise FileNotFoundError(f"--catalogue: file not found: {catalogue}")
     rejects: list[Reject] = []
-    class_col = class_label_column(_columns(catalogue))
+    class_col = class_label_column(read_columns(catalogue))
     labels: dict[str, dict[str, str]] = {}
     if class_col is not None:
         schema = CLASS_LABEL

@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from dataset_builder.catalogues import detect_catalogue_schema, read_vote_catalogue
+from dataset_builder.catalogue_schemas import detect_catalogue_schema
+from dataset_builder.catalogues import read_vote_catalogue
 from dataset_builder.decision_tree import vote_columns
 
 # The real Hart+2016 (gz2_hart16.csv) task/answer column stems, in catalogue order.
@@ -311,7 +312,7 @@ def test_gz2_debiased_fractions_get_the_wider_tolerance(tmp_path):
 
 
 def test_class_label_catalogue_maps_classes_to_answers_and_counts_the_rest(tmp_path):
-    from dataset_builder.catalogues import class_label_column, read_class_catalogue
+    from dataset_builder.class_catalogue import class_label_column, read_class_catalogue
 
     path = tmp_path / "labels.csv"
     pd.DataFrame({"objid": ["1", "2", "2", "", "5", "6"], "image": ["images/x.jpeg"] * 6, "class": [0, 1, 1, 0, 5, 4],
