@@ -154,9 +154,9 @@ def test_json_lines_bad_line_and_non_object(tmp_path):
 
 
 def test_large_json_array_streams_across_chunk_boundaries(tmp_path, monkeypatch):
-    import dataset_builder.talk as talk
+    import dataset_builder.talk_files as talk_files
 
-    monkeypatch.setattr(talk, "_CHUNK_CHARS", 64)  # every object straddles a chunk boundary
+    monkeypatch.setattr(talk_files, "_CHUNK_CHARS", 64)  # every object straddles a chunk boundary
     rows = [dict(PANOPTES_ROWS[0], comment_id=i, comment_body="ß" * (i % 7) + " spiral") for i in range(200)]
     path = tmp_path / "big.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
@@ -193,7 +193,7 @@ def test_json_lines_with_non_utf8_bytes_are_repaired(tmp_path):
 
 
 def test_broken_record_is_skipped_alone_whatever_the_chunk_boundaries(tmp_path, monkeypatch):
-    import dataset_builder.talk as talk
+    import dataset_builder.talk_files as talk_files
 
     rows = [dict(PANOPTES_ROWS[0], comment_id=i, comment_body='caf\u00e9 \\ "q" \u2603 ' * (i % 4)) for i in range(60)]
     items = [json.dumps(r) for r in rows]
@@ -202,7 +202,7 @@ def test_broken_record_is_skipped_alone_whatever_the_chunk_boundaries(tmp_path, 
     path.write_text("[" + ",\n".join(items) + "]")
     for chunk in range(32, 200, 7):  # escapes, multi-byte characters and the broken record cut anywhere
         # (a record may span up to _MAX_RECORD_CHUNKS chunks: these records are < 16 * 32 characters)
-        monkeypatch.setattr(talk, "_CHUNK_CHARS", chunk)
+        monkeypatch.setattr(talk_files, "_CHUNK_CHARS", chunk)
         out = list(read_talk_export(path))
         assert [o.comment_id for o in out if isinstance(o, Comment)] == [str(i) for i in range(60) if i != 30], chunk
         assert sum(isinstance(o, Reject) for o in out) == 1, chunk
