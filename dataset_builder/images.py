@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from tqdm.auto import tqdm
@@ -37,7 +38,11 @@ logger = logging.getLogger(__name__)
 
 
 class ImageStore:
-    """Resolves and loads subject images (see the module docstring). Thread-safe; close() when done."""
+    """Resolves and loads subject images (see the module docstring). Thread-safe; close() when done.
+
+    cache_dir and download_options (max_bytes, timeout, retries, backoff, offline, host_failure_limit) are
+    the `Downloader`'s, which fetches the URLs.
+    """
 
     def __init__(
         self,
@@ -46,20 +51,14 @@ class ImageStore:
         aliases: Mapping[str, Sequence[str]] | None = None,
         *,
         max_pixels: int = 4096 * 4096,
-        max_bytes: int = 50 * 2**20,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        offline: bool = False,
-        host_failure_limit: int = 3,
+        **download_options: Any,
     ):
         self.image_dir = Path(image_dir) if image_dir is not None else None
         if self.image_dir is not None and not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir}")
         self.aliases = aliases or {}
         self.max_pixels = max_pixels
-        self.downloader = Downloader(cache_dir, max_bytes=max_bytes, timeout=timeout, retries=retries, backoff=backoff,
-                                     offline=offline, host_failure_limit=host_failure_limit)
+        self.downloader = Downloader(cache_dir, **download_options)
         self._index: dict[str, Path] | None = None
         self._lock = threading.Lock()
 

@@ -7,16 +7,9 @@ from collections import Counter
 
 import pytest
 
-from dataset_builder.curate import (
-    Curator,
-    LengthBounds,
-    MinHasher,
-    NearDuplicateIndex,
-    jaccard,
-    parse_split_fractions,
-    split_for,
-)
+from dataset_builder.curate import Curator, LengthBounds, parse_split_fractions, split_for
 from dataset_builder.instructions import conversation
+from dataset_builder.minhash import MinHasher, NearDuplicateIndex, jaccard
 from dataset_builder.summarise import summary_source_text, validate_summary
 from dataset_builder.records import Comment, Subject
 
