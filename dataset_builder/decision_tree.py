@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from functools import cached_property
+from functools import cached_property, lru_cache
+from typing import Any
 
 ROOT = "smooth-or-featured"
 
@@ -169,12 +169,26 @@ def total_votes_columns() -> list[str]:
     return [q.total_votes_column for q in DECALS_TREE]
 
 
-def _finite(value) -> float | None:
+def finite_fraction(value: Any) -> float | None:
+    """A vote value as a finite float; None for a missing, non-numeric, NaN or infinite one."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+CONFIDENT = 0.8  # a vote fraction at or above which the volunteers "agree"
+LIKELY = 0.5  # at or above: a majority; below: uncertain
+
+
+def confidence_band(fraction: float) -> str:
+    """'confident' (>= CONFIDENT), 'likely' (>= LIKELY) or 'uncertain': how sure the volunteers were."""
+    if fraction >= CONFIDENT:
+        return "confident"
+    if fraction >= LIKELY:
+        return "likely"
+    return "uncertain"
 
 
 def majority_answer(question: Question, votes: Mapping[str, float]) -> tuple[str, float] | None:
@@ -185,7 +199,7 @@ def majority_answer(question: Question, votes: Mapping[str, float]) -> tuple[str
     """
     best: tuple[str, float] | None = None
     for a in question.answers:
-        value = _finite(votes.get(question.column(a.key)))
+        value = finite_fraction(votes.get(question.column(a.key)))
         if value is not None and (best is None or value > best[1]):
             best = (a.key, value)
     if best is None or best[1] <= 0:

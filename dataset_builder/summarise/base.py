@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
-from ..decision_tree import majority_answer, reachable_questions
+from ..decision_tree import confidence_band, majority_answer, reachable_questions
 from ..privacy import scrub_identities
 from ..records import Reject, Subject, Summary
 from .cache import SummaryCache, cache_key
@@ -55,10 +55,6 @@ MAX_PROMPT_COMMENTS = 20
 MAX_COMMENT_CHARS = 500
 MAX_COMMENTS_CHARS = 4000
 
-# Same thresholds as the decision-tree instructions (instructions.CONFIDENT / LIKELY).
-CONFIDENT = 0.8
-LIKELY = 0.5
-
 INSTRUCTION = """\
 You summarise what Galaxy Zoo volunteers saw in one galaxy image.
 Use only what the hashtags, votes and comments below say about how the galaxy LOOKS: its shape, \
@@ -72,13 +68,13 @@ Answer with one JSON object and nothing else:
 uncertainty is "low" when volunteers agree, "high" when they disagree or are unsure."""
 
 
+AGREEMENT_WORDS = {"confident": "almost all volunteers", "likely": "most volunteers",
+                   "uncertain": "some volunteers, no clear majority"}
+
+
 def agreement_words(fraction: float) -> str:
     """Vote fraction -> words (the prompt carries no percentages a model could copy as 'facts')."""
-    if fraction >= CONFIDENT:
-        return "almost all volunteers"
-    if fraction >= LIKELY:
-        return "most volunteers"
-    return "some volunteers, no clear majority"
+    return AGREEMENT_WORDS[confidence_band(fraction)]
 
 
 def vote_lines(votes: Mapping[str, float]) -> list[str]:

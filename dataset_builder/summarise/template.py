@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..decision_tree import QUESTIONS, majority_answer, reachable_questions
+from ..decision_tree import CONFIDENT, LIKELY, QUESTIONS, majority_answer, reachable_questions
 from ..records import Subject
-from .base import CONFIDENT, LIKELY, GenerationRequest, Summariser
+from .base import GenerationRequest, Summariser
 
 MAX_FEATURES = 8
 MAX_TAGS = 5

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset_builder.decision_tree import DECALS_TREE, _finite
+from dataset_builder.decision_tree import DECALS_TREE, finite_fraction as _finite
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,15 @@ import json
 
 import pytest
 
-from dataset_builder.decision_tree import QUESTIONS, reachable_questions, vote_columns
+from dataset_builder.answer_wording import answer_text, parse_answer
+from dataset_builder.decision_tree import QUESTIONS, confidence_band, reachable_questions, vote_columns
 from dataset_builder.instructions import (
     CONFIGS,
     DESCRIPTION_PROMPTS,
     WALK_ROW,
-    answer_text,
-    confidence_band,
     conversation_rows,
     decision_tree_rows,
     description_rows,
-    parse_answer,
     parse_configs,
     rows_for,
 )
@@ -236,7 +234,7 @@ def test_answers_are_the_models_estimate_not_a_claim_about_volunteers():
     """The demo model said "The volunteers agree: 71% chose this" about galaxies no volunteer saw."""
     import random
 
-    from dataset_builder.instructions import CHECKBOX_EXTRA, CONFIDENT_PHRASES, LIKELY_PHRASES, UNCERTAIN_PHRASES
+    from dataset_builder.answer_wording import CHECKBOX_EXTRA, CONFIDENT_PHRASES, LIKELY_PHRASES, UNCERTAIN_PHRASES
 
     for phrase in (*CONFIDENT_PHRASES, *LIKELY_PHRASES, *UNCERTAIN_PHRASES, CHECKBOX_EXTRA):
         lowered = phrase.lower()
