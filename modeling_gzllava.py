@@ -8,8 +8,9 @@ key names and the new ones), and a GZ-LLaVA with a linear/mlp projector saves as
 
 `save_pretrained` (and so transformers' `push_to_hub`) writes a complete remote-code repository: config.json
 with `auto_map` for every Auto class and the `image-to-text` pipeline in `custom_pipelines`, and this file with
-its relative imports (configuration_gzllava.py, pipeline_gzllava.py), through transformers' own mechanism for
-classes registered with `register_for_auto_class`.
+its relative imports (configuration_gzllava.py, pipeline_gzllava.py and, through the pipeline, processing_gzllava.py
+and image_processing_gzllava.py), through transformers' own mechanism for classes registered with
+`register_for_auto_class`.
 
 Shapes: B images, P patch tokens per image, Dv vision hidden size, L vision feature layers,
 Q resampler queries, Dt language-model hidden size.

@@ -66,7 +66,7 @@ def run_case(case: str, kind: str, folder: Path) -> dict:
     from transformers.image_utils import load_image as transformers_load_image
 
     from gzllava.testing import ImageServer
-    from processing_gzllava import load_image, stretch_to_uint8
+    from image_processing_gzllava import load_image, stretch_to_uint8
 
     png = (folder / "huge.png").read_bytes() if case == "png-url" else b""
     with ImageServer({"/huge.png": (png, "image/png")}) as server, RssPeak() as memory:

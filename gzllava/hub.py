@@ -1,7 +1,7 @@
 """Save a GZ-LLaVA as a complete Hub model repository, and push it.
 
 The remote-code repository itself (config.json with `auto_map` and `custom_pipelines`, the configuration/
-modeling/processing/pipeline .py files, safetensors weights, generation_config.json, processor + tokenizer
+modeling/image-processing/processing/pipeline .py files, safetensors weights, generation_config.json, processor + tokenizer
 files with the chat template, left padding) is what transformers' own `model.save_pretrained` /
 `processor.save_pretrained` (and their `push_to_hub`) write for a GZ-LLaVA. `save_for_hub` is that plus a
 README.md model card, in one folder; `push_to_hub` uploads it.
@@ -24,7 +24,13 @@ from .registration import register_gzllava
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REMOTE_CODE_FILES = ("configuration_gzllava.py", "modeling_gzllava.py", "processing_gzllava.py", "pipeline_gzllava.py")
+REMOTE_CODE_FILES = (
+    "configuration_gzllava.py",
+    "modeling_gzllava.py",
+    "image_processing_gzllava.py",
+    "processing_gzllava.py",
+    "pipeline_gzllava.py",
+)
 
 
 def save_for_hub(model, processor, save_directory: str | os.PathLike, card_kwargs: dict | None = None, **save_kwargs) -> Path:

@@ -60,7 +60,7 @@ def check_question(question: str | None) -> str:
 
 def read_image(source, name: str | None = None) -> Image.Image:
     """An RGB galaxy image from a path/bytes/PIL/array through the processor's loader; InputError when unusable."""
-    from processing_gzllava import load_image  # the processor's reader: JPEG, PNG, FITS, arrays, pixel-bomb checks
+    from image_processing_gzllava import load_image  # the processor's reader: JPEG, PNG, FITS, arrays, pixel-bomb checks
 
     label = name or (Path(source).name if isinstance(source, (str, Path)) else None)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from processing_gzllava import FITS_SUFFIXES
+from image_processing_gzllava import FITS_SUFFIXES
 
 from dataset_builder.decision_tree import from_website_index
 

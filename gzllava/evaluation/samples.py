@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from processing_gzllava import FITS_SUFFIXES, load_fits, load_image
+from image_processing_gzllava import FITS_SUFFIXES, load_fits, load_image
 
 from dataset_builder.decision_tree import QUESTIONS
 
@@ -101,7 +101,7 @@ class EvalSet:
 # --------------------------------------------------------------------------------- validation
 def decode_image(data: bytes | None = None, path: str | Path | None = None) -> Image.Image:
     """An RGB PIL image, fully decoded now (so a truncated file fails here, not in the model), read by the model's
-    processor reader (`processing_gzllava.load_image`): JPEG/PNG/any PIL format, and FITS with the processor's
+    processor reader (`image_processing_gzllava.load_image`): JPEG/PNG/any PIL format, and FITS with the processor's
     default stretch, north up, so evaluation sees the pixels inference sees. ImageInputError names `path`."""
     if data is None and path is None:
         raise ValueError("no image bytes or path")

@@ -1,7 +1,7 @@
 """Resumable image augmentation: the 8 symmetries of the square, chosen by (seed, epoch, image content).
 
 Galaxies have no preferred orientation on the sky, so every rotation by 90 degrees and every flip is as
-true as the original (the processor's `random_rot90_flip`). The processor's own random stream cannot be
+true as the original (`random_rot90_flip`). A random stream of its own (a processor's) could not be
 restored after a crash, and transformers restores the RNG state only after it has collated the first
 batch of a resumed run; so here the choice is a pure function of the seed, the epoch and the image
 itself, and a run resumed from a checkpoint sees exactly the images the uninterrupted run saw.
@@ -15,7 +15,15 @@ import random
 
 from transformers import TrainerCallback
 
-from processing_gzllava import load_image, random_rot90_flip
+from image_processing_gzllava import load_image
+
+
+def random_rot90_flip(image, rng: random.Random):
+    """One of the 8 symmetries of the square, drawn from `rng`: galaxies have no preferred orientation on the sky."""
+    from PIL import Image
+
+    image = image.rotate(90 * rng.randrange(4), expand=True)
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
 
 
 def _fingerprint(image) -> str:

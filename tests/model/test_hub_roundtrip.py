@@ -29,7 +29,8 @@ UNIMPORTABLE = textwrap.dedent(
     repo = {repo!r}
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != repo]
     sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "") + repr(f)]
-    for name in ("configuration_gzllava", "modeling_gzllava", "processing_gzllava", "pipeline_gzllava", "gzllava"):
+    for name in ("configuration_gzllava", "modeling_gzllava", "image_processing_gzllava", "processing_gzllava",
+                 "pipeline_gzllava", "gzllava"):
         assert importlib.util.find_spec(name) is None, f"{{name}} is importable"
     """
 )
@@ -48,7 +49,10 @@ FOLDER_SCRIPT = UNIMPORTABLE + textwrap.dedent(
         logits = model(**inputs).logits[0, -1]
     resaved = os.path.join(os.path.dirname(folder), "resaved")  # the remote-code classes save a repository too
     model.save_pretrained(resaved)
+    processor.save_pretrained(resaved)
+    reader = sys.modules[type(processor).__module__].load_image  # the pixel work: the folder's image_processing module
     print(json.dumps({{"model": type(model).__module__ + "." + type(model).__name__, "processor": type(processor).__name__,
+                      "image_reader": reader.__module__ + "." + reader.__name__,
                       "padding_side": processor.tokenizer.padding_side, "last_logits": logits[:8].tolist(),
                       "resaved_files": sorted(os.listdir(resaved)),
                       "resaved_config": json.load(open(os.path.join(resaved, "config.json")))}}))
@@ -62,7 +66,8 @@ USER_SCRIPT = textwrap.dedent(
     repo = {repo!r}
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) != repo]
     sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "") + repr(f)]
-    for name in ("configuration_gzllava", "modeling_gzllava", "processing_gzllava", "pipeline_gzllava", "gzllava"):
+    for name in ("configuration_gzllava", "modeling_gzllava", "image_processing_gzllava", "processing_gzllava",
+                 "pipeline_gzllava", "gzllava"):
         assert importlib.util.find_spec(name) is None, f"{{name}} is importable"
 
     import torch
@@ -196,8 +201,7 @@ def test_the_bare_model_saves_the_same_repository(tmp_path, tiny_mlp):
     config = json.loads((tmp_path / "base" / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_gzllava.GZLlavaModel"
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForImageTextToText"}
-    assert {"configuration_gzllava.py", "modeling_gzllava.py", "pipeline_gzllava.py"} <= {
-        path.name for path in (tmp_path / "base").iterdir()}
+    assert set(REMOTE_CODE_FILES) <= {path.name for path in (tmp_path / "base").iterdir()}  # the pipeline's imports too
 
 
 def test_plain_save_pretrained_folder_loads_in_a_fresh_process_with_equal_logits(tmp_path, tiny_mlp):
@@ -218,7 +222,9 @@ def test_plain_save_pretrained_folder_loads_in_a_fresh_process_with_equal_logits
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["model"].startswith("transformers_modules.") and report["model"].endswith("GZLlavaForConditionalGeneration")
     assert report["processor"] == "GZLlavaProcessor" and report["padding_side"] == "left"
-    assert {"configuration_gzllava.py", "modeling_gzllava.py", "pipeline_gzllava.py"} <= set(report["resaved_files"])
+    assert report["image_reader"].startswith("transformers_modules.")
+    assert report["image_reader"].endswith("image_processing_gzllava.load_image")
+    assert set(REMOTE_CODE_FILES) <= set(report["resaved_files"])
     assert report["resaved_config"]["auto_map"] == json.loads((folder / "config.json").read_text())["auto_map"]
     assert report["resaved_config"]["custom_pipelines"] == CUSTOM_PIPELINES
     inputs = processor(images=[str(image_path)], text=[text], return_tensors="pt")

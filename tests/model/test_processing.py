@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from gzllava.tiny import toy_galaxy
+from image_processing_gzllava import load_image, stretch_to_uint8
 from processing_gzllava import chat_prompt
-from processing_gzllava import load_image, random_rot90_flip, stretch_to_uint8
 
 
 def test_expands_image_tokens_for_patches_and_for_the_resampler_with_delimiters(tiny_mlp, tiny_resampler, image):
@@ -102,16 +102,6 @@ def test_fits_cutouts_three_bands_and_single_band(tmp_path):
     single = tmp_path / "single.fits"
     fits.PrimaryHDU(cube[1]).writeto(single)
     assert np.asarray(load_image(single.read_bytes())).shape == (24, 24, 3)  # FITS bytes are recognised too
-
-
-def test_random_rot90_flip_covers_the_eight_symmetries_and_is_reproducible():
-    import random
-
-    image = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4))
-    seen = {np.asarray(random_rot90_flip(image, random.Random(seed))).tobytes() for seed in range(200)}
-    assert len(seen) == 8
-    first = [np.asarray(random_rot90_flip(image, random.Random(5))) for _ in range(2)]
-    assert np.array_equal(*first)
 
 
 def test_the_processor_never_augments(tiny_mlp, image):

@@ -22,7 +22,7 @@ from gzllava.testing import ImageServer
 from gzllava.tiny import tiny_model_and_processor, toy_galaxy
 from processing_gzllava import chat_prompt
 from modeling_gzllava import GZLlavaForConditionalGeneration
-from processing_gzllava import ImageInputError, load_image
+from image_processing_gzllava import ImageInputError, load_image
 
 
 fits = pytest.importorskip("astropy.io.fits")

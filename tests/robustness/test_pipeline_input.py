@@ -15,7 +15,7 @@ import gzllava  # noqa: F401  (registers the Auto classes for local folders)
 from gzllava.hub import save_for_hub
 from gzllava.testing import ImageServer
 from gzllava.tiny import tiny_model_and_processor, toy_galaxy
-from processing_gzllava import load_image
+from image_processing_gzllava import load_image
 
 
 fits = pytest.importorskip("astropy.io.fits")

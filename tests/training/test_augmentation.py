@@ -3,9 +3,10 @@
 from types import SimpleNamespace
 
 import numpy as np
+from PIL import Image
 
 from gzllava.tiny import toy_galaxy
-from gzllava.training.augmentation import AugmentingCollator, EpochCallback, augment_image
+from gzllava.training.augmentation import AugmentingCollator, EpochCallback, augment_image, random_rot90_flip
 
 
 def symmetries(image):
@@ -44,3 +45,13 @@ def test_collator_augments_each_example_and_follows_the_epoch():
         orientations.append(np.asarray(seen[-1][0]["image"]).tobytes())
         assert orientations[-1] == np.asarray(augment_image(image, 0, int(epoch))).tobytes()
     assert collator.epoch == 2
+
+
+def test_random_rot90_flip_covers_the_eight_symmetries_and_is_reproducible():
+    import random
+
+    image = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4))
+    seen = {np.asarray(random_rot90_flip(image, random.Random(seed))).tobytes() for seed in range(200)}
+    assert len(seen) == 8
+    first = [np.asarray(random_rot90_flip(image, random.Random(5))) for _ in range(2)]
+    assert np.array_equal(*first)
