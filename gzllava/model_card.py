@@ -165,10 +165,10 @@ def eval_results(metrics: dict):
     es = metrics["eval_set"]
     settings = metrics["settings"]
     # a local dataset folder is named as the card names local paths (relative to the project, or <local>/name)
-    dataset_type = portable_path(settings.get("dataset") or "") or es["name"]
+    dataset_type = portable_path(settings.get("dataset_name") or "") or es["name"]
     common = dict(task_type="image-text-to-text", task_name="Galaxy morphology", dataset_type=dataset_type,
-                  dataset_name=es["name"], dataset_config=settings.get("config"), dataset_split=settings.get("split")
-                  if settings.get("dataset") or settings.get("catalogue") else None)
+                  dataset_name=es["name"], dataset_config=settings.get("dataset_config"),
+                  dataset_split=settings.get("split") if settings.get("dataset_name") or settings.get("catalogue") else None)
     model = metrics["models"]["model"]
     entries: list[tuple[str, str, Any]] = []
     if "morphology" in model:

@@ -1,4 +1,4 @@
-"""One flag vocabulary across the four command lines (issue 12 item 2): `--model_name_or_path`, `--dataset_name`,
+"""One flag vocabulary across the command lines (issue 12 item 2): `--model_name_or_path`, `--dataset_name`,
 `--dataset_config`, `--output_dir`; the old spellings still parse, each with ONE deprecation line naming the new flag.
 
 Parsing only: nothing is loaded or built (the builder's `_build` is replaced by a recorder).
@@ -24,13 +24,15 @@ def _deprecations(err: str) -> list[str]:
 def test_evaluate_takes_the_shared_flag_names(capsys):
     config = evaluate_gzllava.parse_args(["--model_name_or_path", "m", "--dataset_name", "d", "--dataset_config",
                                           "decision_tree", "--output_dir", "o"])
-    assert (config.model, config.dataset, config.config, config.out) == ("m", "d", "decision_tree", "o")
+    assert (config.model_name_or_path, config.dataset_name, config.dataset_config, config.output_dir) == (
+        "m", "d", "decision_tree", "o")
     assert _deprecations(capsys.readouterr().err) == []
 
 
 def test_evaluate_old_spellings_work_with_one_deprecation_line_each(capsys):
     config = evaluate_gzllava.parse_args(["--model", "m", "--dataset", "d", "--config", "description", "--out", "o"])
-    assert (config.model, config.dataset, config.config, config.out) == ("m", "d", "description", "o")
+    assert (config.model_name_or_path, config.dataset_name, config.dataset_config, config.output_dir) == (
+        "m", "d", "description", "o")
     lines = _deprecations(capsys.readouterr().err)
     assert len(lines) == 4, lines
     for old, new in (("--model", "--model_name_or_path"), ("--dataset", "--dataset_name"),
@@ -41,14 +43,15 @@ def test_evaluate_old_spellings_work_with_one_deprecation_line_each(capsys):
 
 def test_evaluate_one_old_spelling_gives_exactly_one_line(capsys):
     config = evaluate_gzllava.parse_args(["--model_name_or_path", "m", "--image-folder", "f", "--out", "o"])
-    assert config.out == "o" and config.image_folder == "f"
+    assert config.output_dir == "o" and config.image_folder == "f"
     assert _deprecations(capsys.readouterr().err) == [
         "evaluate_gzllava.py: warning: --out is deprecated, use --output_dir (the old spelling is removed in the next "
         "release)"]
 
 
 def test_evaluate_output_dir_default_is_kept(capsys):
-    assert evaluate_gzllava.parse_args(["--model_name_or_path", "m", "--image-folder", "f"]).out == "eval_results"
+    config = evaluate_gzllava.parse_args(["--model_name_or_path", "m", "--image-folder", "f"])
+    assert config.output_dir == "eval_results"
 
 
 @pytest.mark.parametrize("recipe", ["recipes/eval.yaml", "EVAL.YML"])
@@ -130,3 +133,15 @@ def test_train_clip_takes_the_shared_flag_names():
     # the tower's own name (and recipe key) is unchanged
     tower_args, _ = parse_arguments(["--config", recipe, "--clip_model_name_or_path", "c"])
     assert tower_args.clip_model_name_or_path == "c"
+
+
+# -------------------------------------------------------------------------------- python -m gzllava.tower.evaluate
+def test_tower_evaluate_takes_the_shared_flag_names(capsys):
+    from gzllava.evaluation.arguments import parse_flags
+    from gzllava.tower.evaluate import TowerEvaluationArguments, make_parser
+
+    args, extra = parse_flags(make_parser(), ["--model_name_or_path", "m", "--dataset_name", "d", "--dataset_config",
+                                              "decision_tree", "--output_dir", "o"])
+    assert args == TowerEvaluationArguments(model_name_or_path="m", dataset_name="d", dataset_config="decision_tree",
+                                            output_dir="o")
+    assert not extra.debug and _deprecations(capsys.readouterr().err) == []

@@ -13,13 +13,15 @@ volunteers and experts said. `evaluate_gzllava.py` is the command line; the logi
     retrieval           image<->text top-k% accuracy (PAPERCLIP) from the likelihood matrix
     hallucination       features the labels contradict, redshift / numbers, refusals
     judge               optional OpenAI-compatible LLM judge
-    report              metrics.json, predictions.jsonl, report.md + PNG plots, model-index
+    report              metrics.json, predictions.jsonl, report.md + PNG plots
+    arguments           EvaluationConfig: the run's settings, and the command line parsed into it
     runner              the whole run
 """
 
+from .arguments import EvaluationConfig
 from .eval_sets import load_eval_set
 from .inference import LlavaEvaluator
-from .runner import EvaluationConfig, evaluate_model, run_evaluation
+from .runner import evaluate_model, run_evaluation
 from .samples import EmptyEvaluationSetError, EvalSample, EvalSet
 
 __all__ = [

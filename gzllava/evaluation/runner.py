@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,63 +25,21 @@ from tqdm.auto import tqdm
 
 from dataset_builder.decision_tree import QUESTIONS
 from dataset_builder.redaction import strip_url_credentials
-from gzllava.metrics import METRIC_NAMES
 
 from . import morphology_metrics as morph
 from .answers import candidate_probabilities, candidate_texts, parse_answer, question_prompt
+from .arguments import EvaluationConfig
 from .catalogue import catalogue_answer_counts
-from .eval_sets import load_eval_set
-from .instruct_split import load_answer_counts
-from .samples import DESCRIPTION_PROMPT, EvalSet, LazyImages
 from .descriptions import description_metrics
-from .hallucination import DEFAULT_THRESHOLD, hallucination_metrics
+from .eval_sets import load_eval_set
+from .hallucination import hallucination_metrics
 from .inference import LlavaEvaluator
+from .instruct_split import load_answer_counts
 from .judge import OpenAIJudge, judge_metrics
 from .retrieval import retrieval_metrics
+from .samples import DESCRIPTION_PROMPT, EvalSet, LazyImages
 
 logger = logging.getLogger(__name__)
-
-TASKS = ("morphology", "descriptions", "retrieval", "hallucination", "judge")
-
-
-@dataclass
-class EvaluationConfig:
-    model: str
-    dataset: str | None = None
-    config: str | None = None
-    split: str = "test"
-    image_folder: str | None = None
-    catalogue: str | None = None  # a real-galaxy catalogue (vote fractions or GZ1 classes), split by galaxy id
-    catalogue_id_column: str | None = None
-    images: str | None = None  # the catalogue's images, <id>.jpg (or the catalogue's `image` column)
-    twins: str | None = None  # GZ1: same_galaxy_in_gz2_kaggle_5000.csv (default: next to the catalogue)
-    baseline_model: str | None = None
-    out: str = "eval_results"
-    batch_size: int = 8
-    max_samples: int | None = None
-    tasks: tuple[str, ...] = ("morphology", "descriptions", "retrieval", "hallucination")
-    description_metrics: tuple[str, ...] = METRIC_NAMES
-    answer_max_new_tokens: int = 32
-    description_max_new_tokens: int = 128
-    retrieval_max: int = 200  # the likelihood matrix is n x n candidate passes
-    options_in_prompt: bool = False  # list the answer labels in the question (helps untuned models)
-    hallucination_threshold: float = DEFAULT_THRESHOLD
-    train_split: str = "train"  # majority-class baseline counts; the eval set when absent
-    judge_url: str | None = None
-    judge_model: str = "gpt-4o-mini"
-    judge_api_key_env: str = "OPENAI_API_KEY"
-    update_model_card: bool = False
-    device: str | None = None
-    dtype: str | None = None  # "float32", "bfloat16", "float16"; default: the checkpoint's
-    seed: int = 0
-
-    def __post_init__(self):
-        unknown = set(self.tasks) - set(TASKS)
-        if unknown:
-            raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")
-        if self.judge_url and "judge" not in self.tasks:
-            self.tasks = tuple(self.tasks) + ("judge",)
-
 
 def recorded_settings(config: EvaluationConfig) -> dict:
     """The run's settings as metrics.json records them: the judge URL without its user-info."""
@@ -288,20 +246,20 @@ def run_evaluation(config: EvaluationConfig) -> dict:
 
     from .report import write_report
 
-    eval_set = load_eval_set(config.dataset, config.config, config.split, config.image_folder,
+    eval_set = load_eval_set(config.dataset_name, config.dataset_config, config.split, config.image_folder,
                              config.max_samples, config.seed, catalogue=config.catalogue, images=config.images,
                              catalogue_id_column=config.catalogue_id_column, twins=config.twins)
     logger.info("evaluation set %s: %d samples, %d skipped", eval_set.name, len(eval_set.samples), len(eval_set.skips))
     items = morph.morphology_items(eval_set.samples)
     counts = None
-    if config.dataset and config.config and items:
-        counts = load_answer_counts(config.dataset, config.config, config.train_split)
+    if config.dataset_name and config.dataset_config and items:
+        counts = load_answer_counts(config.dataset_name, config.dataset_config, config.train_split)
     elif config.catalogue and items and config.split != config.train_split:
         # the majority prior of the catalogue's own training side (never of the galaxies being scored)
         counts = catalogue_answer_counts(config.catalogue, config.catalogue_id_column, config.train_split, config.twins)
 
     models, raw = {}, {}
-    for role, name in (("model", config.model), ("base", config.baseline_model)):
+    for role, name in (("model", config.model_name_or_path), ("base", config.baseline_model)):
         if name is None:
             continue
         model, processor = load_model(name, config.device, config.dtype)
@@ -311,7 +269,7 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         del model
 
     metrics = {
-        "model": config.model,
+        "model": config.model_name_or_path,
         "baseline_model": config.baseline_model,
         "eval_set": {"name": eval_set.name, "kind": eval_set.kind, "samples": len(eval_set.samples),
                      "rows_read": eval_set.rows_read, "morphology_items": len(items),
@@ -320,8 +278,8 @@ def run_evaluation(config: EvaluationConfig) -> dict:
         "models": models,
         "baselines": baselines(eval_set, items, counts, config),
     }
-    out = Path(config.out)
+    out = Path(config.output_dir)
     write_report(metrics, raw, out)
     if config.update_model_card:
-        update_model_card(config.model, metrics)
+        update_model_card(config.model_name_or_path, metrics)
     return metrics

@@ -2,29 +2,58 @@
 
 ```bash
 # the real GZ2 test side of gzllava.splits (majority prior from the train side)
-python -m gzllava.tower.evaluate --model outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000 --out eval/
+python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000 \
+    --output_dir eval/
 # a gz-talk-instruct split (description texts -> retrieval too)
-python -m gzllava.tower.evaluate --model FOLDER --dataset outputs/gz2-build --config description --split test --out eval/
+python -m gzllava.tower.evaluate --model_name_or_path FOLDER --dataset_name outputs/gz2-build \
+    --dataset_config description --split test --output_dir eval/
 ```
-Writes OUT/metrics.json and OUT/report.md (and prints the report). Bad input: one line, exit 2 (`--debug`: traceback).
+Writes OUTPUT_DIR/metrics.json and OUTPUT_DIR/report.md (and prints the report). The flags are the fields of
+`TowerEvaluationArguments` (HfArgumentParser), named as in evaluate_gzllava.py; the old spellings --model, --dataset,
+--config and --out still work for one release, each with a deprecation line. Bad input: one line, exit 2 (`--debug`:
+traceback).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import HfArgumentParser
+
+from dataset_builder.flags import not_a_recipe
+from gzllava.evaluation.arguments import OLD_SPELLINGS, HelpFormatter, add_old_spellings, parse_flags
 
 from .augment import centre_crop
 from .data import gz2_votes, load_gz2_catalogue, load_talk_instruct, read_gz2_labels
 from .metrics import classification_table, image_features, majority_labels, retrieval, zero_shot_scores
 from .model import load_tower
 from .questions import HeadSchema
+
+
+@dataclass
+class TowerEvaluationArguments:
+    model_name_or_path: str = field(metadata={"help": "a GZ-CLIP folder (train_clip.py output)"})
+    gz2: str | None = field(
+        default=None, metadata={"help": "the GZ2 Kaggle sample folder (labels.csv + images/): its test side"})
+    dataset_name: str | None = field(default=None, metadata={"help": "a gz-talk-instruct folder or Hub id"})
+    dataset_config: str = field(default="description", metadata={"help": "the gz-talk-instruct config"})
+    split: str = "test"
+    prior_split: str = field(default="train", metadata={"help": "split whose majority answers are the prior"})
+    max_samples: int | None = None
+    batch_size: int = 128
+    output_dir: str | None = field(default=None, metadata={"help": "writes metrics.json and report.md here"})
+
+    def __post_init__(self):
+        if not self.model_name_or_path:
+            raise ValueError("the following arguments are required: --model_name_or_path")
+        if (self.gz2 is None) == (self.dataset_name is None):
+            raise ValueError("give one of --gz2 (the GZ2 Kaggle sample's test side) or --dataset_name")
 
 
 def _pixel_batches(table, crop: int, mean, std, batch_size: int):
@@ -44,7 +73,7 @@ def _prior_targets(args, schema: HeadSchema):
     else:
         import datasets
 
-        ds = datasets.load_dataset(args.dataset, args.config, split=args.prior_split).select_columns(
+        ds = datasets.load_dataset(args.dataset_name, args.dataset_config, split=args.prior_split).select_columns(
             ["subject_id", "votes"])
         seen, targets = set(), []
         for row in ds:
@@ -55,9 +84,9 @@ def _prior_targets(args, schema: HeadSchema):
     return shares, reached
 
 
-def evaluate(args) -> dict:
+def evaluate(args: TowerEvaluationArguments) -> dict:
     start = time.perf_counter()
-    model, processor, head, head_schema = load_tower(args.model)
+    model, processor, head, head_schema = load_tower(args.model_name_or_path)
     image_processor = processor.image_processor
     stored, crop = image_processor.size["shortest_edge"], image_processor.crop_size["height"]
     schema = head_schema or HeadSchema.parse("gz2" if args.gz2 else "decals")
@@ -65,13 +94,13 @@ def evaluate(args) -> dict:
         table = load_gz2_catalogue(args.gz2, "test", schema, stored, max_samples=args.max_samples)
         source = f"{args.gz2} (test side of gzllava.splits)"
     else:
-        table = load_talk_instruct(args.dataset, args.config, args.split, schema, stored, args.max_samples)
-        source = f"{args.dataset} config {args.config} split {args.split}"
+        table = load_talk_instruct(args.dataset_name, args.dataset_config, args.split, schema, stored, args.max_samples)
+        source = f"{args.dataset_name} config {args.dataset_config} split {args.split}"
     prior = majority_labels(*_prior_targets(args, schema), schema)
     shares, reached = table.shares.numpy(), table.reached.numpy()
     pooled, image_embeds = image_features(model, _pixel_batches(table, crop, image_processor.image_mean,
                                                                   image_processor.image_std, args.batch_size))
-    result = {"model": str(args.model), "source": source, "galaxies": len(table)}
+    result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table)}
     if head is not None:
         with torch.no_grad():
             probs = torch.softmax(head(pooled), -1).numpy()  # argmax per question is what matters
@@ -123,37 +152,30 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gzllava.tower.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="a GZ-CLIP folder (train_clip.py output)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--gz2", help="the GZ2 Kaggle sample folder (labels.csv + images/): its test side")
-    source.add_argument("--dataset", help="a gz-talk-instruct folder or Hub id")
-    parser.add_argument("--config", default="description")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--prior-split", default="train", help="split whose majority answers are the prior")
-    parser.add_argument("--max-samples", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", type=Path, default=None, help="writes metrics.json and report.md here")
+def make_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(TowerEvaluationArguments, prog="python -m gzllava.tower.evaluate", description=__doc__,
+                              formatter_class=HelpFormatter)
+    add_old_spellings(parser, OLD_SPELLINGS, {"--config": not_a_recipe("--config", "--dataset_config")})
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args, extra = parse_flags(make_parser(), argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
         result = evaluate(args)
     except (ValueError, FileNotFoundError, OSError) as error:
-        if args.debug:
+        if extra.debug:
             raise
         print(f"gzllava.tower.evaluate: error: {str(error).strip()}", file=sys.stderr)
         return 2
     text = report(result)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "report.md").write_text(text)
+    if args.output_dir:
+        out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "report.md").write_text(text)
     print(text)
     return 0
 

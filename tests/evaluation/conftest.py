@@ -122,7 +122,7 @@ def report_metrics(split="test", accuracy=0.75):
         "model": "m", "baseline_model": None,
         "eval_set": {"name": "gz:decision_tree/" + split, "kind": "gz-talk-instruct", "samples": 4, "rows_read": 5,
                      "morphology_items": 4, "skips": {"total": 1, "bad_input": 1, "by_reason": {"bad label": 1}}},
-        "settings": {"dataset": "org/gz-talk-instruct", "config": "decision_tree", "split": split, "batch_size": 8},
+        "settings": {"dataset_name": "org/gz-talk-instruct", "dataset_config": "decision_tree", "split": split, "batch_size": 8},
         "models": {"model": {"morphology": morph, "not_run": {"retrieval": "no references"},
                              "descriptions": {"n": 4, "bleu4": 0.2, "rouge_l": 0.4, "meteor": float("nan"),
                                               "cider": 0.5}}},

@@ -59,4 +59,5 @@ def test_credentials_in_the_judge_url_never_reach_metrics_json():
 
     for url, recorded in (("https://user:sk-secret@judge.example:8443/v1", "https://judge.example:8443/v1"),
                           ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"), (None, None)):
-        assert recorded_settings(EvaluationConfig(model="m", judge_url=url))["judge_url"] == recorded
+        config = EvaluationConfig(model_name_or_path="m", image_folder="f", judge_url=url)
+        assert recorded_settings(config)["judge_url"] == recorded

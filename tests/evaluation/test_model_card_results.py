@@ -51,14 +51,14 @@ def test_model_index_names_a_local_dataset_folder_without_its_absolute_path(tmp_
     dataset = tmp_path / "home" / "someone" / "gz-talk-instruct"
     dataset.mkdir(parents=True)
     metrics = report_metrics()
-    metrics["settings"]["dataset"] = str(dataset)
+    metrics["settings"]["dataset_name"] = str(dataset)
     update_model_card(str(tmp_path), metrics)
     card = (tmp_path / "README.md").read_text()
     assert "<local>/gz-talk-instruct" in card and str(tmp_path / "home") not in card
     # a catalogue's results carry their split too
     catalogue = report_metrics()
-    catalogue["settings"] = {"dataset": None, "catalogue": str(dataset / "labels.csv"), "config": None, "split": "test",
-                             "batch_size": 8}
+    catalogue["settings"] = {"dataset_name": None, "catalogue": str(dataset / "labels.csv"), "dataset_config": None,
+                             "split": "test", "batch_size": 8}
     catalogue["eval_set"]["name"] = "gz2_kaggle_5000/labels.csv:test"
     results = eval_results(jsonable(catalogue))
     assert {(r.dataset_type, r.dataset_split) for r in results} == {("gz2_kaggle_5000/labels.csv:test", "test")}

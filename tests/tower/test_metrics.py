@@ -50,12 +50,3 @@ def test_retrieval_perfect_embeddings_and_identical_texts():
     assert result["image_to_text"]["top_10%"] < 1.0
     lenient = distinct_text_retrieval((image_embeds @ text_embeds.t()).numpy(), texts)
     assert lenient["candidates"] == 2 and lenient["top_10%"] == 1.0 and lenient["random"]["top_10%"] == 0.5
-
-
-def test_evaluate_cli_bad_model_is_one_line_exit_2(tmp_path, capsys):
-    from gzllava.tower.evaluate import main
-
-    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
-    assert main(["--model", str(tmp_path), "--gz2", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not a GZ-CLIP dual encoder" in err[0] and str(tmp_path) in err[0]

@@ -27,8 +27,8 @@ def test_gz2_subset_train_and_evaluate_on_test_side(shared_data, tmp_path):
                                             "32", "--save_strategy", "no", *SMALL]))
     summary = json.loads((folder / "training_summary.json").read_text())
     assert summary["train_galaxies"] == 96 and "eval_loss" in summary["metrics"]
-    assert evaluate_main(["--model", str(folder), "--gz2", str(gz2), "--max-samples", "40", "--out",
-                          str(tmp_path / "eval")]) == 0
+    assert evaluate_main(["--model_name_or_path", str(folder), "--gz2", str(gz2), "--max-samples", "40",
+                          "--output_dir", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["galaxies"] == 40
     head = metrics["head"]
