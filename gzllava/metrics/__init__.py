@@ -9,7 +9,7 @@ named like its folder) that wrap libraries installed from PyPI:
     meteor   pycocoevalcap's METEOR 1.5 jar (needs `java` on PATH)
     cider    pycocoevalcap's CIDEr-D scorer (the coco-caption implementation)
 
-Load one with `evaluate.load(metric_path("bleu"))`.
+Load one with `evaluate.load(metric_path("bleu"))`. Their shared inputs and `MetricInfo` are in `shared.py`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ Corpus-level BLEU with up to 4-grams, sacrebleu's standard "13a" tokenisation, l
 references are free-text galaxy summaries, where case carries no meaning). Scaled to [0, 1].
 """
 
-import datasets
 import evaluate
 import sacrebleu
+
+from gzllava.metrics.shared import reference_lists, text_metric_info
 
 _DESCRIPTION = "Corpus BLEU-4 (sacrebleu, 13a tokenisation, lowercased), in [0, 1]."
 _KWARGS_DESCRIPTION = """
@@ -31,23 +32,10 @@ _CITATION = """\
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Bleu(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
-            reference_urls=["https://github.com/mjpost/sacrebleu"],
-        )
+        return text_metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "https://github.com/mjpost/sacrebleu")
 
     def _compute(self, predictions, references):
-        references = [[r] if isinstance(r, str) else list(r) for r in references]
-        if any(len(r) == 0 for r in references):
-            raise ValueError("every prediction needs at least one reference")
+        references = reference_lists(references)
         # sacrebleu wants reference *streams* of equal length; repeating a reference changes
         # neither the clipped n-gram counts (max over references) nor the closest reference length.
         streams = max(len(r) for r in references)

@@ -9,9 +9,10 @@ has zero IDF and CIDEr is 0 by construction.
 
 import re
 
-import datasets
 import evaluate
 from pycocoevalcap.cider.cider_scorer import CiderScorer
+
+from gzllava.metrics.shared import reference_lists, text_metric_info
 
 _DESCRIPTION = "CIDEr-D (pycocoevalcap), corpus TF-IDF over the given references; 0 for a single image."
 _KWARGS_DESCRIPTION = """
@@ -36,25 +37,11 @@ def ptb_like_tokenize(text: str) -> str:
 
 class Cider(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
-            reference_urls=["https://github.com/salaniz/pycocoevalcap"],
-        )
+        return text_metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "https://github.com/salaniz/pycocoevalcap")
 
     def _compute(self, predictions, references, n: int = 4, sigma: float = 6.0):
         scorer = CiderScorer(n=n, sigma=sigma)
-        for prediction, refs in zip(predictions, references):
-            refs = [refs] if isinstance(refs, str) else list(refs)
-            if not refs:
-                raise ValueError("every prediction needs at least one reference")
+        for prediction, refs in zip(predictions, reference_lists(references)):
             scorer += (ptb_like_tokenize(prediction), [ptb_like_tokenize(r) for r in refs])
         if not predictions:
             return {"cider": 0.0, "cider_per_prediction": []}

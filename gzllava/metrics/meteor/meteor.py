@@ -6,9 +6,10 @@ Java, which must be on PATH; nltk's METEOR would need the wordnet corpus, which 
 
 import shutil
 
-import datasets
 import evaluate
 from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
+
+from gzllava.metrics.shared import reference_lists, text_metric_info
 
 _DESCRIPTION = "METEOR 1.5 (pycocoevalcap jar, English, normalised), corpus score in [0, 1]; needs Java."
 _KWARGS_DESCRIPTION = """
@@ -32,18 +33,7 @@ def _one_line(text: str) -> str:
 
 class Meteor(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
-            reference_urls=["https://www.cs.cmu.edu/~alavie/METEOR/"],
-        )
+        return text_metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "https://www.cs.cmu.edu/~alavie/METEOR/")
 
     def _compute(self, predictions, references):
         if shutil.which("java") is None:
@@ -51,10 +41,7 @@ class Meteor(evaluate.Metric):
         if not predictions:
             return {"meteor": 0.0, "meteor_per_prediction": []}
         gts, res = {}, {}
-        for i, (prediction, refs) in enumerate(zip(predictions, references)):
-            refs = [refs] if isinstance(refs, str) else list(refs)
-            if not refs:
-                raise ValueError("every prediction needs at least one reference")
+        for i, (prediction, refs) in enumerate(zip(predictions, reference_lists(references))):
             gts[i] = [_one_line(r) or "." for r in refs]
             res[i] = [_one_line(prediction) or "."]
         scorer = CocoMeteor()

@@ -4,9 +4,10 @@ F-measure of the longest common subsequence, Porter-stemmed, averaged over predi
 several references a prediction is scored against its best one (rouge-score's `score_multi`).
 """
 
-import datasets
 import evaluate
 from rouge_score import rouge_scorer
+
+from gzllava.metrics.shared import reference_lists, text_metric_info
 
 _DESCRIPTION = "ROUGE-L F-measure (rouge-score, Porter stemming), mean over predictions, in [0, 1]."
 _KWARGS_DESCRIPTION = """
@@ -24,26 +25,12 @@ _CITATION = """\
 
 class RougeL(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
-            reference_urls=["https://github.com/google-research/google-research/tree/master/rouge"],
-        )
+        return text_metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, "https://github.com/google-research/google-research/tree/master/rouge")
 
     def _compute(self, predictions, references):
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
         scores = []
-        for prediction, refs in zip(predictions, references):
-            refs = [refs] if isinstance(refs, str) else list(refs)
-            if not refs:
-                raise ValueError("every prediction needs at least one reference")
+        for prediction, refs in zip(predictions, reference_lists(references)):
             scores.append(scorer.score_multi(refs, prediction)["rougeL"])
         n = max(len(scores), 1)
         return {
