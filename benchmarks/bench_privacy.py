@@ -5,7 +5,7 @@ Three figures (CPU seconds of this process), each against a reference measured i
 1. cleaning 160k Talk comments (the mix of `bench_talk_ingest.py`) with the identity scrubbing of
    `privacy.scrub_identities`; reference: the same cleaner with only the mention and e-mail patterns
    it had before (`--comments` sets the count);
-2. the final privacy pass (`privacy.finalise_outputs`) over a synthetic build of `--subjects` subjects
+2. the final privacy pass (`scrub_outputs.finalise_outputs`) over a synthetic build of `--subjects` subjects
    (parquet rows, rejects, stats, reports, card); reference: that build itself;
 3. reading a JSON-array Talk export of the same 160k comments with `read_talk_export` (record-by-record
    recovery), clean and with one broken record in the middle; reference: `json.load` of the file.
@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_talk_ingest import body  # noqa: E402
 
 import dataset_builder.clean as clean  # noqa: E402
-import dataset_builder.privacy as privacy  # noqa: E402
+import dataset_builder.build as build_module  # noqa: E402
 from dataset_builder.build import BuildOptions, build  # noqa: E402
+from dataset_builder.scrub_outputs import finalise_outputs  # noqa: E402
 from dataset_builder.synthetic import write_synthetic_export  # noqa: E402
 from dataset_builder.talk import read_talk_export  # noqa: E402
 
@@ -71,12 +72,12 @@ def bench_final_pass(subjects: int, tmp: Path) -> tuple[float, float, dict]:
     options = BuildOptions(out_dir=tmp / "out", talk=export / "comments.json", tags=export / "tags.json",
                            catalogue=export / "gz_decals_votes.csv", catalogue_id_column="subject_id",
                            images=export / "images", progress=False)
-    with mock.patch.object(privacy, "finalise_outputs", lambda *a, **k: {}):
+    with mock.patch.object(build_module, "finalise_outputs", lambda *a, **k: {"by_file": {}}):
         start = time.process_time()
         build(options)
         reference = time.process_time() - start
     start = time.process_time()
-    summary = privacy.finalise_outputs(tmp / "out", [export / "comments.json", export / "tags.json"])
+    summary = finalise_outputs(tmp / "out", [export / "comments.json", export / "tags.json"])
     ours = time.process_time() - start
     return ours, reference, summary
 

@@ -40,10 +40,11 @@ from .decision_tree import vote_columns
 from .ingest import BuildInputs, attach_truth, catalogue_subjects, given_inputs, ingest, synthetic_inputs
 from .options import BuildError, BuildOptions
 from .prepare import TEXT_CONFIGS, ChunkPreparer, ImageStoreSpec
-from .privacy import Scrubber, finalise_outputs, identities_from_export
+from .privacy import Scrubber, identities_from_export
 from .provenance import Provenance, __version__, git_commit
 from .push import push
 from .report import write_report
+from .scrub_outputs import finalise_outputs
 from .staging import OutputFolderError, StagedFolder
 from .stats import STATS_FILE, Ledger, StageTimer, build_stats, card_report, card_stats, check_reconciled, read_json
 from .votes import attach_votes
@@ -171,7 +172,7 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
                           card_report(read_json(work / REPORTS_DIR / "report.json")),
                           repo_id=options.push or DEFAULT_REPO_ID)
         rejects.close()  # flushed before the privacy pass reads it
-        # last: scrub identities from every text written (privacy.py)
+        # last: scrub identities from every text written (scrub_outputs.py)
         stats["privacy"] = finalise_outputs(
             work, identity_sources=[inputs.talk, inputs.tags], identities=known.identities if known is not None else None,
             comments_scrubbed_at_ingest=known.redactions if known is not None else None)

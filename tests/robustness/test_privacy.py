@@ -25,11 +25,11 @@ from PIL import Image
 from dataset_builder.cli import main
 from dataset_builder.privacy import (
     Scrubber,
-    finalise_outputs,
     identities_from_export,
     redact_secrets,
     scrub_identities,
 )
+from dataset_builder.scrub_outputs import finalise_outputs
 
 IDENTITY_FORMS = [
     # (text with an identity, what must be gone)
