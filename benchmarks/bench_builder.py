@@ -51,7 +51,7 @@ def _galaxy_text(job: tuple[int, int]) -> tuple[list[dict], list[dict], dict]:
     """One subject's Talk thread, tags and catalogue row, without rendering its image."""
     from dataset_builder.synthetic import subject_id_for
     from dataset_builder.synthetic.export import catalogue_columns
-    from dataset_builder.synthetic.morphology import sample_galaxy
+    from dataset_builder.synthetic.galaxy_sampler import sample_galaxy
     from dataset_builder.synthetic.talk import make_thread
     from dataset_builder.synthetic.votes import simulate_votes
 

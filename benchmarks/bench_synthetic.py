@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from dataset_builder.synthetic import generate_galaxy  # noqa: E402
 from dataset_builder.synthetic.export import encode_jpeg  # noqa: E402
-from dataset_builder.synthetic.morphology import sample_galaxy  # noqa: E402
+from dataset_builder.synthetic.galaxy_sampler import sample_galaxy  # noqa: E402
 from dataset_builder.synthetic.render import render  # noqa: E402
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .morphology import GalaxyParams, sample_galaxy
+from .galaxy_model import GalaxyParams
+from .galaxy_sampler import sample_galaxy
 from .render import render
 from .talk import make_thread
 from .votes import simulate_votes

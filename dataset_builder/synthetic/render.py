@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .morphology import Arc, Disk, GalaxyParams, PointSources, Sersic, Tail, Trail, projected_axis_ratio, sersic_b
+from .galaxy_model import Arc, Disk, GalaxyParams, PointSources, Sersic, Tail, Trail, projected_axis_ratio, sersic_b
 
 REFERENCE_SIZE = 424  # Galaxy Zoo DECaLS cutouts are 424 x 424 px
 

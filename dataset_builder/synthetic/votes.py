@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..decision_tree import QUESTIONS, topological_order
-from .morphology import BULGE_BT, ROUND_Q, WINDING_PITCH, GalaxyParams
+from .galaxy_model import BULGE_BT, ROUND_Q, WINDING_PITCH, GalaxyParams
 
 ORDINAL = {"spiral-winding", "spiral-arm-count", "bulge-size", "how-rounded"}
 ODD_TICK = {"ring": 0.75, "dust-lane": 0.7, "lens-or-arc": 0.6, "irregular": 0.55, "overlapping": 0.6}

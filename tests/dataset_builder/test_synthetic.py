@@ -17,7 +17,7 @@ from PIL import Image
 from dataset_builder.decision_tree import QUESTIONS, answer_path, majority_answer, reachable_questions
 from dataset_builder.synthetic import generate_galaxy, iau_name, iter_galaxies, write_synthetic_export
 from dataset_builder.synthetic.compare import image_stats, jpeg_roundtrip, load_real
-from dataset_builder.synthetic.morphology import sample_galaxy
+from dataset_builder.synthetic.galaxy_sampler import sample_galaxy
 from dataset_builder.synthetic.render import render
 from dataset_builder.synthetic.talk import HASHTAG_RE
 from dataset_builder.synthetic.votes import ambiguity, simulate_votes
