@@ -10,6 +10,13 @@ metric, so an imported base class would be taken for it.
 import datasets
 import evaluate
 
+# The inputs part of every module's `_KWARGS_DESCRIPTION` (its "Returns:" part follows).
+INPUTS_DESCRIPTION = """
+Args:
+    predictions: list of generated texts.
+    references: list of reference texts, or of lists of reference texts (any number per prediction).
+"""
+
 # A prediction with a list of references, or with a single reference string.
 TEXT_FEATURES = [
     datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}),

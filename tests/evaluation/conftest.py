@@ -152,14 +152,23 @@ def stock_tiny():
     return tiny_stock_llava(seed=0)
 
 
-@pytest.fixture(scope="session")
-def gz_tiny_folder(tmp_path_factory, gz_tiny) -> Path:
-    """The tiny GZ-LLaVA saved as a model folder (config, weights, remote code, processor)."""
-    folder = tmp_path_factory.mktemp("tiny-gz-llava")
-    model, processor = gz_tiny
+def _saved(folder: Path, model_and_processor) -> Path:
+    model, processor = model_and_processor
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def gz_tiny_folder(tmp_path_factory, gz_tiny) -> Path:
+    """The tiny GZ-LLaVA saved as a model folder (config, weights, remote code, processor)."""
+    return _saved(tmp_path_factory.mktemp("tiny-gz-llava"), gz_tiny)
+
+
+@pytest.fixture(scope="session")
+def stock_tiny_folder(tmp_path_factory, stock_tiny) -> Path:
+    """A stock llava-hf checkpoint folder: the untuned-baseline slot, loaded by the Auto classes."""
+    return _saved(tmp_path_factory.mktemp("tiny-stock-llava"), stock_tiny)
 
 
 @pytest.fixture(scope="session")

@@ -20,16 +20,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def stock_tiny_folder(tmp_path_factory, stock_tiny) -> Path:
-    """A stock llava-hf checkpoint folder: the untuned-baseline slot, loaded by the Auto classes."""
-    folder = tmp_path_factory.mktemp("tiny-stock-llava")
-    model, processor = stock_tiny
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
 def _check_outputs(out: Path, plots: set[str]) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     report = (out / "report.md").read_text()

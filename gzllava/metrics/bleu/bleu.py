@@ -7,13 +7,10 @@ references are free-text galaxy summaries, where case carries no meaning). Scale
 import evaluate
 import sacrebleu
 
-from gzllava.metrics.shared import reference_lists, text_metric_info
+from gzllava.metrics.shared import INPUTS_DESCRIPTION, reference_lists, text_metric_info
 
 _DESCRIPTION = "Corpus BLEU-4 (sacrebleu, 13a tokenisation, lowercased), in [0, 1]."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: list of generated texts.
-    references: list of reference texts, or of lists of reference texts (any number per prediction).
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
 Returns:
     bleu: corpus BLEU-4 in [0, 1]; precisions: the four n-gram precisions; brevity_penalty;
     length_ratio: hypothesis length / reference length.

@@ -12,13 +12,10 @@ import re
 import evaluate
 from pycocoevalcap.cider.cider_scorer import CiderScorer
 
-from gzllava.metrics.shared import reference_lists, text_metric_info
+from gzllava.metrics.shared import INPUTS_DESCRIPTION, reference_lists, text_metric_info
 
 _DESCRIPTION = "CIDEr-D (pycocoevalcap), corpus TF-IDF over the given references; 0 for a single image."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: list of generated texts.
-    references: list of reference texts, or of lists of reference texts.
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
 Returns:
     cider: corpus CIDEr-D (mean of the per-prediction scores); cider_per_prediction: the scores.
 """

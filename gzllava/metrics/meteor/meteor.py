@@ -9,13 +9,10 @@ import shutil
 import evaluate
 from pycocoevalcap.meteor.meteor import Meteor as CocoMeteor
 
-from gzllava.metrics.shared import reference_lists, text_metric_info
+from gzllava.metrics.shared import INPUTS_DESCRIPTION, reference_lists, text_metric_info
 
 _DESCRIPTION = "METEOR 1.5 (pycocoevalcap jar, English, normalised), corpus score in [0, 1]; needs Java."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: list of generated texts.
-    references: list of reference texts, or of lists of reference texts.
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
 Returns:
     meteor: corpus METEOR (the jar's aggregate over all segments); meteor_per_prediction.
 """

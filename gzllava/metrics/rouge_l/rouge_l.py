@@ -7,13 +7,10 @@ several references a prediction is scored against its best one (rouge-score's `s
 import evaluate
 from rouge_score import rouge_scorer
 
-from gzllava.metrics.shared import reference_lists, text_metric_info
+from gzllava.metrics.shared import INPUTS_DESCRIPTION, reference_lists, text_metric_info
 
 _DESCRIPTION = "ROUGE-L F-measure (rouge-score, Porter stemming), mean over predictions, in [0, 1]."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: list of generated texts.
-    references: list of reference texts, or of lists of reference texts.
+_KWARGS_DESCRIPTION = INPUTS_DESCRIPTION + """\
 Returns:
     rougeL: mean ROUGE-L F-measure; rougeL_precision, rougeL_recall: their means.
 """
