@@ -5,7 +5,7 @@
 """
 
 from .arguments import STAGES, TINY_MODEL, GZLlavaArguments, make_parser, parse_arguments, validate_arguments
-from .export import save_trained_model
+from .save_trained import save_trained_model
 from .run import TrainingRun, prepare_training, push_trained_model, resolve_checkpoint, run_training, train
 
 __all__ = [

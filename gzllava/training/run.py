@@ -23,7 +23,7 @@ from gzllava.model_card import card_command, card_safe
 from .arguments import RESUME_LAST, TINY_MODEL, GZLlavaArguments, validate_arguments
 from .base_model import BaseModel, load_base_model
 from .data import PreparedData, prepare_datasets
-from .export import save_trained_model
+from .save_trained import save_trained_model
 from .stages import describe_trainable, prepare_stage
 from .trainer import GZLlavaSFTTrainer
 

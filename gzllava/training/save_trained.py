@@ -1,4 +1,5 @@
-"""The end of a run: a Hub-ready folder (merged weights or the adapter), its model card and training curve.
+"""The end of a run: the trained model saved as a Hub-ready folder (merged weights, or the adapter alone), with its
+model card and training curve; every folder is written by `gzllava.hub.save_for_hub`.
 
 LoRA is merged into a separately loaded full-precision base, never into the 4-bit weights it was trained
 against (merging into NF4 weights would re-quantise the sum and lose most of the update).
@@ -15,8 +16,8 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from gzllava.hub import REMOTE_CODE_FILES, REPO_ROOT, save_for_hub
-from gzllava.model_card import build_model_card, card_safe, portable_path
+from gzllava.hub import save_for_hub
+from gzllava.model_card import card_safe
 
 from .base_model import load_full_precision_base
 
@@ -91,13 +92,10 @@ def card_kwargs(run, export_dir: Path) -> dict:
     }
 
 
-def _portable_adapter_base(export_dir: Path) -> None:
-    """peft writes the base's local path into adapter_config.json: the pushed copy names it as the card does."""
-    path = export_dir / "adapter_config.json"
-    config = json.loads(path.read_text())
-    if config.get("base_model_name_or_path"):
-        config["base_model_name_or_path"] = portable_path(config["base_model_name_or_path"])
-        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+def _fresh(export_dir: Path) -> None:
+    if export_dir.exists():
+        shutil.rmtree(export_dir)
+    export_dir.mkdir(parents=True)
 
 
 def save_trained_model(run) -> Path:
@@ -105,34 +103,24 @@ def save_trained_model(run) -> Path:
     trainer = run.trainer
     export_dir = run.gz_args.export_path(run.training_args.output_dir)
     is_main = trainer.accelerator.is_main_process
-    if run.peft:
+    if run.peft and run.gz_args.save_adapter_only:
+        state_dict = trainer.accelerator.get_state_dict(trainer.model)  # collective under FSDP / ZeRO-3
+        if is_main:
+            _fresh(export_dir)
+            save_for_hub(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, export_dir,
+                         card_kwargs=card_kwargs(run, export_dir), state_dict=state_dict)  # peft keeps the adapter only
+    elif run.peft:
         adapter_dir = Path(run.training_args.output_dir) / ADAPTER_DIR
         trainer.save_model(str(adapter_dir))  # adapter + projector (modules_to_save) + processor, gathered if sharded
         if is_main:
-            if export_dir.exists():
-                shutil.rmtree(export_dir)
-            if run.gz_args.save_adapter_only:
-                shutil.copytree(adapter_dir, export_dir)
-                for name in REMOTE_CODE_FILES:  # the processor of the adapter repo needs them
-                    shutil.copyfile(REPO_ROOT / name, export_dir / name)
-                kwargs = card_kwargs(run, export_dir)
-                kwargs.setdefault("default_prompt", run.base.processor.default_prompt)
-                card = build_model_card(run.base.model.config, **kwargs)
-                card.text += ("\nThis repository holds a LoRA adapter (and the trained projector) for "
-                              f"`{portable_path(run.base.path)}`.\n")
-                card.save(export_dir / "README.md")
-                _portable_adapter_base(export_dir)
-            else:
-                merged = merge_adapter(run, adapter_dir)
-                export_dir.mkdir(parents=True, exist_ok=True)
-                save_for_hub(merged, trainer.processing_class, export_dir, card_kwargs=card_kwargs(run, export_dir))
+            merged = merge_adapter(run, adapter_dir)
+            _fresh(export_dir)
+            save_for_hub(merged, trainer.processing_class, export_dir, card_kwargs=card_kwargs(run, export_dir))
     else:
         state_dict = trainer.accelerator.get_state_dict(trainer.model)  # collective under FSDP / ZeRO-3
         if is_main:
             model = trainer.accelerator.unwrap_model(trainer.model)
-            if export_dir.exists():
-                shutil.rmtree(export_dir)
-            export_dir.mkdir(parents=True)
+            _fresh(export_dir)
             dtype = model.model.language_model.dtype
             save_for_hub(model, trainer.processing_class, export_dir, card_kwargs=card_kwargs(run, export_dir),
                          state_dict=_cast_floating(state_dict, dtype))

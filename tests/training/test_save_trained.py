@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from peft import PeftModel
 from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from gzllava.hub import REMOTE_CODE_FILES
 from gzllava.tiny import toy_galaxy
 from processing_gzllava import chat_prompt
 from gzllava.training import prepare_training, run_training, save_trained_model, train
@@ -104,6 +106,17 @@ def test_adapter_only_export(instruct_folder, make_args, tmp_path):
     assert base == "<local>/composed-base"  # peft's absolute local path, made portable for the Hub
     card = (folder / "README.md").read_text()
     assert "adapter (and the trained projector) for `<local>/composed-base`" in card and str(tmp_path) not in card
+    # save_for_hub wrote it: the remote code beside the adapter (transformers' own copy, not a hand-made one), no
+    # config.json (the folder is no full model), and the user's calls load the processor and the adapter.
+    assert set(REMOTE_CODE_FILES) <= names and "config.json" not in names
+    for name in REMOTE_CODE_FILES:
+        assert (folder / name).read_bytes() == (Path(__file__).resolve().parents[2] / name).read_bytes(), name
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    assert type(processor).__name__ == "GZLlavaProcessor" and processor.tokenizer.padding_side == "left"
+    base = AutoModelForImageTextToText.from_pretrained(tmp_path / "composed-base")
+    adapted = PeftModel.from_pretrained(base, folder)
+    inputs = processor(images=[toy_galaxy()], text=[chat_prompt(processor)], return_tensors="pt")
+    assert adapted.generate(**inputs, max_new_tokens=2, do_sample=False).shape[1] == inputs["input_ids"].shape[1] + 2
 
 
 def test_checkpoints_use_the_model_parameter_names_so_trainer_resume_restores_them(instruct_folder, make_args, tmp_path):
