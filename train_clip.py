@@ -9,13 +9,13 @@ python train_clip.py --config recipes/tiny_cpu_clip.yaml
 # Real galaxies: the GZ2 Kaggle sample (train side of gzllava.splits), head on the vote shares
 ```bash
 python train_clip.py --config recipes/gz2_real_clip.yaml
-python -m gzllava.tower.evaluate --model outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000
+python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000
 ```
 
 # Real galaxies with texts: the catalogue-only gz-talk-instruct build + the real MiniLM text encoder, locked
 ```bash
 python train_clip.py --config recipes/clip_gz2_minilm.yaml
-python -m gzllava.tower.evaluate --model outputs/clip-gz2-minilm/final --dataset outputs/gz2-build --split test
+python -m gzllava.tower.evaluate --model_name_or_path outputs/clip-gz2-minilm/final --dataset_name outputs/gz2-build --split test
 ```
 
 # PAPERCLIP's recipe for a pretrained CLIP (GPU), and a MiniLM text tower (locked) + new CLIP vision tower
