@@ -454,5 +454,5 @@ def standardize_pixels(pixel_values):
     return (pixel_values - mean) / (std + 1e-6)
 
 
-__all__ = ["DEFAULT_STRETCH", "FITS_SUFFIXES", "ImageInputError", "STRETCHES", "load_fits", "load_image",
+__all__ = ["DEFAULT_STRETCH", "FITS_SUFFIXES", "ImageInputError", "LoadOptions", "STRETCHES", "load_fits", "load_image",
            "standardize_pixels", "stretch_to_uint8"]

@@ -14,28 +14,12 @@ from transformers.processing_utils import ProcessorMixin
 
 
 try:  # Hub remote code lives in a package (transformers_modules.<repo>); a source checkout imports it top-level
-    from .image_processing_gzllava import (
-        DEFAULT_MAX_DOWNLOAD_BYTES,
-        DEFAULT_MAX_IMAGE_PIXELS,
-        DEFAULT_MIN_IMAGE_SIZE,
-        DEFAULT_STRETCH,
-        DEFAULT_URL_TIMEOUT,
-        STRETCHES,
-        load_image,
-        standardize_pixels,
-    )
+    from .image_processing_gzllava import STRETCHES, LoadOptions, load_image, standardize_pixels
 except ImportError:
-    from image_processing_gzllava import (
-        DEFAULT_MAX_DOWNLOAD_BYTES,
-        DEFAULT_MAX_IMAGE_PIXELS,
-        DEFAULT_MIN_IMAGE_SIZE,
-        DEFAULT_STRETCH,
-        DEFAULT_URL_TIMEOUT,
-        STRETCHES,
-        load_image,
-        standardize_pixels,
-    )
+    from image_processing_gzllava import STRETCHES, LoadOptions, load_image, standardize_pixels
 
+
+READING = LoadOptions()  # how images are read unless a processor saves other limits or stretch
 
 DEFAULT_PROMPT = "Describe this galaxy's morphology."
 
@@ -120,12 +104,12 @@ class GZLlavaProcessor(ProcessorMixin):
         boi_token=None,
         eoi_token=None,
         image_standardization=False,
-        stretch=DEFAULT_STRETCH,
-        max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+        stretch=READING.stretch,
+        max_image_pixels=READING.max_pixels,
         default_prompt=DEFAULT_PROMPT,
-        min_image_size=DEFAULT_MIN_IMAGE_SIZE,
-        url_timeout=DEFAULT_URL_TIMEOUT,
-        max_download_bytes=DEFAULT_MAX_DOWNLOAD_BYTES,
+        min_image_size=READING.min_size,
+        url_timeout=READING.timeout,
+        max_download_bytes=READING.max_bytes,
         **kwargs,
     ):
         self.patch_size = patch_size

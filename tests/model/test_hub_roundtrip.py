@@ -18,6 +18,7 @@ import torch
 
 from gzllava.hub import CUSTOM_PIPELINES, REMOTE_CODE_FILES, push_to_hub, save_for_hub
 from gzllava.tiny import toy_galaxy
+from processing_gzllava import chat_prompt
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,9 +124,8 @@ def test_saved_folder_is_a_complete_hub_model_repository(tmp_path, tiny_mlp):
 def test_saved_tokenizer_carries_no_call_time_truncation(tmp_path, tiny_mlp):
     model, processor = tiny_mlp
     with pytest.raises(ValueError):  # a truncating call (as a training collator makes) that cuts image tokens
-        processor(images=[toy_galaxy()], text=[processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Bar?"}]}],
-            add_generation_prompt=True, tokenize=False)], truncation=True, max_length=8, return_tensors="pt")
+        processor(images=[toy_galaxy()], text=[chat_prompt(processor, "Bar?")], truncation=True, max_length=8,
+                  return_tensors="pt")
     folder = save_for_hub(model, processor, tmp_path / "repo")
     tokenizer = json.loads((folder / "tokenizer.json").read_text())
     assert tokenizer["truncation"] is None and tokenizer["padding"] is None
@@ -153,19 +153,15 @@ def test_push_to_hub_then_every_user_call_in_a_fresh_process(tmp_path, hub_serve
     # The remote-code model computes what the local one computes.
     import torch
 
-    chat_text = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is there any sign of a bar?"}]}],
-        add_generation_prompt=True, tokenize=False)
-    inputs = processor(images=[str(image_path)], text=[chat_text], return_tensors="pt")
+    inputs = processor(images=[str(image_path)], text=[_chat_text(processor)], return_tensors="pt")
     with torch.no_grad():
         expected = model(**inputs).logits[0, -1, :8]
     torch.testing.assert_close(torch.tensor(report["last_logits"]), expected, rtol=1e-4, atol=1e-5)
 
 
-def _chat_text(processor, question="Is there any sign of a bar?"):
-    return processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
-        add_generation_prompt=True, tokenize=False)
+def _chat_text(processor):
+    """The prompt of the fresh-process scripts' chat (which cannot import the project's `user_turn`)."""
+    return chat_prompt(processor, "Is there any sign of a bar?")
 
 
 def test_plain_save_pretrained_writes_a_complete_remote_code_repository(tmp_path, tiny_resampler):
