@@ -158,7 +158,7 @@ def timed_build(export: Path, out: Path, workers: int) -> dict:
     """Runs in its own process, so that the memory and CPU time measured are the build's alone."""
     from dataset_builder.build import BuildOptions, build
 
-    options = BuildOptions(out_dir=out, talk=export / "comments.json", tags=export / "tags.json",
+    options = BuildOptions(output_dir=out, talk=export / "comments.json", tags=export / "tags.json",
                            catalogue=export / "gz_decals_votes.csv", catalogue_id_column="subject_id",
                            progress=False, workers=workers)
     sampler = TreeRssSampler()

@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-card-info-") as tmp:
         out = Path(tmp) / "out"
         start = time.perf_counter()
-        result = build(BuildOptions(out_dir=out, synthetic=args.subjects, progress=False))
+        result = build(BuildOptions(output_dir=out, synthetic=args.subjects, progress=False))
         build_seconds = time.perf_counter() - start
         shards = sorted((out / "data").rglob("*.parquet"))
         ours = best_of(args.repeats, lambda: dataset_infos(out))

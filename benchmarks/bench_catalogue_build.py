@@ -73,7 +73,7 @@ def main() -> None:
         count, reference = decode_all(images)  # also warms the page cache for the build
         count, reference = decode_all(images)
         start = time.perf_counter()
-        result = build(BuildOptions(out_dir=tmp_path / "out", catalogue=catalogue, catalogue_id_column="GalaxyID",
+        result = build(BuildOptions(output_dir=tmp_path / "out", catalogue=catalogue, catalogue_id_column="GalaxyID",
                                     images=images, progress=False))
         ours = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

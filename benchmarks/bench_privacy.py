@@ -69,7 +69,7 @@ def bench_clean(n: int) -> tuple[float, float]:
 def bench_final_pass(subjects: int, tmp: Path) -> tuple[float, float, dict]:
     export = tmp / "export"
     write_synthetic_export(subjects, export, seed=1, size=64)
-    options = BuildOptions(out_dir=tmp / "out", talk=export / "comments.json", tags=export / "tags.json",
+    options = BuildOptions(output_dir=tmp / "out", talk=export / "comments.json", tags=export / "tags.json",
                            catalogue=export / "gz_decals_votes.csv", catalogue_id_column="subject_id",
                            images=export / "images", progress=False)
     with mock.patch.object(build_module, "finalise_outputs", lambda *a, **k: {"by_file": {}}):

@@ -73,7 +73,7 @@ class BuildResult:
 
 
 def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
-    """Run every stage and write the dataset folder `options.out_dir` (see the module docstring).
+    """Run every stage and write the dataset folder `options.output_dir` (see the module docstring).
 
     The build is written into a sibling folder and swapped in only once complete (`staging.py`): a
     build that fails or is killed leaves the previous build in `out_dir` as it was.
@@ -82,7 +82,7 @@ def build(options: BuildOptions, *, image_store: Any = None) -> BuildResult:
         `ImageStore` over `--images` and the export's URLs); the benchmark passes a placeholder.
     """
     options.check()
-    out_dir = Path(options.out_dir)
+    out_dir = Path(options.output_dir)
     staged = StagedFolder(out_dir)
     try:
         staged.check()

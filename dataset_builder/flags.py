@@ -39,13 +39,21 @@ def add_flag(group, new: str, *old: str, check: Callable[[str], str | None] | No
 
     `required=True` is not passed on (either spelling satisfies it): check `dest` after parsing instead.
     """
-    dest = new.lstrip("-").replace("-", "_")
     kwargs.pop("required", None)
-    group.add_argument(new, dest=dest, **kwargs)
-    extra = {key: kwargs[key] for key in ("type", "metavar") if key in kwargs}
+    group.add_argument(new, dest=_dest(new), **kwargs)
+    add_old_spellings(group, new, *old, check=check, **{key: kwargs[key] for key in ("type", "metavar") if key in kwargs})
+
+
+def add_old_spellings(group, new: str, *old: str, check: Callable[[str], str | None] | None = None, **kwargs) -> None:
+    """Each old spelling of the existing flag `new` as a `DeprecatedFlag` storing into `new`'s dest (e.g. next to
+    the flags an `HfArgumentParser` made from a dataclass); kwargs: `type`, `metavar`."""
     for spelling in old:
-        group.add_argument(spelling, dest=dest, action=DeprecatedFlag, new_flag=new, check=check,
-                           help=f"deprecated spelling of {new}", default=argparse.SUPPRESS, **extra)
+        group.add_argument(spelling, dest=_dest(new), action=DeprecatedFlag, new_flag=new, check=check,
+                           help=f"deprecated spelling of {new}", default=argparse.SUPPRESS, **kwargs)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def not_a_recipe(flag: str, new_flag: str) -> Callable[[str], str | None]:

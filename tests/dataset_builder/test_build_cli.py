@@ -58,7 +58,7 @@ def test_synthetic_build_from_the_command_line(tmp_path):
         (["build", "--output_dir", "x"], "give exactly one input: --talk FILE, --catalogue FILE with --images DIR, or --synthetic N"),
         (["build", "--synthetic", "0", "--output_dir", "x"], "expected at least 1"),
         (["report", "no/such/folder"], "not a built dataset folder"),
-        (["build", "--synthetic", "5", "--summariser", "openai", "--output_dir", "x"], "needs --summariser-model"),
+        (["build", "--synthetic", "5", "--summariser", "openai", "--output_dir", "x"], "needs --summariser_model"),
     ],
 )
 def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
@@ -68,6 +68,27 @@ def test_bad_arguments_give_one_clear_line_and_exit_2(args, message, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_build_flags_are_the_fields_of_build_options(capsys):
+    """One flag per BuildOptions field (HfArgumentParser): defaults come from the dataclass, and the dashed
+    spellings of the underscore names still parse."""
+    from dataset_builder.cli import build_options, make_parser
+    from dataset_builder.options import BuildOptions
+
+    args = make_parser().parse_args(["-q", "build", "--synthetic", "3", "--output_dir", "x", "--catalogue-id-column",
+                                     "objid", "--summariser_model", "m", "--configs", "description,decision_tree",
+                                     "--keep-near-duplicates"])
+    options = build_options(args)
+    default = BuildOptions()
+    assert (options.output_dir, options.synthetic, options.catalogue_id_column, options.summariser_model) == (
+        Path("x"), 3, "objid", "m")
+    assert options.keep_near_duplicates and not options.progress and options.command.startswith("python -m dataset_builder")
+    assert (options.seed, options.image_size, options.workers, options.shard_rows) == (
+        default.seed, default.image_size, default.workers, default.shard_rows)
+    options.check()
+    assert options.configs == ["description", "decision_tree"] and options.near_duplicate_threshold is None
+    assert capsys.readouterr().err == ""
 
 
 def test_missing_column_names_the_file_and_the_column(tmp_path, capsys):
@@ -91,8 +112,8 @@ def test_missing_catalogue_id_column_is_a_clear_error(tmp_path, capsys):
 
 def test_a_rebuild_into_the_same_folder_replaces_the_old_shards(tmp_path):
     out = tmp_path / "out"
-    build(BuildOptions(out_dir=out, synthetic=30, image_size=32, shard_rows=20, progress=False))
-    second = build(BuildOptions(out_dir=out, synthetic=8, image_size=32, configs=["decision_tree"], progress=False))
+    build(BuildOptions(output_dir=out, synthetic=30, image_size=32, shard_rows=20, progress=False))
+    second = build(BuildOptions(output_dir=out, synthetic=8, image_size=32, configs=["decision_tree"], progress=False))
     assert sorted(p.name for p in (out / "data").iterdir()) == ["decision_tree"]
     loaded = datasets.load_dataset(str(out), "decision_tree")
     assert sum(split.num_rows for split in loaded.values()) == second.rows
@@ -102,7 +123,7 @@ def test_two_worker_processes_write_the_same_dataset(tmp_path):
     outputs = []
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        build(BuildOptions(out_dir=out, synthetic=24, image_size=48, workers=workers, chunk_size=5, progress=False))
+        build(BuildOptions(output_dir=out, synthetic=24, image_size=48, workers=workers, chunk_size=5, progress=False))
         outputs.append({f.relative_to(out): pq.read_table(f).to_pylist() for f in sorted((out / "data").rglob("*.parquet"))})
     assert outputs[0] == outputs[1]
 

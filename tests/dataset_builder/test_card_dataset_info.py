@@ -20,7 +20,7 @@ from dataset_builder.writer import row_features
 
 
 def synthetic(out, n: int):
-    return build(BuildOptions(out_dir=out, synthetic=n, image_size=32, configs=["decision_tree", "description"],
+    return build(BuildOptions(output_dir=out, synthetic=n, image_size=32, configs=["decision_tree", "description"],
                               progress=False))
 
 

@@ -21,7 +21,7 @@ REPO_ID = "org/gz-talk-instruct"
 @pytest.fixture(scope="module")
 def pushed(hub_server, tmp_path_factory):
     out = tmp_path_factory.mktemp("gz-talk-instruct")
-    result = build(BuildOptions(out_dir=out, synthetic=30, image_size=48, push=REPO_ID, progress=False))
+    result = build(BuildOptions(output_dir=out, synthetic=30, image_size=48, push=REPO_ID, progress=False))
     return out, result
 
 

@@ -29,7 +29,7 @@ def export(tmp_path_factory) -> Path:
 
 
 def run_build(export: Path, out: Path, comments: Path | None = None):
-    options = BuildOptions(out_dir=out, talk=comments or export / "comments.json", tags=export / "tags.json",
+    options = BuildOptions(output_dir=out, talk=comments or export / "comments.json", tags=export / "tags.json",
                            catalogue=export / "gz_decals_votes.csv", catalogue_id_column="subject_id",
                            images=export / "images", progress=False)
     return build(options)

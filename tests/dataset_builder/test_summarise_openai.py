@@ -246,7 +246,7 @@ def test_a_build_never_sends_the_exports_logins_to_the_summariser(tmp_path):
     talk = tmp_path / "comments.json"
     talk.write_text(json.dumps(rows))
     with FakeChatServer() as server:
-        result = build(BuildOptions(out_dir=tmp_path / "out", talk=talk, images=tmp_path / "images",
+        result = build(BuildOptions(output_dir=tmp_path / "out", talk=talk, images=tmp_path / "images",
                                     summariser="openai", summariser_model="test-model", base_url=server.base_url,
                                     configs=["description"], progress=False))
     sent = json.dumps(server.requests).lower()

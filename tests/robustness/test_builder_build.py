@@ -97,7 +97,7 @@ def texts(row: dict, role: str) -> list[str]:
 def test_catalogue_only_build_has_rows_from_the_votes_split_by_gzllava_splits(kaggle, tmp_path):
     catalogue, images = kaggle
     out = tmp_path / "out"
-    result = build(BuildOptions(out_dir=out, catalogue=catalogue, catalogue_id_column="GalaxyID", images=images,
+    result = build(BuildOptions(output_dir=out, catalogue=catalogue, catalogue_id_column="GalaxyID", images=images,
                                 progress=False))
     stats = result.stats
     assert stats["input_kind"] == "catalogue rows" and stats["input_records"] == 12 and stats["reconciled"]
@@ -191,7 +191,7 @@ def test_ids_without_an_image_are_counted_rejects(tmp_path):
     ids = list(range(200, 212))
     catalogue = write_kaggle(tmp_path / "labels.csv", ids)
     images = write_images(tmp_path / "images", ids[:9])
-    result = build(BuildOptions(out_dir=tmp_path / "out", catalogue=catalogue, images=images, progress=False))
+    result = build(BuildOptions(output_dir=tmp_path / "out", catalogue=catalogue, images=images, progress=False))
     stats = result.stats
     assert stats["input_records"] == 12 and stats["subjects_in_output"] == 9
     assert stats["input_records_rejected"] == 3 and stats["reconciled"]
@@ -207,7 +207,7 @@ def test_vote_fractions_that_do_not_add_up_are_rejected_with_the_reason(tmp_path
     bad = {301: {"Class1.1": 0.9, "Class1.2": 0.9, "Class1.3": 0.9},  # 2.7
            303: {"Class2.1": 0.5, "Class2.2": 0.5}}  # sums to 1.0, but only Class1.2 = 0.75 reached it
     catalogue = write_kaggle(tmp_path / "labels.csv", ids, bad)
-    result = build(BuildOptions(out_dir=tmp_path / "out", catalogue=catalogue,
+    result = build(BuildOptions(output_dir=tmp_path / "out", catalogue=catalogue,
                                 images=write_images(tmp_path / "images", ids), progress=False))
     rejects = {json.loads(line)["id"]: json.loads(line)["reason"]
                for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()}
@@ -240,7 +240,7 @@ def test_unusable_images_are_counted_rejects_not_embedded(tmp_path, name, write,
     catalogue = write_kaggle(tmp_path / "labels.csv", ids)
     images = write_images(tmp_path / "images", [400, 402])
     write(images / "401")
-    result = build(BuildOptions(out_dir=tmp_path / "out", catalogue=catalogue, images=images, progress=False))
+    result = build(BuildOptions(output_dir=tmp_path / "out", catalogue=catalogue, images=images, progress=False))
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     image_rejects = [r for r in rejects if r["stage"] == "image"]
     assert [r["id"] for r in image_rejects] == ["401"], name
@@ -277,9 +277,9 @@ def test_a_failed_rebuild_leaves_the_previous_build_loadable(kaggle, tmp_path):
     """Issue 8, 2.4: the rebuild deleted data/ first, so a crash left the old card over partial shards."""
     catalogue, images = kaggle
     out = tmp_path / "out"
-    first = build(BuildOptions(out_dir=out, catalogue=catalogue, images=images, progress=False))
+    first = build(BuildOptions(output_dir=out, catalogue=catalogue, images=images, progress=False))
     before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    options = BuildOptions(out_dir=out, catalogue=catalogue, images=images, progress=False, chunk_size=3,
+    options = BuildOptions(output_dir=out, catalogue=catalogue, images=images, progress=False, chunk_size=3,
                            image_threads=1, shard_rows=2)
     with pytest.raises(RuntimeError, match="disk full"):
         build(options, image_store=FailingStore(images, fail_at=8))
@@ -292,13 +292,13 @@ def test_a_failed_rebuild_leaves_the_previous_build_loadable(kaggle, tmp_path):
 def test_a_rebuild_killed_with_sigkill_leaves_the_previous_build_loadable(kaggle, tmp_path):
     catalogue, images = kaggle
     out = tmp_path / "out"
-    first = build(BuildOptions(out_dir=out, catalogue=catalogue, images=images, progress=False)).rows
+    first = build(BuildOptions(output_dir=out, catalogue=catalogue, images=images, progress=False)).rows
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from test_builder_build import FailingStore
         from dataset_builder.build import BuildOptions, build
-        options = BuildOptions(out_dir=Path({str(out)!r}), catalogue=Path({str(catalogue)!r}),
+        options = BuildOptions(output_dir=Path({str(out)!r}), catalogue=Path({str(catalogue)!r}),
                                images=Path({str(images)!r}), progress=False, chunk_size=3, image_threads=1, shard_rows=2)
         build(options, image_store=FailingStore(Path({str(images)!r}), fail_at=8, kill=True))
     """)
@@ -309,7 +309,7 @@ def test_a_rebuild_killed_with_sigkill_leaves_the_previous_build_loadable(kaggle
     loaded_rows = sum(load(out, c)[s].num_rows for c in ("decision_tree", "description")
                       for s in load(out, c))
     assert loaded_rows == first
-    again = build(BuildOptions(out_dir=out, catalogue=catalogue, images=images, progress=False))
+    again = build(BuildOptions(output_dir=out, catalogue=catalogue, images=images, progress=False))
     assert again.rows == first and not (tmp_path / ".out.building").exists()
 
 
@@ -320,7 +320,7 @@ def test_class_label_catalogue_builds_answers_without_fractions(tmp_path):
     path = tmp_path / "labels.csv"
     pd.DataFrame({"objid": ["11", "12", "13", "14", "15"],
                   "class_name": ["elliptical", "clockwise_spiral", "dont_know", "pancake", "edge_on"]}).to_csv(path, index=False)
-    result = build(BuildOptions(out_dir=tmp_path / "out", catalogue=path, images=write_images(tmp_path / "i", range(11, 16)),
+    result = build(BuildOptions(output_dir=tmp_path / "out", catalogue=path, images=write_images(tmp_path / "i", range(11, 16)),
                                 progress=False))
     assert result.stats["input_records"] == 5 and result.stats["input_records_rejected"] == 2
     reasons = [json.loads(line)["reason"] for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
