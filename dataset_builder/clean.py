@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ftfy
 
@@ -214,13 +214,4 @@ def clean_comment(comment: Comment, known: Scrubber | None = None) -> Comment | 
             reason = "hashtags only" if hashtags else ("empty after cleaning" if reason == "empty" else reason)
         return CommentReject("clean", "comment", comment.comment_id, reason, comment.source,
                              subject_id=comment.subject_id, tags=tags, image_url=comment.image_url)
-    return Comment(
-        comment_id=comment.comment_id,
-        subject_id=comment.subject_id,
-        body=body,
-        source=comment.source,
-        board=comment.board,
-        created_at=comment.created_at,
-        image_url=comment.image_url,
-        tags=tags,
-    )
+    return replace(comment, body=body, tags=tags)

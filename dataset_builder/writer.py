@@ -182,22 +182,15 @@ class ShardedParquetWriter:
 
 
 class DatasetWriter:
-    """Every (config, split) of one build, under `<out_dir>/data/<config>/`."""
+    """Every (config, split) of one build, under `<out_dir>/data/<config>/`.
 
-    def __init__(
-        self,
-        out_dir: Path,
-        features: datasets.Features,
-        *,
-        max_rows: int = DEFAULT_MAX_ROWS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
-    ) -> None:
+    shard_limits: `ShardedParquetWriter`'s max_rows, max_bytes, row_group_rows and row_group_bytes.
+    """
+
+    def __init__(self, out_dir: Path, features: datasets.Features, **shard_limits: int) -> None:
         self.out_dir = Path(out_dir)
         self.features = features
-        self._limits = {"max_rows": max_rows, "max_bytes": max_bytes, "row_group_rows": row_group_rows,
-                        "row_group_bytes": row_group_bytes}
+        self._limits = shard_limits
         self._writers: dict[tuple[str, str], ShardedParquetWriter] = {}
         self.files: dict[str, dict[str, list[Path]]] = {}
 

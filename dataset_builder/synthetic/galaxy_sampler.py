@@ -118,20 +118,34 @@ def _add_ring(rng, d: Disk, inner: float) -> None:
     d.ring_i = float(rng.uniform(0.5, 0.9)) * d.i0
 
 
+def _maybe_add_ring(rng, g: GalaxyParams, d: Disk, chance: float) -> None:
+    if rng.random() < chance:
+        _add_ring(rng, d, inner=d.bar_length or 1.2 * d.scale)
+        g.odd += ("ring",)
+
+
+def _add_face_on_bulge(rng, g: GalaxyParams, d: Disk, re: tuple[float, float], n: tuple[float, float]) -> None:
+    """A nearly round bulge holding `g.bulge_fraction` of the light: re (in disk scale lengths) and the Sersic
+    index n drawn from the ranges given."""
+    g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(*re)) * d.scale,
+                                  n=float(rng.uniform(*n)), q=float(rng.uniform(0.8, 0.95)),
+                                  colour=_elliptical_colour(rng))
+
+
+def _set_disk(g: GalaxyParams, d: Disk) -> None:
+    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+
+
 def _lenticular(rng, g: GalaxyParams) -> None:
     x, y = _centre(rng)
     d = _disk(rng, x, y, inclination=_random_inclination(rng, 72), scale=float(rng.uniform(0.04, 0.06)),
               i0=_log_uniform(rng, 8.0, 22.0), colour=_disk_colour(rng, red=True))
     if rng.random() < 0.35:
         _add_bar(rng, d)
-    if rng.random() < 0.3:
-        _add_ring(rng, d, inner=d.bar_length or 1.2 * d.scale)
-        g.odd += ("ring",)
+    _maybe_add_ring(rng, g, d, 0.3)
     g.bulge_fraction = float(rng.uniform(0.2, 0.55))
-    g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(0.3, 0.5)) * d.scale,
-                                  n=float(rng.uniform(2.0, 4.0)), q=float(rng.uniform(0.8, 0.95)),
-                                  colour=_elliptical_colour(rng))
-    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+    _add_face_on_bulge(rng, g, d, re=(0.3, 0.5), n=(2.0, 4.0))
+    _set_disk(g, d)
 
 
 def _spiral(rng, g: GalaxyParams) -> None:
@@ -149,17 +163,13 @@ def _spiral(rng, g: GalaxyParams) -> None:
     if rng.random() < 0.38:
         _add_bar(rng, d)
         d.arm_phase = d.bar_angle  # arms leave the ends of the bar
-    if rng.random() < 0.07:
-        _add_ring(rng, d, inner=d.bar_length or 1.2 * d.scale)
-        g.odd += ("ring",)
+    _maybe_add_ring(rng, g, d, 0.07)
     g.bulge_fraction = float(np.clip(rng.beta(1.6, 5.0) * 0.75, 0.0, 0.55))
     if g.bulge_fraction < 0.01:
         g.bulge_fraction = 0.0
     else:
-        g.bulge = _bulge_for_fraction(rng, d, g.bulge_fraction, re=float(rng.uniform(0.2, 0.4)) * d.scale,
-                                      n=float(rng.uniform(1.5, 3.5)), q=float(rng.uniform(0.8, 0.95)),
-                                      colour=_elliptical_colour(rng))
-    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+        _add_face_on_bulge(rng, g, d, re=(0.2, 0.4), n=(1.5, 3.5))
+    _set_disk(g, d)
 
 
 def _edge_on(rng, g: GalaxyParams) -> None:
@@ -181,7 +191,7 @@ def _edge_on(rng, g: GalaxyParams) -> None:
         d.dust_tau = float(rng.uniform(2.0, 3.5))
         d.dust_width = float(rng.uniform(0.45, 0.7)) * d.thickness * d.scale
         g.odd += ("dust-lane",)
-    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+    _set_disk(g, d)
     g.latent["edge-on-bulge"] = bulge_kind
 
 
@@ -197,7 +207,7 @@ def _irregular(rng, g: GalaxyParams) -> None:
     d.clump_field = tuple(clumps)
     d.patchiness = float(rng.uniform(0.8, 1.2))
     d.arm_colour = _arm_colour(rng)
-    g.disk, g.axis_ratio = d, projected_axis_ratio(d.inclination, d.thickness)
+    _set_disk(g, d)
     g.odd += ("irregular",)
 
 
