@@ -50,21 +50,22 @@ _ARM_COUNTS = {"1": "a single", "2": "two", "3": "three", "4": "four", "more-tha
 _WINDING = {"tight": "tightly wound", "medium": "moderately wound", "loose": "loosely wound"}
 
 # Visible-feature words in comments -> (noun phrase, feature label, stem). Order = order of mention.
-# The stem finds the same feature among the vote facts ("spiral" in "two spiral arms"): said once.
+# The stem finds the same feature among the vote facts ("spiral" in "two spiral arms"): said once. It is
+# the label unless a fourth item names it.
 _COMMENT_FEATURES: tuple[tuple[re.Pattern[str], str, str, str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), phrase, label, stem)
-    for pattern, phrase, label, stem in (
+    (re.compile(pattern, re.IGNORECASE), phrase, label, stem[0] if stem else label)
+    for pattern, phrase, label, *stem in (
         (r"\bspiral", "spiral structure", "spiral structure", "spiral"),
-        (r"\bbar(?:red)?\b", "a bar", "bar", "bar"),
-        (r"\brings?\b|\bringed\b", "a ring", "ring", "ring"),
-        (r"\bmerg(?:er|ers|ing|e)\b", "a merger", "merger", "merger"),
+        (r"\bbar(?:red)?\b", "a bar", "bar"),
+        (r"\brings?\b|\bringed\b", "a ring", "ring"),
+        (r"\bmerg(?:er|ers|ing|e)\b", "a merger", "merger"),
         (r"\btidal", "tidal features", "tidal features", "tidal"),
-        (r"\bdust[ -_]?lanes?\b", "a dust lane", "dust lane", "dust lane"),
-        (r"\bedge[ -_]?on\b", "an edge-on view", "edge-on", "edge-on"),
+        (r"\bdust[ -_]?lanes?\b", "a dust lane", "dust lane"),
+        (r"\bedge[ -_]?on\b", "an edge-on view", "edge-on"),
         (r"\blens(?:ed|ing|es)?\b", "possible lensing", "lensing", "lens"),
-        (r"\barcs?\b", "an arc", "arc", "arc"),
+        (r"\barcs?\b", "an arc", "arc"),
         (r"\birregular", "an irregular shape", "irregular shape", "irregular"),
-        (r"\bstars?\b(?![ -_]?form)", "a star in the field", "star", "star"),
+        (r"\bstars?\b(?![ -_]?form)", "a star in the field", "star"),
         (r"\bartef|\bartif", "an image artefact", "image artefact", "artefact"),
     )
 )
