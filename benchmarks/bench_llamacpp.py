@@ -5,7 +5,9 @@ saves it, exports it with `python -m gzllava.export gguf` (f32, f16, q8_0), then
 subprocess (so peak RSS is its own): time to first token (image decoding, encoding and the prompt included) and
 decode tokens/s (greedy, a fixed number of new tokens), as ratios to transformers. Then greedy agreement: the first
 20 tokens on 10 real Galaxy Zoo 2 images of the fixed test split (`gzllava.splits`), or toy galaxies when
-`../shared/data` is absent, against transformers and against transformers with llama.cpp's CLIP token order.
+`../shared/data` is absent, against transformers and against transformers with llama.cpp's CLIP token order, with
+the largest difference between llama.cpp's image embeddings and each reference's image features (run with
+`MTMD_CPP_LIB=DIR` to measure a rebuilt libmtmd, docs/run_with_llamacpp.md).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_llamacpp.py [--threads 1] [--tokens 32] [--work /tmp/bench-llamacpp]
 """
@@ -164,10 +166,12 @@ def main() -> None:
               f"{r['decode_tok_s'] / reference['decode_tok_s']:.2f}x | {sizes[name] / 1e6:.0f} | {r['peak_rss_mib']:.0f} |")
     source = "real GZ2 test-split images" if real_test_images(1) else "toy galaxies"
     print(f"\nGreedy agreement, first 20 tokens, {len(images)} {source}:")
-    print("| GGUF | = transformers | = transformers, llama.cpp CLIP order |")
-    print("|---|---:|---:|")
+    print("| GGUF | = transformers | = transformers, llama.cpp CLIP order | image embeddings max abs diff (same two) |")
+    print("|---|---:|---:|---|")
     for outtype, r in agree.items():
-        print(f"| {outtype} | {r['transformers']}/{r['images']} | {r['transformers_llama_cpp_order']}/{r['images']} |")
+        gaps = r["image_embeddings_max_abs_diff"]
+        print(f"| {outtype} | {r['transformers']}/{r['images']} | {r['transformers_llama_cpp_order']}/{r['images']} | "
+              f"{gaps['transformers']:.2g} / {gaps['transformers_llama_cpp_order']:.2g} |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """The GGUF export run by a real llama.cpp (llama-cpp-python + mtmd): loads, sees the image, answers as transformers.
 
-The reference for token agreement is the exported transformers model with its image features in llama.cpp's CLIP
-token order (`gzllava.export.agreement`): llama.cpp's LLaVA-1.5 graph appends the class embedding after the patches,
-which the plain transformers model does not; that gap is reported by `python -m gzllava.export verify` and
-benchmarks/bench_llamacpp.py, and asserted here only where the files are at stake.
+llama-cpp-python 0.3.36's LLaVA-1.5 clip graph appends CLIP's class embedding after the patches (llama.cpp issue
+#25814; `gzllava.export.agreement`), so with that runtime the files are checked against transformers with the image
+features in that order, and the plain-transformers goal is an expected failure naming the bug. With a llama.cpp whose
+graph puts CLS first (the one-line fix of PR #25844, e.g. `MTMD_CPP_LIB=<folder with a rebuilt libmtmd.so>`), the same
+tests assert image embeddings equal to transformers' `get_image_features` and >= 9/10 equal greedy answers.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from gzllava.export.agreement import agreement, llama_cpp_order_features
+from gzllava.export.agreement import agreement, computed_reference, image_embedding_gaps
 from gzllava.export.chat_template import MEDIA_MARKER
 from gzllava.export.gguf_export import export_gguf
 from gzllava.export.runtime import GGUFFileError, LlamaCppGZLlava
 from gzllava.tiny import toy_galaxy
-from processing_gzllava import chat_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -73,21 +73,34 @@ def test_text_logits_match_transformers(runtime_f32, tiny):
     np.testing.assert_allclose(runtime_f32._last_logits()[: reference.shape[0]], reference, atol=1e-3)
 
 
-def test_image_embeddings_are_the_models_in_llama_cpp_order(runtime_f32, tiny):
-    model, processor = tiny
-    image = toy_galaxy(3, size=32)
-    pixels = processor(images=image, text=chat_prompt(processor), return_tensors="pt")["pixel_values"]
-    expected = llama_cpp_order_features(model, pixels)[0].numpy()  # [16, 64]
-    np.testing.assert_allclose(runtime_f32.image_embeddings(image), expected, atol=1e-4)
+def test_image_embeddings_are_one_references_to_float_precision(runtime_f32, tiny):
+    gaps = image_embedding_gaps(runtime_f32, *tiny, toy_galaxy(3, size=32))
+    reference = computed_reference(gaps)
+    assert reference is not None, gaps
+    assert gaps[reference] < 1e-4 and max(gaps.values()) > 1e-2, gaps  # exact for one order, far from the other
 
 
-def test_greedy_answers_agree(exported, tiny):
+@pytest.fixture(scope="module")
+def tiny_agreement(exported, tiny):
     images = [toy_galaxy(seed, size=32) for seed in range(10)]
     result = agreement(*tiny, exported, images, types=("f32", "f16", "q8_0"), max_new_tokens=20, n_threads=1)
     print("agreement", result)
-    for outtype in ("f32", "f16"):
-        assert result[outtype]["transformers_llama_cpp_order"] >= 9, result
     assert result["q8_0"]["images"] == 10
+    return result
+
+
+def test_greedy_answers_agree_with_what_the_runtime_computes(tiny_agreement):
+    for outtype in ("f32", "f16"):
+        reference = computed_reference(tiny_agreement[outtype]["image_embeddings_max_abs_diff"])
+        assert tiny_agreement[outtype][reference] >= 9, tiny_agreement
+
+
+def test_greedy_answers_equal_transformers(tiny_agreement):
+    """The issue's goal: the same first 20 tokens as transformers on >= 9 of 10 images, f32 and f16."""
+    if computed_reference(tiny_agreement["f32"]["image_embeddings_max_abs_diff"]) == "transformers_llama_cpp_order":
+        pytest.xfail("this llama.cpp's llava graph puts CLS after the patches (llama.cpp #25814, fix: PR #25844)")
+    for outtype in ("f32", "f16"):
+        assert tiny_agreement[outtype]["transformers"] >= 9, tiny_agreement
 
 
 def test_q4_answers(exported, tiny):
