@@ -26,8 +26,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ REPORTS_DIR = "reports"
 
 @dataclass
 class BuildResult:
+    """What a build wrote: the folder, its rows per config and split, the stats and where each file is."""
+
     out_dir: Path
     split_counts: dict[str, dict[str, int]]
     stats: dict[str, Any]

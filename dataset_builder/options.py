@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .curate import DEFAULT_SPLIT_FRACTIONS, check_split_fractions, parse_split_fractions
 from .instructions import CONFIGS, parse_configs
@@ -26,7 +27,8 @@ class BuildError(Exception):
     """A problem with the build's inputs or options, worded for the command line (no traceback)."""
 
 
-def _flag(help: str, default=None, **metadata) -> field:
+def _flag(help: str, default: Any = None, **metadata: Any) -> Any:
+    """A field with its command-line help (and argparse extras: metavar, choices) in its metadata."""
     return field(default=default, metadata={"help": help, **metadata})
 
 
