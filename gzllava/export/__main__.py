@@ -3,7 +3,8 @@
   llava   MODEL OUT   a plain llava-hf folder (vLLM, transformers without remote code) with its README
   gguf    MODEL OUT   language model GGUF(s) (--types f32,f16,q8_0,q4_0,q4_k_m) + mmproj GGUF for llama.cpp
   ollama  MODEL OUT   one GGUF type (--type) + mmproj + Modelfile for `ollama create`
-  verify  MODEL DIR   greedy tokens of the GGUF export in llama.cpp against transformers, on galaxy images
+  verify  MODEL DIR   greedy tokens of the GGUF export in llama.cpp against transformers, on galaxy images, and
+                      which CLIP token order llama.cpp's image embeddings follow (docs/run_with_llamacpp.md)
 
 MODEL is a GZ-LLaVA folder (save_for_hub output). Bad input exits 2 with one line; --debug shows the traceback.
 """

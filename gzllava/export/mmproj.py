@@ -9,7 +9,11 @@ llama.cpp's `tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py` (project
   (llava uses hidden states, which the CLIP post-layernorm does not touch);
 - CLIP's `mlp.fc1`/`mlp.fc2` are stored as `ffn_down`/`ffn_up`, the legacy naming every LLaVA-1.5 mmproj has; clip.cpp
   recognises it by shape and swaps them back (for an mlp projector it always can, even when n_ff == n_embd);
-- `multi_modal_projector.linear_1` / `linear_2` -> `mm.0` / `mm.2`.
+- `multi_modal_projector.linear_1` / `linear_2` -> `mm.0` / `mm.2`;
+- `v.class_embd` and `v.position_embd` as CLIP has them (CLS at position 0). The llava graph of llama-cpp-python
+  0.3.36 appends CLS after the patches and keeps rows 1..n, which no position-table order can undo (patch 0 is never
+  kept): the files stay standard, and a llama.cpp with the CLS fix runs them as transformers does
+  (`gzllava.export.agreement`, docs/run_with_llamacpp.md).
 """
 
 from __future__ import annotations
