@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import traceback
 
+from gzllava.cli_errors import report_input_error
 from gzllava.evaluation import EmptyEvaluationSetError, EvaluationConfig, run_evaluation
 from gzllava.evaluation.arguments import parse_evaluation_args
 
@@ -43,11 +43,6 @@ def parse_args(argv: list[str] | None = None) -> EvaluationConfig:
 INPUT_ERRORS = (EmptyEvaluationSetError, ValueError, KeyError, OSError)
 
 
-def one_line(err: BaseException) -> str:
-    """The error's message on one line (a KeyError's message without its quotes)."""
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(text.split()) or type(err).__name__
-
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -55,11 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_evaluation(config)
     except INPUT_ERRORS as err:
-        if debug:
-            traceback.print_exc()
-        print(f"evaluate_gzllava.py: error: {one_line(err)}" + ("" if debug else " (--debug for the traceback)"),
-              file=sys.stderr)
-        return 2
+        return report_input_error("evaluate_gzllava.py", err, debug)
     out = config.output_dir
     print(f"wrote {out}/metrics.json, {out}/report.md and {out}/plots/")
     return 0

@@ -51,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(min(2, torch.get_num_threads()))  # the CPU is shared
         run = prepare_training(tower_args, training_args)  # every check happens here
     except (ValueError, FileNotFoundError, OSError) as error:
-        if debug:
-            raise
-        print(f"train_clip.py: error: {str(error).strip()}", file=sys.stderr)
-        return 2
+        from gzllava.cli_errors import report_input_error
+
+        return report_input_error("train_clip.py", error, debug)
     train(run)
     folder = save_trained_model(run)
     print(f"GZ-CLIP saved to {folder}")

@@ -40,18 +40,13 @@ run before training with ONE line naming what is wrong, exit code 2; `--debug` a
 
 import logging
 import sys
-import traceback
 
+from gzllava.cli_errors import report_input_error
 from gzllava.training import parse_arguments, prepare_training, push_trained_model, save_trained_model, train
 
 # What bad input raises while the arguments, recipe, base model and dataset are checked (before training).
 INPUT_ERRORS = (ValueError, KeyError, OSError)
 
-
-def one_line(err: BaseException) -> str:
-    """The error's message on one line (a KeyError's message without its quotes)."""
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(text.split()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,11 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = prepare_training(*parse_arguments(argv))  # every check happens here
     except INPUT_ERRORS as err:
-        if debug:
-            traceback.print_exc()
-        print(f"train_sft.py: error: {one_line(err)}" + ("" if debug else " (--debug for the traceback)"),
-              file=sys.stderr)
-        return 2
+        return report_input_error("train_sft.py", err, debug)
     run.command = argv  # quoted in the model card, secrets redacted and paths made portable
     train(run)
     folder = save_trained_model(run)
