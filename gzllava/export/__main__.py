@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args) -> int:
     if args.command == "verify":
-        from gzllava.export.agreement import agreement
+        from gzllava.export.agreement import agreement, computed_reference
 
         export_dir = Path(args.export_dir)
         manifest_path = export_dir / "gguf_export.json"
@@ -101,6 +101,11 @@ def run(args) -> int:
         model, processor = load_gzllava(args.model)
         result = agreement(model, processor, export_dir, _images(args), args.question, types, args.max_new_tokens)
         print(json.dumps(result, indent=2))
+        if any(computed_reference(r["image_embeddings_max_abs_diff"]) == "transformers_llama_cpp_order"
+               for r in result.values()):
+            print("note: this llama.cpp puts CLIP's class embedding after the patches (llama.cpp #25814), so its answers "
+                  "follow transformers_llama_cpp_order; docs/run_with_llamacpp.md has a libmtmd with the fix",
+                  file=sys.stderr)
         return 0
     from gzllava.export.gguf_export import prepare_output
 
