@@ -8,6 +8,7 @@ tokens only, so on text alone the composed model's logits over the LM's vocabula
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 from transformers import (
@@ -21,7 +22,7 @@ from transformers import (
     SiglipVisionModel,
 )
 
-from configuration_gzllava import VISION_TOWERS_WITH_CLS, GZLlavaConfig
+from configuration_gzllava import FEATURE_SELECT_STRATEGIES, PROJECTOR_TYPES, VISION_TOWERS_WITH_CLS, GZLlavaConfig
 from modeling_gzllava import PROJECTORS, GZLlavaForConditionalGeneration
 from processing_gzllava import CHAT_TEMPLATE, DEFAULT_PROMPT, GZLlavaProcessor
 
@@ -38,6 +39,42 @@ VISION_CLASSES = {
     "siglip": SiglipVisionModel,
     "siglip_vision_model": SiglipVisionModel,
 }
+
+
+@dataclass(frozen=True)
+class ComposeSettings:
+    """How `compose_gzllava` joins a tower and an LM: the projector, the image delimiters, which vision features
+    are read and how images are preprocessed. Each default and help is written here once; `train_sft.py`'s flags of
+    the same names take theirs from these fields (`GZLlavaArguments`)."""
+
+    projector_type: str = field(
+        default="mlp2x_gelu",
+        metadata={"help": "The projector from vision features to LM embeddings.", "choices": list(PROJECTOR_TYPES)},
+    )
+    num_query_tokens: int = field(
+        default=64, metadata={"help": "Resampler queries, i.e. image tokens per image (the other projectors ignore it)."}
+    )
+    use_image_delimiters: bool = field(default=False, metadata={"help": "Wrap each image's tokens in <boi>/<eoi>."})
+    vision_feature_layer: int | list[int] = field(
+        default=-2, metadata={"help": "The tower's hidden layer (or layers, concatenated) that the projector reads."}
+    )
+    vision_feature_select_strategy: str | None = field(
+        default=None,
+        metadata={"help": f"Which vision tokens are kept, one of {FEATURE_SELECT_STRATEGIES}: 'default' drops CLS; "
+                  "unset, 'default' for CLIP and 'full' for SigLIP."},
+    )
+    image_standardization: bool = field(
+        default=False, metadata={"help": "Standardise each image's pixels (dark-sky cutouts)."}
+    )
+    default_prompt: str = field(
+        default=DEFAULT_PROMPT, metadata={"help": "The question asked when a pipeline gets an image and no text."}
+    )
+
+    def override(self, kwargs: dict) -> tuple[ComposeSettings, dict]:
+        """These settings with the keywords that name a field replaced, and the remaining keywords."""
+        names = {setting.name for setting in fields(self)}
+        ours = {name: value for name, value in kwargs.items() if name in names}
+        return replace(self, **ours), {name: value for name, value in kwargs.items() if name not in names}
 
 
 def load_vision_tower(name_or_path: str, **kwargs) -> PreTrainedModel:
@@ -93,22 +130,19 @@ def compose_gzllava(
     language_model: PreTrainedModel | str,
     tokenizer=None,
     image_processor=None,
-    projector_type: str = "mlp2x_gelu",
-    num_query_tokens: int = 64,
-    use_image_delimiters: bool = False,
-    vision_feature_layer: int | list[int] = -2,
-    vision_feature_select_strategy: str | None = None,
-    image_standardization: bool = False,
-    default_prompt: str = DEFAULT_PROMPT,
+    settings: ComposeSettings | None = None,
     seed: int = 0,
-    **config_kwargs,
+    **kwargs,
 ) -> tuple[GZLlavaForConditionalGeneration, GZLlavaProcessor]:
     """Build `(model, processor)`: the given vision tower and LM, a freshly initialised projector.
 
     `vision_model`/`language_model` are models or names/paths (a full CLIP/SigLIP checkpoint is fine: its vision
-    tower is taken). `tokenizer` defaults to the LM's. `vision_feature_select_strategy` defaults to `"default"`
-    (drop CLS) for CLIP and `"full"` for SigLIP. Extra keyword arguments go to `GZLlavaConfig`.
+    tower is taken). `tokenizer` defaults to the LM's. `settings` defaults to `ComposeSettings()`; keyword arguments
+    naming one of its fields (`projector_type="resampler"`) override it, the others go to `GZLlavaConfig`.
     """
+    if settings is not None and not isinstance(settings, ComposeSettings):
+        raise TypeError(f"compose_gzllava: settings must be a ComposeSettings, not {type(settings).__name__}.")
+    settings, config_kwargs = (settings or ComposeSettings()).override(kwargs)
     if isinstance(vision_model, str):
         vision_model = load_vision_tower(vision_model)
     if isinstance(language_model, str):
@@ -119,7 +153,7 @@ def compose_gzllava(
     if hasattr(vision_model, "vision_model") and not isinstance(vision_model, (CLIPVisionModel, SiglipVisionModel)):
         raise ValueError(f"Pass the vision tower, not the dual encoder {type(vision_model).__name__}: use load_vision_tower().")
 
-    token_ids = add_gzllava_tokens(tokenizer, use_image_delimiters)
+    token_ids = add_gzllava_tokens(tokenizer, settings.use_image_delimiters)
     # Generation continues from the right end of every row, so batched inference pads on the left (as llava-hf's
     # processors do); TRL's training collator asks for right padding in each call.
     tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"  # init_kwargs: what save_pretrained writes
@@ -128,7 +162,7 @@ def compose_gzllava(
         language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
 
     vision_config = vision_model.config
-    strategy = vision_feature_select_strategy or (
+    strategy = settings.vision_feature_select_strategy or (
         "default" if vision_config.model_type in VISION_TOWERS_WITH_CLS else "full"
     )
     config = GZLlavaConfig(
@@ -137,10 +171,10 @@ def compose_gzllava(
         image_token_id=token_ids[IMAGE_TOKEN],
         boi_token_id=token_ids.get(BOI_TOKEN),
         eoi_token_id=token_ids.get(EOI_TOKEN),
-        use_image_delimiters=use_image_delimiters,
-        projector_type=projector_type,
-        num_query_tokens=num_query_tokens,
-        vision_feature_layer=vision_feature_layer,
+        use_image_delimiters=settings.use_image_delimiters,
+        projector_type=settings.projector_type,
+        num_query_tokens=settings.num_query_tokens,
+        vision_feature_layer=settings.vision_feature_layer,
         vision_feature_select_strategy=strategy,
         **config_kwargs,
     )
@@ -155,7 +189,7 @@ def compose_gzllava(
     model.model.language_model = language_model.base_model
     model.lm_head = language_model.get_output_embeddings()
     torch.manual_seed(seed)
-    projector = PROJECTORS[projector_type](config).to(dtype=language_model.dtype)
+    projector = PROJECTORS[settings.projector_type](config).to(dtype=language_model.dtype)
     projector.apply(model._init_weights)
     model.model.multi_modal_projector = projector
     model.generation_config = language_model.generation_config
@@ -171,15 +205,15 @@ def compose_gzllava(
         patch_size=vision_config.patch_size,
         vision_feature_select_strategy=strategy,
         num_additional_image_tokens=1 if vision_config.model_type in VISION_TOWERS_WITH_CLS else 0,
-        num_query_tokens=num_query_tokens if projector_type == "resampler" else None,
+        num_query_tokens=settings.num_query_tokens if settings.projector_type == "resampler" else None,
         image_token=IMAGE_TOKEN,
-        boi_token=BOI_TOKEN if use_image_delimiters else None,
-        eoi_token=EOI_TOKEN if use_image_delimiters else None,
-        image_standardization=image_standardization,
-        default_prompt=default_prompt,
+        boi_token=BOI_TOKEN if settings.use_image_delimiters else None,
+        eoi_token=EOI_TOKEN if settings.use_image_delimiters else None,
+        image_standardization=settings.image_standardization,
+        default_prompt=settings.default_prompt,
     )
     logger.info(
         "Composed GZ-LLaVA: %s + %s projector + %s (%d image tokens per image)",
-        vision_config.model_type, projector_type, config.text_config.model_type, config.num_image_tokens,
+        vision_config.model_type, settings.projector_type, config.text_config.model_type, config.num_image_tokens,
     )
     return model, processor

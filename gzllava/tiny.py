@@ -18,7 +18,11 @@ from transformers import (
     SiglipVisionModel,
 )
 
-from .compose import compose_gzllava
+from .compose import ComposeSettings, compose_gzllava
+
+
+# A resampler of the tiny model reads its 16 patches into 4 queries.
+TINY_SETTINGS = ComposeSettings(num_query_tokens=4)
 
 
 GALAXY_CORPUS = """
@@ -89,7 +93,7 @@ def tiny_language_model(vocab_size: int, hidden_size: int = 64, layers: int = 2,
 
 
 def tiny_model_and_processor(
-    projector_type: str = "mlp2x_gelu",
+    projector_type: str | None = None,
     seed: int = 0,
     vision: str = "clip",
     image_size: int = 32,
@@ -97,14 +101,17 @@ def tiny_model_and_processor(
     vision_hidden_size: int = 32,
     text_hidden_size: int = 64,
     layers: int = 2,
-    num_query_tokens: int = 4,
-    use_image_delimiters: bool = False,
-    image_standardization: bool = False,
+    settings: ComposeSettings = TINY_SETTINGS,
     **compose_kwargs,
 ):
-    """A composed tiny GZ-LLaVA `(model, processor)`; deterministic for a given seed. 32 px CLIP, patch 8 -> 16 tokens."""
+    """A composed tiny GZ-LLaVA `(model, processor)`; deterministic for a given seed. 32 px CLIP, patch 8 -> 16 tokens.
+
+    `projector_type` and other keywords naming a `ComposeSettings` field override `settings`, as in `compose_gzllava`.
+    """
     import torch
 
+    if projector_type is not None:
+        compose_kwargs["projector_type"] = projector_type
     torch.manual_seed(seed)
     tokenizer = tiny_tokenizer()
     vision_model = tiny_vision_tower(vision, image_size, patch_size, vision_hidden_size, layers)
@@ -113,10 +120,7 @@ def tiny_model_and_processor(
         vision_model,
         language_model,
         tokenizer=tokenizer,
-        projector_type=projector_type,
-        num_query_tokens=num_query_tokens,
-        use_image_delimiters=use_image_delimiters,
-        image_standardization=image_standardization,
+        settings=settings,
         resampler_num_heads=4,
         seed=seed,
         **compose_kwargs,

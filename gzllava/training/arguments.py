@@ -9,10 +9,12 @@ stage, how to compose a base model, the over-long sample policy, the export). A 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser
+
+from gzllava.compose import ComposeSettings
 
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,13 @@ RESUME_LAST = ("last", "latest", "true")
 
 # Defaults that differ from TRL's: GZ-LLaVA trains on the assistant's answers only.
 GZLLAVA_SFT_DEFAULTS = {"assistant_only_loss": True}
+
+
+def compose_field(name: str):
+    """A `ComposeSettings` field as a flag for composing the base model, with that field's default and help."""
+    setting = ComposeSettings.__dataclass_fields__[name]
+    help = setting.metadata["help"]
+    return field(default=setting.default, metadata={**setting.metadata, "help": f"Composed base: {help[0].lower()}{help[1:]}"})
 
 
 @dataclass
@@ -45,15 +54,10 @@ class GZLlavaArguments:
     text_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Compose the base model: a causal LM checkpoint (with its tokenizer)."}
     )
-    projector_type: str = field(
-        default="mlp2x_gelu",
-        metadata={"help": "Projector of a composed base model.", "choices": ["linear", "mlp2x_gelu", "resampler"]},
-    )
-    num_query_tokens: int = field(default=64, metadata={"help": "Resampler queries (image tokens) of a composed base."})
-    use_image_delimiters: bool = field(default=False, metadata={"help": "Composed base: wrap images in <boi>/<eoi>."})
-    image_standardization: bool = field(
-        default=False, metadata={"help": "Composed base: standardise each image's pixels (dark-sky cutouts)."}
-    )
+    projector_type: str = compose_field("projector_type")
+    num_query_tokens: int = compose_field("num_query_tokens")
+    use_image_delimiters: bool = compose_field("use_image_delimiters")
+    image_standardization: bool = compose_field("image_standardization")
     tiny_image_size: int = field(default=32, metadata={"help": "`--model_name_or_path tiny`: image size in pixels."})
     tiny_patch_size: int = field(default=8, metadata={"help": "`--model_name_or_path tiny`: vision patch size."})
     tiny_vision_hidden_size: int = field(default=32, metadata={"help": "`--model_name_or_path tiny`: vision width."})
@@ -93,6 +97,11 @@ class GZLlavaArguments:
             raise ValueError(f"GZLlavaArguments: unknown stage {self.stage!r}; expected one of {STAGES}.")
         if self.overlong not in OVERLONG_POLICIES:
             raise ValueError(f"GZLlavaArguments: unknown overlong={self.overlong!r}; expected one of {OVERLONG_POLICIES}.")
+
+    def compose_settings(self) -> ComposeSettings:
+        """How a base model (or `tiny`) is composed: the flags above, `ComposeSettings`' defaults for the rest."""
+        names = {setting.name for setting in fields(ComposeSettings)}
+        return ComposeSettings(**{arg.name: getattr(self, arg.name) for arg in fields(self) if arg.name in names})
 
     def export_path(self, output_dir: str) -> Path:
         return Path(self.export_dir) if self.export_dir else Path(output_dir) / "final"

@@ -81,13 +81,7 @@ def processor_from_llava(llava_processor) -> GZLlavaProcessor:
 
 def compose_base(model_args: ModelConfig, gz_args: GZLlavaArguments, seed: int):
     """(model, processor, base_models) composed from a tower and an LM, or the tiny test model."""
-    compose_kwargs = dict(
-        projector_type=gz_args.projector_type,
-        num_query_tokens=gz_args.num_query_tokens,
-        use_image_delimiters=gz_args.use_image_delimiters,
-        image_standardization=gz_args.image_standardization,
-        seed=seed,
-    )
+    settings = gz_args.compose_settings()
     if model_args.model_name_or_path == TINY_MODEL:
         from gzllava.tiny import tiny_model_and_processor
 
@@ -97,7 +91,8 @@ def compose_base(model_args: ModelConfig, gz_args: GZLlavaArguments, seed: int):
             vision_hidden_size=gz_args.tiny_vision_hidden_size,
             text_hidden_size=gz_args.tiny_text_hidden_size,
             layers=gz_args.tiny_layers,
-            **compose_kwargs,
+            settings=settings,
+            seed=seed,
         )
         return model, processor, []
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -120,7 +115,7 @@ def compose_base(model_args: ModelConfig, gz_args: GZLlavaArguments, seed: int):
     except (OSError, ValueError):
         image_processor = None  # compose_gzllava's default for the tower's image size
     model, processor = compose_gzllava(vision_model, language_model, tokenizer=tokenizer, image_processor=image_processor,
-                                       **compose_kwargs)
+                                       settings=settings, seed=seed)
     return model, processor, [vision_name, text_name]
 
 

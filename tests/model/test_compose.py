@@ -94,3 +94,47 @@ def test_compose_with_real_smollm2_keeps_its_text_logits():
     torch.testing.assert_close(logits, reference, rtol=0, atol=1e-4)
     assert torch.equal(logits.argmax(-1), reference.argmax(-1))
     assert processor.tokenizer.convert_tokens_to_ids("<image>") == model.config.image_token_id
+
+
+def test_a_composed_model_has_the_compose_settings_defaults():
+    from dataclasses import fields
+
+    from gzllava.compose import ComposeSettings
+
+    tokenizer = tiny_tokenizer()
+    model, processor = compose_gzllava(tiny_vision_tower(), tiny_language_model(len(tokenizer)), tokenizer=tokenizer)
+    defaults = ComposeSettings()
+    assert {setting.name for setting in fields(defaults)} == {
+        "projector_type", "num_query_tokens", "use_image_delimiters", "vision_feature_layer",
+        "vision_feature_select_strategy", "image_standardization", "default_prompt",
+    }
+    for name in ("projector_type", "num_query_tokens", "use_image_delimiters", "vision_feature_layer"):
+        assert getattr(model.config, name) == getattr(defaults, name), name
+    assert defaults.vision_feature_select_strategy is None
+    assert model.config.vision_feature_select_strategy == processor.vision_feature_select_strategy == "default"  # CLIP
+    assert processor.image_standardization == defaults.image_standardization
+    assert processor.default_prompt == defaults.default_prompt
+    assert processor.boi_token is None and model.config.boi_token_id is None
+
+
+def test_keywords_override_the_settings_and_the_others_reach_the_config():
+    from gzllava.compose import ComposeSettings
+
+    tokenizer = tiny_tokenizer()
+    settings = ComposeSettings(projector_type="resampler", num_query_tokens=8, image_standardization=True)
+    model, processor = compose_gzllava(tiny_vision_tower(), tiny_language_model(len(tokenizer)), tokenizer=tokenizer,
+                                       settings=settings, num_query_tokens=3, resampler_num_heads=4,
+                                       vision_feature_select_strategy="full", default_prompt="Classify.")
+    assert model.config.projector_type == "resampler"  # from settings
+    assert model.config.num_query_tokens == processor.num_query_tokens == 3  # the keyword wins
+    assert model.config.resampler_num_heads == 4  # not a setting: a GZLlavaConfig field
+    assert model.config.vision_feature_select_strategy == processor.vision_feature_select_strategy == "full"
+    assert processor.image_standardization and processor.default_prompt == "Classify."
+    assert settings.num_query_tokens == 8  # the caller's settings are not changed
+
+
+def test_settings_of_the_wrong_type_are_refused():
+    tokenizer = tiny_tokenizer()
+    with pytest.raises(TypeError, match="settings must be a ComposeSettings, not dict"):
+        compose_gzllava(tiny_vision_tower(), tiny_language_model(len(tokenizer)), tokenizer=tokenizer,
+                        settings={"projector_type": "linear"})

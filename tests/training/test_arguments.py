@@ -101,3 +101,37 @@ def test_accelerate_configs(name, distributed_type, processes):
     from accelerate.commands.config.config_args import ClusterConfig
 
     ClusterConfig.from_yaml_file(str(ACCELERATE_CONFIGS / f"{name}.yaml"))
+
+
+def test_compose_flags_take_their_defaults_and_help_from_compose_settings():
+    from dataclasses import fields
+
+    from gzllava.compose import ComposeSettings
+    from gzllava.training import GZLlavaArguments
+
+    settings = {setting.name: setting for setting in fields(ComposeSettings)}
+    flags = [arg for arg in fields(GZLlavaArguments) if arg.name in settings]
+    assert [arg.name for arg in flags] == ["projector_type", "num_query_tokens", "use_image_delimiters",
+                                           "image_standardization"]
+    for arg in flags:
+        assert arg.default == settings[arg.name].default, arg.name
+        assert arg.metadata["help"].endswith(settings[arg.name].metadata["help"][1:]), arg.name  # "Composed base: t..."
+    assert GZLlavaArguments().compose_settings() == ComposeSettings()
+
+
+def test_a_recipes_compose_keys_reach_the_composed_config(tmp_path):
+    from gzllava.training.base_model import compose_base
+
+    recipe = tmp_path / "resampler.yaml"
+    recipe.write_text(
+        (REPO_ROOT / "recipes" / "tiny_cpu_align.yaml").read_text().replace("projector_type: mlp2x_gelu",
+                                                                             "projector_type: resampler")
+        + "num_query_tokens: 8\nuse_image_delimiters: true\n"
+    )
+    _, training_args, model_args, gz_args = parse_arguments(["--config", str(recipe), "--tiny_text_hidden_size", "64"])
+    model, processor, _ = compose_base(model_args, gz_args, training_args.seed)
+    assert model.config.projector_type == "resampler"
+    assert model.config.num_query_tokens == processor.num_query_tokens == 8
+    assert model.config.use_image_delimiters and processor.boi_token == "<boi>"
+    assert processor.image_standardization  # the recipe's image_standardization: true
+    assert model.config.vision_config.image_size == 64  # tiny_image_size
