@@ -22,7 +22,7 @@ from transformers import (
     SiglipVisionModel,
 )
 
-from configuration_gzllava import FEATURE_SELECT_STRATEGIES, PROJECTOR_TYPES, VISION_TOWERS_WITH_CLS, GZLlavaConfig
+from configuration_gzllava import PROJECTOR_TYPES, VISION_TOWERS_WITH_CLS, GZLlavaConfig
 from modeling_gzllava import PROJECTORS, GZLlavaForConditionalGeneration
 from processing_gzllava import CHAT_TEMPLATE, DEFAULT_PROMPT, GZLlavaProcessor
 
@@ -52,7 +52,7 @@ class ComposeSettings:
         metadata={"help": "The projector from vision features to LM embeddings.", "choices": list(PROJECTOR_TYPES)},
     )
     num_query_tokens: int = field(
-        default=64, metadata={"help": "Resampler queries, i.e. image tokens per image (the other projectors ignore it)."}
+        default=64, metadata={"help": "Resampler queries: image tokens per image (the other projectors ignore it)."}
     )
     use_image_delimiters: bool = field(default=False, metadata={"help": "Wrap each image's tokens in <boi>/<eoi>."})
     vision_feature_layer: int | list[int] = field(
@@ -60,8 +60,8 @@ class ComposeSettings:
     )
     vision_feature_select_strategy: str | None = field(
         default=None,
-        metadata={"help": f"Which vision tokens are kept, one of {FEATURE_SELECT_STRATEGIES}: 'default' drops CLS; "
-                  "unset, 'default' for CLIP and 'full' for SigLIP."},
+        metadata={"help": "'default' drops the tower's CLS token, 'full' keeps every token; unset: 'default' for CLIP, "
+                  "'full' for SigLIP."},
     )
     image_standardization: bool = field(
         default=False, metadata={"help": "Standardise each image's pixels (dark-sky cutouts)."}

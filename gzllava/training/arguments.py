@@ -32,8 +32,9 @@ GZLLAVA_SFT_DEFAULTS = {"assistant_only_loss": True}
 def compose_field(name: str):
     """A `ComposeSettings` field as a flag for composing the base model, with that field's default and help."""
     setting = ComposeSettings.__dataclass_fields__[name]
-    help = setting.metadata["help"]
-    return field(default=setting.default, metadata={**setting.metadata, "help": f"Composed base: {help[0].lower()}{help[1:]}"})
+    text = setting.metadata["help"]
+    help_text = f"Composed base: {text[0].lower()}{text[1:]}"
+    return field(default=setting.default, metadata={**setting.metadata, "help": help_text})
 
 
 @dataclass
