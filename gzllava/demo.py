@@ -61,8 +61,11 @@ def demo_stages(args) -> list[Stage]:
         Stage("build", ["-m", "dataset_builder", "-q", "build", "--synthetic", str(args.subjects), "--image-size",
                         str(args.image_size), "--configs", "description,decision_tree", "--output_dir", str(data)],
               data / "README.md", f"{args.subjects} synthetic galaxies ({data})"),
-        # A 2-layer, 64-wide CLIP: 16 image tokens (64 px, patch 16), contrastive + vote-share head.
+        # A 4-layer, 128-wide CLIP: 16 image tokens (64 px, patch 16), contrastive + vote-share head. On the synthetic
+        # test split its head beat the recipe's 2 x 64 shape on edge-on (balanced accuracy 0.92 vs 0.73, confident
+        # votes) and spiral arms (0.98 vs 0.92) for ~20 s more training (README "What the demo shows").
         Stage("tower", ["train_clip.py", "--config", "recipes/tiny_cpu_clip.yaml", *common, *image,
+                        "--vision_layers", "4", "--vision_hidden_size", "128", "--vision_heads", "4",
                         "--num_train_epochs", str(args.tower_epochs), "--eval_strategy", "no",
                         "--output_dir", str(tower)],
               tower / "final" / "config.json", "GZ-CLIP tower (tower/final)"),
@@ -116,7 +119,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--subjects", type=int, default=1500, help="synthetic galaxies to build (if absent)")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--patch-size", type=int, default=16, help="tower patch: (64/16)^2 = 16 image tokens")
-    parser.add_argument("--tower-epochs", type=float, default=8.0)
+    parser.add_argument("--tower-epochs", type=float, default=16.0)
     parser.add_argument("--instruct-epochs", type=float, default=5.0)
     parser.add_argument("--eval-samples", type=int, default=600, help="held-out decision-tree questions scored")
     parser.add_argument("--real-data", type=Path, default=SHARED_DATA, help="folder with gz2_kaggle_5000/ (optional)")
