@@ -11,8 +11,9 @@ exists is skipped, so an interrupted run continues where it stopped):
    GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
 3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, shuffled);
-4. `tower`: a GZ-CLIP vision tower trained from scratch on the GZ2 vote shares (`train_clip.py`,
-   recipes/real_cpu_tower.yaml; train side of the split only);
+4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
+   vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2 build's descriptions + the
+   vote-share head; train side of the split only;
 5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
 6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
@@ -112,6 +113,17 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
     return out
 
 
+def _recipe_source(recipe: str) -> str:
+    """The `source` key of a train_clip.py recipe (its default: talk_instruct)."""
+    import yaml
+
+    path = Path(recipe) if Path(recipe).is_absolute() else REPO_ROOT / recipe
+    try:
+        return (yaml.safe_load(path.read_text()) or {}).get("source", "talk_instruct")
+    except OSError as error:
+        raise RecipeInputError(f"--tower-recipe {recipe}: {error.strerror}") from None
+
+
 def recipe_stages(args) -> list[Stage]:
     data, out = args.data_root, args.out
     gz2, gz1 = data / "gz2_kaggle_5000", data / "gz1_sdss"
@@ -137,8 +149,12 @@ def recipe_stages(args) -> list[Stage]:
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
     if not args.tower:
+        # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the GZ2 build's
+        # (image, description) rows (the default source, for the contrastive loss with the vote-share head).
+        reads_catalogue = _recipe_source(args.tower_recipe) == "gz2_catalogue"
         stages.append(Stage(
-            "tower", [*launch, "train_clip.py", "--config", args.tower_recipe, "--dataset_name", str(gz2),
+            "tower", [*launch, "train_clip.py", "--config", args.tower_recipe,
+                      "--dataset_name", str(gz2 if reads_catalogue else builds / "gz2"),
                       "--output_dir", str(out / "tower"), *args.tower_args],
             tower / "config.json", "GZ-CLIP tower on GZ2 vote shares"))
     stages += [

@@ -84,6 +84,12 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
     assert stages["align"].command[-2:] == ["--max_steps", "3"]
+    # the CPU tower learns from the GZ2 build's descriptions; a votes-only recipe reads the catalogue itself
+    assert option(stages["tower"], "--dataset_name") == str(stages["build-gz2"].done.parent)
+    votes_only = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path),
+                                         "--tower-recipe", "recipes/gz2_real_clip.yaml"])
+    tower = next(s for s in real_recipe.recipe_stages(votes_only) if s.name == "tower")
+    assert option(tower, "--dataset_name") == str(tmp_path / "gz2_kaggle_5000")
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
     for name in ("eval-gz2", "eval-gz1", "eval-synthetic"):
         assert option(stages[name], "--model_name_or_path") == str(stages["instruct"].done.parent)
@@ -138,8 +144,11 @@ def test_real_tower_recipes_parse_with_train_clip(recipe):
     from gzllava.tower.arguments import parse_arguments
 
     on_cpu = ["--bf16", "false", "--use_cpu", "true"] if "_gpu_" in recipe else []
-    parsed = parse_arguments(["--config", str(REPO_ROOT / recipe), *on_cpu])
-    assert any(getattr(part, "source", None) == "gz2_catalogue" for part in parsed)
+    tower_args, _ = parse_arguments(["--config", str(REPO_ROOT / recipe), *on_cpu])
+    # CPU: the GZ2 build's descriptions (contrastive) + the head; GPU: the vote catalogue, head only
+    expected = ("talk_instruct", 1.0) if "_cpu_" in recipe else ("gz2_catalogue", 0.0)
+    assert (tower_args.source, tower_args.contrastive_weight) == expected
+    assert tower_args.morphology_weight == 1.0 and tower_args.head_questions == "gz2"
 
 
 def _build(out: Path, prefix: str, n_train: int, n_test: int) -> Path:
