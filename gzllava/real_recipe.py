@@ -10,7 +10,7 @@ exists is skipped, so an interrupted run continues where it stopped):
 2. `build-gz2`, `build-gz1`, `build-synthetic`: gz-talk-instruct builds (`python -m dataset_builder build`) of the
    GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
-3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, shuffled);
+3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, rarer answers repeated, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
    vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2 build's descriptions + the
    vote-share head; train side of the split only;
@@ -65,12 +65,44 @@ def smollm2_checkpoint(folder: Path) -> Path:
     return gguf_to_checkpoint(gguf.parent, gguf.name, folder)
 
 
-def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0) -> Path:
+def balance_answers(rows, max_repeat: int, seed: int = 0):
+    """decision_tree rows with each question's rarer answers repeated towards its most common answer's count.
+
+    Per question (the `question` column; multi-turn walks, whose `question` is empty, are kept as they are), an
+    answer with n rows gets min(n_max, max_repeat * n) rows: every row once, then repeats drawn at random. The
+    confident-subset metrics are balanced accuracies, and with the plain mix the language model meets ~3.5 "not
+    edge-on" galaxies per edge-on one and ~10 in-between per cigar-shaped one. `max_repeat` <= 1: unchanged.
+    """
+    import numpy as np
+
+    if max_repeat <= 1 or "question" not in rows.column_names or "answer" not in rows.column_names:
+        return rows
+    groups: dict[tuple[str, str], list[int]] = {}
+    keep: list[int] = []
+    for index, (question, answer) in enumerate(zip(rows["question"], rows["answer"])):
+        if question and answer:
+            groups.setdefault((question, answer), []).append(index)
+        else:
+            keep.append(index)
+    largest: dict[str, int] = {}
+    for (question, _), members in groups.items():
+        largest[question] = max(largest.get(question, 0), len(members))
+    rng = np.random.default_rng(seed)
+    for (question, _), members in sorted(groups.items()):
+        wanted = min(largest[question], max_repeat * len(members))
+        extra = rng.choice(members, size=wanted - len(members), replace=True).tolist() if wanted > len(members) else []
+        keep += members + extra
+    return rows.select(sorted(keep))
+
+
+def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0,
+               balance_repeat: int = 1) -> Path:
     """The `train` split of each build, per config, capped at `max_rows[source]` rows, shuffled, as one dataset
     folder (parquet shards + a README whose `configs:` YAML `load_dataset(out, config)` reads).
 
     Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
-    galaxy reaches training. Rows keep their `source` column (which build they came from).
+    galaxy reaches training. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
+    decision_tree rows of rarer answers are repeated (`balance_answers`), counted in the card as "answer repeats".
     """
     import yaml
     from datasets import concatenate_datasets, load_dataset
@@ -92,7 +124,13 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
                 rows = rows.cast(parts[0].features)
             parts.append(rows)
             counts.setdefault(config, {})[name] = len(rows)
-        mixed = concatenate_datasets(parts).shuffle(seed=seed)
+        mixed = concatenate_datasets(parts)
+        if config == "decision_tree":
+            before = len(mixed)
+            mixed = balance_answers(mixed, balance_repeat, seed)
+            if len(mixed) > before:
+                counts[config]["answer repeats"] = len(mixed) - before
+        mixed = mixed.shuffle(seed=seed)
         target = out / "data" / config
         target.mkdir(parents=True, exist_ok=True)
         mixed.to_parquet(str(target / "train-00000-of-00001.parquet"))
@@ -243,6 +281,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--synthetic-size", type=int, default=128, help="synthetic image size (px)")
     parser.add_argument("--max-rows", type=int, nargs=3, default=[None, 1500, 1500], metavar=("GZ2", "GZ1", "SYN"),
                         help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic)")
+    parser.add_argument("--balance-repeat", type=int, default=4, metavar="K",
+                        help="decision_tree rows of a question's rarer answers are repeated up to K times, towards its "
+                        "most common answer's count (1: the builds' own shares)")
     parser.add_argument("--eval-samples", type=int, default=200, help="test questions scored per evaluation")
     parser.add_argument("--describe", type=int, default=3, help="real test galaxies described (0: none)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each stage")
@@ -277,7 +318,7 @@ def run(args) -> str:
         if args.synthetic:
             names["synthetic"] = args.out / "builds" / "synthetic"
         caps = dict(zip(("gz2", "gz1", "synthetic"), args.max_rows))
-        mix_builds(names, mixed, caps)
+        mix_builds(names, mixed, caps, balance_repeat=args.balance_repeat)
         mix_seconds = time.time() - t0
     rest = [s for s in stages if not s.name.startswith("build-")]
     run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)

@@ -4,6 +4,9 @@ Sources:
 - gz-talk-instruct (`load_talk_instruct`): a dataset builder folder or Hub id and config; the text of a row is
   its assistant turns, the targets its `votes` fractions. One row per subject (a config with several rows per
   subject, like decision_tree, keeps the first; the count dropped is logged).
+  Class-label builds (GZ1's table: one class per galaxy, no vote fractions) give one-hot shares instead, read
+  from their decision_tree rows (`class_label_votes`): weak labels for smooth-or-featured, disk-edge-on and
+  has-spiral-arms. Several builds, comma-separated in `dataset_name`, are concatenated (`concat_tables`).
 - the GZ2 Kaggle sample (`load_gz2_catalogue`, `labels.csv` + `images/<GalaxyID>.jpg`): images and vote shares of
   smooth-or-featured, disk-edge-on and how-rounded, no text; the side of the fixed split of `gzllava.splits`.
 
@@ -50,6 +53,14 @@ class GalaxyTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def concat(cls, tables: "list[GalaxyTable]") -> "GalaxyTable":
+        """One table of several (same head schema and stored size); texts only when every table has them."""
+        texts = None if any(t.texts is None for t in tables) else [x for t in tables for x in t.texts]
+        return cls([i for t in tables for i in t.ids], torch.cat([t.images for t in tables]), texts,
+                   torch.cat([t.shares for t in tables]), torch.cat([t.reached for t in tables]),
+                   torch.cat([t.counts for t in tables]))
+
     def subset(self, index) -> "GalaxyTable":
         index = list(index)
         return GalaxyTable([self.ids[i] for i in index], self.images[index],
@@ -81,9 +92,44 @@ def assistant_text(messages) -> str:
                     for block in turn.get("content") or [] if block.get("type") == "text" and block.get("text")).strip()
 
 
+def class_label_votes(name: str, split: str, schema: HeadSchema) -> dict[str, dict[str, float]]:
+    """subject id -> one-hot `<question>_<answer>_fraction`s from the split's class-label decision_tree rows.
+
+    A class-label build (a catalogue of one class per galaxy, like GZ1's) answers each question it implies with no
+    vote share (`answer_fraction` empty); those answers become shares of 1 and 0 for the head questions they name.
+    Builds with vote fractions (and datasets without a decision_tree config) give nothing here.
+    """
+    import datasets
+
+    if "decision_tree" not in datasets.get_dataset_config_names(name):
+        return {}
+    rows = datasets.load_dataset(name, "decision_tree", split=split)
+    if not {"subject_id", "question", "answer", "answer_fraction"} <= set(rows.column_names):
+        return {}
+    questions = {q.key: q for q in schema.questions}
+    votes: dict[str, dict[str, float]] = {}
+    columns = rows.select_columns(["subject_id", "question", "answer", "answer_fraction"])
+    for subject, question, answer, fraction in zip(*(columns[c] for c in columns.column_names)):
+        head = questions.get(question)
+        if fraction is not None or head is None or answer not in head.answers:
+            continue
+        votes.setdefault(subject, {}).update({head.column(a): float(a == answer) for a in head.answers})
+    return votes
+
+
+def _known(votes) -> dict[str, float]:
+    return {key: value for key, value in (votes or {}).items() if value is not None}
+
+
 def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, stored_size: int,
                        max_samples: int | None = None) -> GalaxyTable:
-    """One split of a gz-talk-instruct config; clear errors for a missing dataset, config, split or column."""
+    """One split of a gz-talk-instruct config (or of several, `name` comma-separated, concatenated); clear errors
+    for a missing dataset, config, split or column. Vote fractions are the targets; class labels fill questions
+    without any (`class_label_votes`)."""
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    if len(names) > 1:
+        return GalaxyTable.concat([load_talk_instruct(n, config, split, schema, stored_size, max_samples)
+                                   for n in names])
     import datasets
 
     try:
@@ -100,6 +146,7 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
     if missing:
         raise ValueError(f"dataset {name!r} config {config!r} split {split!r}: missing column(s) {sorted(missing)}; "
                          "expected a gz-talk-instruct build (subject_id, image, messages, votes)")
+    labels = class_label_votes(name, split, schema)
     seen, ids, arrays, texts, targets = set(), [], [], [], []
     for row in tqdm(ds, desc=f"{config}/{split}", leave=False):
         if row["subject_id"] in seen:
@@ -110,7 +157,7 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
         ids.append(row["subject_id"])
         arrays.append(resize_image(row["image"], stored_size))
         texts.append(assistant_text(row["messages"]))
-        targets.append(schema.targets(row["votes"]))
+        targets.append(schema.targets({**labels.get(row["subject_id"], {}), **_known(row["votes"])}))
         if max_samples and len(ids) >= max_samples:
             break
     if not ids:

@@ -1,7 +1,8 @@
 """Measure a GZ-CLIP folder on labelled galaxies: head and zero-shot accuracy per question, retrieval.
 
 ```bash
-# the real GZ2 test side of gzllava.splits (majority prior from the train side)
+# the real GZ2 test side of gzllava.splits (majority prior from the train side); `--gz2_side validation`
+# measures the held-out tenth of train instead (compare towers there, not on test)
 python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --output_dir eval/
 # a gz-talk-instruct split (description texts -> retrieval too)
@@ -41,6 +42,10 @@ class TowerEvaluationArguments:
     model_name_or_path: str = field(metadata={"help": "a GZ-CLIP folder (train_clip.py output)"})
     gz2: str | None = field(
         default=None, metadata={"help": "the GZ2 Kaggle sample folder (labels.csv + images/): its test side"})
+    gz2_side: str = field(default="test", metadata={
+        "help": "--gz2: the side of gzllava.splits measured; `validation` (validation_percent of the non-test "
+                "galaxies, as train_clip.py's train_holdout) is the one to compare towers on", "choices": ["test", "validation"]})
+    validation_percent: int = field(default=10, metadata={"help": "--gz2_side validation: its share, percent"})
     dataset_name: str | None = field(default=None, metadata={"help": "a gz-talk-instruct folder or Hub id"})
     dataset_config: str = field(default="description", metadata={"help": "the gz-talk-instruct config"})
     split: str = "test"
@@ -54,6 +59,15 @@ class TowerEvaluationArguments:
             raise ValueError("the following arguments are required: --model_name_or_path")
         if (self.gz2 is None) == (self.dataset_name is None):
             raise ValueError("give one of --gz2 (the GZ2 Kaggle sample's test side) or --dataset_name")
+        if self.gz2_side not in ("test", "validation"):
+            raise ValueError(f"--gz2_side {self.gz2_side!r}: expected test or validation")
+        if self.gz2_side == "validation" and not 0 < self.validation_percent < 100:
+            raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with --gz2_side validation")
+
+    @property
+    def gz2_validation_percent(self) -> int:
+        """The validation share that places GZ2 galaxies: 0 (train = every non-test galaxy) unless measuring it."""
+        return self.validation_percent if self.gz2_side == "validation" else 0
 
 
 def _pixel_batches(table, crop: int, mean, std, batch_size: int):
@@ -68,7 +82,8 @@ def _prior_targets(args, schema: HeadSchema):
     from gzllava.splits import split_of
 
     if args.gz2:
-        rows = [r for r in read_gz2_labels(Path(args.gz2)) if split_of(r["GalaxyID"]) == "train"]
+        rows = [r for r in read_gz2_labels(Path(args.gz2))
+                if split_of(r["GalaxyID"], validation_percent=args.gz2_validation_percent) == "train"]
         targets = [schema.targets(gz2_votes(r)) for r in rows]
     else:
         import datasets
@@ -91,8 +106,9 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
     stored, crop = image_processor.size["shortest_edge"], image_processor.crop_size["height"]
     schema = head_schema or HeadSchema.parse("gz2" if args.gz2 else "decals")
     if args.gz2:
-        table = load_gz2_catalogue(args.gz2, "test", schema, stored, max_samples=args.max_samples)
-        source = f"{args.gz2} (test side of gzllava.splits)"
+        table = load_gz2_catalogue(args.gz2, args.gz2_side, schema, stored, args.gz2_validation_percent,
+                                   max_samples=args.max_samples)
+        source = f"{args.gz2} ({args.gz2_side} side of gzllava.splits)"
     else:
         table = load_talk_instruct(args.dataset_name, args.dataset_config, args.split, schema, stored, args.max_samples)
         source = f"{args.dataset_name} config {args.dataset_config} split {args.split}"

@@ -4,6 +4,7 @@ inputs; the recipes parse with the trainers' own parsers; the mixed training set
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -151,14 +152,16 @@ def test_real_tower_recipes_parse_with_train_clip(recipe):
     assert tower_args.morphology_weight == 1.0 and tower_args.head_questions == "gz2"
 
 
-def _build(out: Path, prefix: str, n_train: int, n_test: int) -> Path:
-    """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images."""
+def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = ()) -> Path:
+    """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images; with `answers`, every
+    row answers `disk-edge-on` with them in turn."""
     import numpy as np
     from datasets import Dataset, Features, Image, Value
     from PIL import Image as PILImage
 
     features = Features({"id": Value("string"), "subject_id": Value("string"), "image": Image(),
-                         "source": Value("string")})
+                         "source": Value("string"), **({"question": Value("string"), "answer": Value("string")}
+                                                       if answers else {})})
     yaml = []
     for config in ("description", "decision_tree"):
         for split, n in (("train", n_train), ("test", n_test)):
@@ -166,6 +169,8 @@ def _build(out: Path, prefix: str, n_train: int, n_test: int) -> Path:
                     "subject_id": [f"{prefix}{i}" for i in range(n)],
                     "image": [PILImage.fromarray(np.full((32, 32, 3), i, np.uint8)) for i in range(n)],
                     "source": [prefix] * n}
+            if answers:
+                rows.update(question=["disk-edge-on"] * n, answer=[answers[i % len(answers)] for i in range(n)])
             (out / "data" / config).mkdir(parents=True, exist_ok=True)
             Dataset.from_dict(rows, features=features).to_parquet(str(out / "data" / config / f"{split}-0.parquet"))
         yaml.append(f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
@@ -219,3 +224,34 @@ def test_tables_show_the_figures_they_are_given():
     real = real_table(_metrics(0.9))
     assert "| smooth-or-featured | 10 | 0.90 | 0.80 | 0.80 | 4 | 0.95 | 0.90 | 0.90 |" in real
     json.dumps(_metrics(0.5))  # the layout is plain JSON, as metrics.json is
+
+
+def test_balance_answers_repeats_rarer_answers_up_to_the_common_count():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({
+        "id": [f"r{i}" for i in range(20)],
+        "question": ["disk-edge-on"] * 12 + ["how-rounded"] * 6 + [None, None],
+        "answer": ["no"] * 10 + ["yes"] * 2 + ["completely"] * 3 + ["in-between"] * 2 + ["cigar-shaped"] + [None, None]})
+    balanced = real_recipe.balance_answers(rows, max_repeat=4)
+    count = Counter(zip(balanced["question"], balanced["answer"]))
+    assert count[("disk-edge-on", "no")] == 10 and count[("disk-edge-on", "yes")] == 8  # 4 x 2, capped by max_repeat
+    assert count[("how-rounded", "completely")] == 3 and count[("how-rounded", "in-between")] == 3
+    assert count[("how-rounded", "cigar-shaped")] == 3
+    assert count[(None, None)] == 2  # multi-turn walks (no single question) are kept once
+    assert set(rows["id"]) <= set(balanced["id"])  # every row at least once
+    assert real_recipe.balance_answers(rows, max_repeat=1)["id"] == rows["id"]
+
+
+def test_mix_builds_counts_the_repeats_in_its_card(tmp_path):
+    from datasets import load_dataset
+
+    # (a folder name of its own: `datasets` caches a card-less local folder by name, and "a" is cached above)
+    first = _build(tmp_path / "answered", "a", 12, 4, answers=("no", "no", "no", "yes"))  # 9 no, 3 yes per split
+    mixed = real_recipe.mix_builds({"a": first}, tmp_path / "mixed", {"a": None}, balance_repeat=2)
+    tree = load_dataset(str(mixed), "decision_tree", split="train")
+    assert Counter(tree["answer"]) == {"no": 9, "yes": 6}
+    assert len(load_dataset(str(mixed), "description", split="train")) == 12  # descriptions are never repeated
+    assert "| decision_tree | a: 12 | answer repeats: 3 |" in (mixed / "README.md").read_text()
+    plain = real_recipe.mix_builds({"a": first}, tmp_path / "plain", {"a": None})
+    assert "answer repeats" not in (plain / "README.md").read_text()

@@ -93,3 +93,39 @@ def test_continue_from_a_clip_folder_with_the_head_alone(clip_folder, tiny_args,
     assert "input_ids" not in run.trainer.data_collator([{"index": 0}])  # no texts without the contrastive loss
     assert json.loads((save_trained_model(run) / "morphology_head.json").read_text())["questions"][0]["key"] == \
         "smooth-or-featured"
+
+
+def _gz2_folder(folder, n: int = 80):
+    """A GZ2-Kaggle-shaped folder (labels.csv + images/<GalaxyID>.jpg) of n random galaxies."""
+    import numpy as np
+    from PIL import Image
+
+    from gzllava.tower.data import GZ2_KAGGLE_COLUMNS
+
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    columns = [c for answers in GZ2_KAGGLE_COLUMNS.values() for c in answers.values()]
+    lines = [",".join(["GalaxyID", *columns])]
+    for galaxy in range(100000, 100000 + n):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / "images" / f"{galaxy}.jpg")
+        lines.append(",".join([str(galaxy), *(f"{v:.3f}" for v in rng.dirichlet(np.ones(len(columns))))]))
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
+    """Towers are compared on the held-out tenth of train (`--gz2_side validation`), never on the test side."""
+    from gzllava.splits import split_of
+    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate
+
+    gz2 = _gz2_folder(tmp_path / "gz2")
+    ids = [str(i) for i in range(100000, 100080)]
+    sides = {}
+    for side in ("test", "validation"):
+        result = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side=side, validation_percent=30))
+        assert f"({side} side of gzllava.splits)" in result["source"]
+        sides[side] = result["galaxies"]
+    assert sides["test"] == sum(split_of(i) == "test" for i in ids)
+    assert sides["validation"] == sum(split_of(i, validation_percent=30) == "validation" for i in ids) > 0
+    with pytest.raises(ValueError, match="gz2_side 'train'"):
+        TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side="train")
