@@ -12,8 +12,8 @@ exists is skipped, so an interrupted run continues where it stopped):
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
 3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, rarer answers repeated, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
-   vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2 build's descriptions + the
-   vote-share head; train side of the split only;
+   vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2 and GZ1 builds' descriptions +
+   the morphology head (GZ2 vote shares, GZ1 classes as weak labels); train side of the split only;
 5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
 6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
@@ -187,12 +187,13 @@ def recipe_stages(args) -> list[Stage]:
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
     if not args.tower:
-        # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the GZ2 build's
-        # (image, description) rows (the default source, for the contrastive loss with the vote-share head).
+        # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
+        # (image, description) rows (the default source, for the contrastive loss with the morphology head).
         reads_catalogue = _recipe_source(args.tower_recipe) == "gz2_catalogue"
+        tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else [])]  # GZ1's classes: weak head labels
         stages.append(Stage(
             "tower", [*launch, "train_clip.py", "--config", args.tower_recipe,
-                      "--dataset_name", str(gz2 if reads_catalogue else builds / "gz2"),
+                      "--dataset_name", str(gz2) if reads_catalogue else ",".join(map(str, tower_data)),
                       "--output_dir", str(out / "tower"), *args.tower_args],
             tower / "config.json", "GZ-CLIP tower on GZ2 vote shares"))
     stages += [
