@@ -72,6 +72,21 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
     return train, evaluation
 
 
+def warn_single_answer_questions(table: GalaxyTable, schema: HeadSchema) -> list[str]:
+    """Head questions whose training galaxies all have the same majority answer (or none at all): the head learns a
+    constant there. Logged as a warning each, named; returned for the caller."""
+    constant = []
+    for i, (question, part) in enumerate(zip(schema.questions, schema.slices())):
+        reached = table.reached[:, i]
+        answers = set(table.shares[reached][:, part].argmax(-1).tolist())
+        if len(answers) <= 1:
+            what = f"every one is {question.answers[answers.pop()]!r}" if answers else "no galaxy reaches it"
+            logger.warning("head question %s: %d training galaxies, %s; the head can only learn a constant there",
+                           question.key, int(reached.sum()), what)
+            constant.append(question.key)
+    return constant
+
+
 def normalisation(args: TowerArguments, train: GalaxyTable) -> tuple[list[float], list[float]]:
     if args.image_mean == "dataset":
         return channel_stats(train.images)
@@ -108,6 +123,8 @@ def prepare_training(args: TowerArguments, training_args: TrainingArguments) -> 
     if schema is not None and not bool(train_table.reached.any()):
         raise ValueError(f"dataset {args.dataset_name!r}: no training galaxy has vote shares for the head questions "
                          f"{[q.key for q in schema.questions]}")
+    if schema is not None:
+        warn_single_answer_questions(train_table, schema)
     mean, std = normalisation(args, train_table)
     processor = make_processor(dual, image_processor_for(args.image_size, args.stored_size, mean, std), tokenizer)
     texts = tokenizer if args.contrastive_weight > 0 else None

@@ -87,3 +87,17 @@ def test_train_clip_runs_on_a_vote_build_and_a_class_build_together(class_build,
     assert reached == [True, True, True, True]  # smooth-or-featured, edge-on, how-rounded (synthetic), spiral arms
     run.trainer.train()
     assert np.isfinite(run.trainer.state.log_history[-1]["train_loss"])
+
+
+def test_a_head_question_with_one_answer_in_training_is_named_in_a_warning(class_build, caplog):
+    from gzllava.tower.run import warn_single_answer_questions
+
+    schema = HeadSchema.parse("gz2,has-spiral-arms")
+    table = load_talk_instruct(str(class_build), "description", "train", schema, 16)
+    with caplog.at_level("WARNING", logger="gzllava.tower.run"):
+        constant = warn_single_answer_questions(table, schema)
+    # GZ1's classes only ever answer has-spiral-arms `yes` (ellipticals and edge-on disks never reach it), and
+    # no class implies a roundness
+    assert constant == ["how-rounded", "has-spiral-arms"]
+    assert "head question has-spiral-arms" in caplog.text and "every one is 'yes'" in caplog.text
+    assert "how-rounded" in caplog.text and "no galaxy reaches it" in caplog.text
