@@ -74,18 +74,24 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, sh
         process = subprocess.Popen([sys.executable, *stage.command], cwd=REPO_ROOT, env=child_env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert process.stdout is not None
-        while chunk := process.stdout.read1(65536):
-            sink.write(chunk)
-            matches = PROGRESS.findall(chunk)
-            if matches:
-                # A child may run several bars one after the other (measuring samples, then training): the bar
-                # follows the one running now.
-                n, total = (int(x) for x in matches[-1])
-                if total != bar.total:
-                    bar.reset(total=total)
-                bar.n = n
-                bar.refresh()
-        code = process.wait()
+        try:
+            while chunk := process.stdout.read1(65536):
+                sink.write(chunk)
+                matches = PROGRESS.findall(chunk)
+                if matches:
+                    # A child may run several bars one after the other (measuring samples, then training): the bar
+                    # follows the one running now.
+                    n, total = (int(x) for x in matches[-1])
+                    if total != bar.total:
+                        bar.reset(total=total)
+                    bar.n = n
+                    bar.refresh()
+            code = process.wait()
+        except BaseException:
+            # Interrupted here (Ctrl-C in a notebook, a test's timeout): the child must not train on, orphaned.
+            process.kill()
+            process.wait()
+            raise
     if code == 0 and bar.total:
         bar.n = bar.total
     bar.close()

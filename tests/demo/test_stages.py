@@ -50,6 +50,31 @@ def test_failed_stage_is_one_line_naming_stage_exit_code_error_and_log(tmp_path)
     assert later.seconds is None  # the stages after a failure do not run
 
 
+def test_an_interrupted_stage_does_not_leave_its_child_running(tmp_path, monkeypatch):
+    """A KeyboardInterrupt (or a test timeout) while a stage runs kills the child instead of orphaning it."""
+    import subprocess
+
+    from gzllava import stage_runner
+
+    child = _script(tmp_path, "import sys, time\nprint(' 1/10 [', flush=True)\ntime.sleep(120)\n")
+    started = []
+
+    class Recording(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    class Interrupting(stage_runner.tqdm):
+        def refresh(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage_runner.subprocess, "Popen", Recording)
+    monkeypatch.setattr(stage_runner, "tqdm", Interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(Stage("align", [child], tmp_path / "never.json"), tmp_path / "logs", show_progress=False)
+    assert len(started) == 1 and started[0].poll() is not None  # killed and reaped, not sleeping on
+
+
 def test_stage_that_exits_0_without_its_output_is_an_error(tmp_path):
     child = _script(tmp_path, "print('nothing written')\n")
     with pytest.raises(StageError, match="exited 0 but did not write"):
