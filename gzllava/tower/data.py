@@ -5,8 +5,9 @@ Sources:
   its assistant turns, the targets its `votes` fractions. One row per subject (a config with several rows per
   subject, like decision_tree, keeps the first; the count dropped is logged).
   Class-label builds (GZ1's table: one class per galaxy, no vote fractions) give one-hot shares instead, read
-  from their decision_tree rows (`class_label_votes`): weak labels for smooth-or-featured, disk-edge-on and
-  has-spiral-arms. Several builds, comma-separated in `dataset_name`, are concatenated (`concat_tables`).
+  from their decision_tree rows (`class_label_votes`): weak labels for smooth-or-featured and disk-edge-on (and
+  has-spiral-arms, only ever `yes`). Several builds, comma-separated in `dataset_name`, are concatenated
+  (`GalaxyTable.concat`).
 - the GZ2 Kaggle sample (`load_gz2_catalogue`, `labels.csv` + `images/<GalaxyID>.jpg`): images and vote shares of
   smooth-or-featured, disk-edge-on and how-rounded, no text; the side of the fixed split of `gzllava.splits`.
 
