@@ -195,7 +195,8 @@ def recipe_stages(args) -> list[Stage]:
             "tower", [*launch, "train_clip.py", "--config", args.tower_recipe,
                       "--dataset_name", str(gz2) if reads_catalogue else ",".join(map(str, tower_data)),
                       "--output_dir", str(out / "tower"), *args.tower_args],
-            tower / "config.json", "GZ-CLIP tower on GZ2 vote shares"))
+            tower / "config.json", "GZ-CLIP tower on GZ2 vote shares" + (" and GZ1 classes" if args.gz1 and
+                                                                              not reads_catalogue else "")))
     stages += [
         Stage("align", [*launch, "train_sft.py", "--config", args.align_recipe, "--vision_model_name_or_path", str(tower),
                         *(["--text_model_name_or_path", str(args.lm)] if args.lm else []),
@@ -292,6 +293,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
     args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
+    if args.balance_repeat < 1:
+        parser.error(f"--balance-repeat {args.balance_repeat}: expected 1 (no repeats) or more")
     for stage in ("tower", "align", "instruct"):
         if getattr(args, f"{stage}_recipe") is None:
             setattr(args, f"{stage}_recipe", f"recipes/real_{args.preset}_{stage}.yaml")

@@ -291,3 +291,10 @@ def test_mix_builds_counts_the_repeats_in_its_card(tmp_path):
     assert "| decision_tree | a: 12 | answer repeats: 3 |" in (mixed / "README.md").read_text()
     plain = real_recipe.mix_builds({"a": first}, tmp_path / "plain", {"a": None})
     assert "answer repeats" not in (plain / "README.md").read_text()
+
+
+def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args(["--balance-repeat", "0"])
+    assert exit_info.value.code == 2
+    assert "--balance-repeat 0: expected 1 (no repeats) or more" in capsys.readouterr().err
