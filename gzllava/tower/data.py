@@ -129,8 +129,9 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
     without any (`class_label_votes`)."""
     names = [n.strip() for n in name.split(",") if n.strip()]
     if len(names) > 1:
-        return GalaxyTable.concat([load_talk_instruct(n, config, split, schema, stored_size, max_samples)
-                                   for n in names])
+        table = GalaxyTable.concat([load_talk_instruct(n, config, split, schema, stored_size, max_samples)
+                                    for n in names])
+        return table.subset(range(max_samples)) if max_samples and len(table) > max_samples else table
     import datasets
 
     try:

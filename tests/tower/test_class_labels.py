@@ -73,6 +73,8 @@ def test_several_builds_are_concatenated(class_build, synthetic_build):
     assert both.ids == one.ids + two.ids and both.texts == one.texts + two.texts
     assert torch.equal(both.shares, torch.cat([one.shares, two.shares]))
     assert both.images.shape == (len(one) + len(two), 3, 16, 16)
+    capped = load_talk_instruct(f"{class_build},{synthetic_build}", "description", "train", schema, 16, max_samples=5)
+    assert capped.ids == one.ids[:5]  # max_samples caps the whole run, not each build
 
 
 def test_train_clip_runs_on_a_vote_build_and_a_class_build_together(class_build, synthetic_build, tiny_args, tmp_path):
