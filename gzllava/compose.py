@@ -61,7 +61,7 @@ class ComposeSettings:
     vision_feature_select_strategy: str | None = field(
         default=None,
         metadata={"help": "'default' drops the tower's CLS token, 'full' keeps every token; unset: 'default' for CLIP, "
-                  "'full' for SigLIP."},
+                  "'full' for SigLIP.", "choices": ["default", "full"]},
     )
     image_standardization: bool = field(
         default=False, metadata={"help": "Standardise each image's pixels (dark-sky cutouts)."}

@@ -112,6 +112,7 @@ def test_compose_flags_take_their_defaults_and_help_from_compose_settings():
     settings = {setting.name: setting for setting in fields(ComposeSettings)}
     flags = [arg for arg in fields(GZLlavaArguments) if arg.name in settings]
     assert [arg.name for arg in flags] == ["projector_type", "num_query_tokens", "use_image_delimiters",
+                                           "vision_feature_layer", "vision_feature_select_strategy",
                                            "image_standardization"]
     for arg in flags:
         assert arg.default == settings[arg.name].default, arg.name
@@ -135,3 +136,25 @@ def test_a_recipes_compose_keys_reach_the_composed_config(tmp_path):
     assert model.config.use_image_delimiters and processor.boi_token == "<boi>"
     assert processor.image_standardization  # the recipe's image_standardization: true
     assert model.config.vision_config.image_size == 64  # tiny_image_size
+
+
+def test_feature_layer_and_strategy_flags_reach_the_composed_model_and_its_image_token_count():
+    from gzllava.training.base_model import compose_base
+
+    recipe = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
+    flags = ["--config", recipe, "--vision_feature_layer", "-1", "--vision_feature_select_strategy", "full"]
+    _, training_args, model_args, gz_args = parse_arguments(flags)
+    model, processor, _ = compose_base(model_args, gz_args, training_args.seed)
+    assert model.config.vision_feature_layer == -1
+    assert model.config.vision_feature_select_strategy == processor.vision_feature_select_strategy == "full"
+    patches = (model.config.vision_config.image_size // model.config.vision_config.patch_size) ** 2
+    assert model.config.image_seq_length == patches + 1  # the CLS token is kept
+    default, *_ = compose_base(*parse_arguments(["--config", recipe])[2:4], training_args.seed)
+    assert default.config.image_seq_length == patches and default.config.vision_feature_layer == -2
+
+
+def test_an_unknown_feature_select_strategy_is_refused_by_the_parser(capsys):
+    recipe = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
+    with pytest.raises(SystemExit):
+        parse_arguments(["--config", recipe, "--vision_feature_select_strategy", "cls"])
+    assert "vision_feature_select_strategy" in capsys.readouterr().err
