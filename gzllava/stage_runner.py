@@ -56,6 +56,31 @@ def _last_error_line(log: Path) -> str:
     return lines[-1][:300] if lines else "(no output)"
 
 
+class StageProgress:
+    """A stage's one bar, following the counter of the child's bar that runs now. A child runs several bars, one
+    after the other or nested (measuring samples, then training, with a 1/1 "Writing model shards" bar at each
+    checkpoint): the bar switches to the counter it sees, and back to a total it showed before with that total's
+    start time, so elapsed and remaining time stay those of the training loop (an average rate: no smoothing)."""
+
+    def __init__(self, name: str, show: bool = True):
+        self.bar = tqdm(desc=f"{name:>9}", total=None, unit="step", disable=not show, leave=True, smoothing=0,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+        self.started: dict[int, float] = {}  # total -> when a counter of that total was first seen
+
+    def update(self, n: int, total: int) -> None:
+        if total != self.bar.total:
+            self.bar.reset(total=total)
+            if not self.bar.disable:  # a disabled bar keeps no times
+                self.bar.start_t = self.started.setdefault(total, self.bar.start_t)
+        self.bar.n = n
+        self.bar.refresh()
+
+    def close(self, finished: bool) -> None:
+        if finished and self.bar.total:
+            self.bar.n = self.bar.total
+        self.bar.close()
+
+
 def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, show_progress: bool = True) -> Stage:
     """Run one stage unless its `done` file exists; the child's output goes to `<log_dir>/<name>.log`."""
     if stage.done.exists():
@@ -66,8 +91,7 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, sh
     log = log_dir / f"{stage.name}.log"
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     started = time.time()
-    bar = tqdm(desc=f"{stage.name:>9}", total=None, unit="step", disable=not show_progress, leave=True,
-               bar_format="{desc}: {percentage:3.0f}%|{bar:24}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    progress = StageProgress(stage.name, show_progress)
     with log.open("wb") as sink:
         sink.write(f"$ {sys.executable} {' '.join(stage.command)}\n".encode())
         sink.flush()
@@ -79,22 +103,14 @@ def run_stage(stage: Stage, log_dir: Path, env: dict[str, str] | None = None, sh
                 sink.write(chunk)
                 matches = PROGRESS.findall(chunk)
                 if matches:
-                    # A child may run several bars one after the other (measuring samples, then training): the bar
-                    # follows the one running now.
-                    n, total = (int(x) for x in matches[-1])
-                    if total != bar.total:
-                        bar.reset(total=total)
-                    bar.n = n
-                    bar.refresh()
+                    progress.update(*(int(x) for x in matches[-1]))
             code = process.wait()
         except BaseException:
             # Interrupted here (Ctrl-C in a notebook, a test's timeout): the child must not train on, orphaned.
             process.kill()
             process.wait()
             raise
-    if code == 0 and bar.total:
-        bar.n = bar.total
-    bar.close()
+    progress.close(finished=code == 0)
     stage.seconds = time.time() - started
     if code != 0:
         raise StageError(f"stage {stage.name} failed (exit {code}): {_last_error_line(log)} (full log: {log})", code)

@@ -11,7 +11,7 @@ import pytest
 
 from gzllava import demo, real_recipe
 from gzllava.recipe_report import real_table, synthetic_table
-from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stage, run_stages, timing_table
+from gzllava.stage_runner import REPO_ROOT, Stage, StageError, StageProgress, run_stage, run_stages, timing_table
 
 
 def _script(tmp_path: Path, body: str) -> str:
@@ -298,3 +298,19 @@ def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
         real_recipe.parse_args(["--balance-repeat", "0"])
     assert exit_info.value.code == 2
     assert "--balance-repeat 0: expected 1 (no repeats) or more" in capsys.readouterr().err
+
+
+def test_the_stage_bar_keeps_the_training_loops_start_across_a_checkpoints_nested_bar():
+    import time
+
+    progress = StageProgress("align", show=True)
+    progress.update(0, 28162)  # measuring sample lengths
+    progress.update(1, 250)  # training
+    training_started = progress.bar.start_t
+    time.sleep(0.02)
+    progress.update(1, 1)  # "Writing model shards: 1/1" at a checkpoint
+    progress.update(51, 250)
+    assert progress.bar.total == 250 and progress.bar.n == 51
+    assert progress.bar.start_t == training_started  # elapsed (and so remaining) still count from step 1
+    progress.close(finished=True)
+    assert progress.bar.n == 250
