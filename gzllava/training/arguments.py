@@ -177,6 +177,10 @@ def validate_arguments(script_args: ScriptArguments, training_args: SFTConfig, m
         problems.append("composing a base model needs both vision_model_name_or_path and text_model_name_or_path")
     elif not composing and not model_args.model_name_or_path:
         problems.append("no base model: set model_name_or_path, or vision_model_name_or_path + text_model_name_or_path")
+    compose_flags = [f.name for f in fields(ComposeSettings) if getattr(gz_args, f.name, f.default) != f.default]
+    if model_args.model_name_or_path not in (None, TINY_MODEL) and not composing and compose_flags:
+        problems.append(f"{', '.join(compose_flags)} only apply when a base model is composed (vision_model_name_or_path "
+                        f"+ text_model_name_or_path, or `tiny`); {model_args.model_name_or_path} keeps its own")
     quantized = model_args.load_in_4bit or model_args.load_in_8bit
     if gz_args.stage in ("align", "full") and (model_args.use_peft or quantized):
         problems.append(f"stage {gz_args.stage} trains full-precision weights: unset use_peft/load_in_4bit/load_in_8bit "

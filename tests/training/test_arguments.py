@@ -79,6 +79,8 @@ def test_unknown_stage_is_refused():
     (["--model_name_or_path", "tiny"], "no stage"),
     (["--stage", "align", "--model_name_or_path", "tiny", "--push_to_hub", "true"], "hub_model_id"),
     (["--stage", "align", "--model_name_or_path", "tiny", "--save_adapter_only", "true"], "save_adapter_only"),
+    (["--stage", "align", "--model_name_or_path", "outputs/align/final", "--vision_feature_select_strategy", "full",
+      "--projector_type", "linear"], "projector_type, vision_feature_select_strategy only apply when a base model is"),
 ])
 def test_inconsistent_arguments_fail_before_loading_anything(tmp_path, flags, message):
     args = parse_arguments([*flags, "--dataset_name", "anything", "--output_dir", str(tmp_path), "--use_cpu", "true"])
