@@ -179,8 +179,10 @@ def validate_arguments(script_args: ScriptArguments, training_args: SFTConfig, m
         problems.append("no base model: set model_name_or_path, or vision_model_name_or_path + text_model_name_or_path")
     compose_flags = [f.name for f in fields(ComposeSettings) if getattr(gz_args, f.name, f.default) != f.default]
     if model_args.model_name_or_path not in (None, TINY_MODEL) and not composing and compose_flags:
-        problems.append(f"{', '.join(compose_flags)} only apply when a base model is composed (vision_model_name_or_path "
-                        f"+ text_model_name_or_path, or `tiny`); {model_args.model_name_or_path} keeps its own")
+        # A warning, not an error: a composing recipe run with --model_name_or_path overridden is a fair use.
+        logger.warning("%s only apply when a base model is composed (vision_model_name_or_path + "
+                       "text_model_name_or_path, or `tiny`): ignored, %s keeps its own.",
+                       ", ".join(compose_flags), model_args.model_name_or_path)
     quantized = model_args.load_in_4bit or model_args.load_in_8bit
     if gz_args.stage in ("align", "full") and (model_args.use_peft or quantized):
         problems.append(f"stage {gz_args.stage} trains full-precision weights: unset use_peft/load_in_4bit/load_in_8bit "

@@ -79,8 +79,6 @@ def test_unknown_stage_is_refused():
     (["--model_name_or_path", "tiny"], "no stage"),
     (["--stage", "align", "--model_name_or_path", "tiny", "--push_to_hub", "true"], "hub_model_id"),
     (["--stage", "align", "--model_name_or_path", "tiny", "--save_adapter_only", "true"], "save_adapter_only"),
-    (["--stage", "align", "--model_name_or_path", "outputs/align/final", "--vision_feature_select_strategy", "full",
-      "--projector_type", "linear"], "projector_type, vision_feature_select_strategy only apply when a base model is"),
 ])
 def test_inconsistent_arguments_fail_before_loading_anything(tmp_path, flags, message):
     args = parse_arguments([*flags, "--dataset_name", "anything", "--output_dir", str(tmp_path), "--use_cpu", "true"])
@@ -160,3 +158,16 @@ def test_an_unknown_feature_select_strategy_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         parse_arguments(["--config", recipe, "--vision_feature_select_strategy", "cls"])
     assert "vision_feature_select_strategy" in capsys.readouterr().err
+
+
+def test_compose_flags_given_with_a_checkpoint_to_load_are_named_as_ignored(tmp_path, caplog):
+    flags = ["--stage", "align", "--model_name_or_path", "outputs/align/final", "--vision_feature_select_strategy",
+             "full", "--projector_type", "linear", "--dataset_name", "anything", "--output_dir", str(tmp_path),
+             "--use_cpu", "true"]
+    with caplog.at_level("WARNING", logger="gzllava.training.arguments"):
+        validate_arguments(*parse_arguments(flags))
+    assert "projector_type, vision_feature_select_strategy only apply when a base model is composed" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gzllava.training.arguments"):
+        validate_arguments(*parse_arguments(flags[:4] + flags[8:]))
+    assert "only apply" not in caplog.text
