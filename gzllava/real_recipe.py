@@ -12,8 +12,9 @@ exists is skipped, so an interrupted run continues where it stopped):
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
 3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, rarer answers repeated, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
-   vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2 and GZ1 builds' descriptions +
-   the morphology head (GZ2 vote shares, GZ1 classes as weak labels); train side of the split only;
+   vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2, GZ1 and synthetic builds'
+   descriptions + the morphology head (GZ2 vote shares, GZ1 classes as weak labels, synthetic bar and spiral-arm
+   votes); train side of the split only;
 5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
 6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
@@ -190,13 +191,16 @@ def recipe_stages(args) -> list[Stage]:
         # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
         # (image, description) rows (the default source, for the contrastive loss with the morphology head).
         reads_catalogue = _recipe_source(args.tower_recipe) == "gz2_catalogue"
-        tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else [])]  # GZ1's classes: weak head labels
+        # GZ1's classes: weak head labels; the synthetic build: bar and both has-spiral-arms answers (GZ1 has `yes` only)
+        tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else []),
+                      *([builds / "synthetic"] if args.synthetic else [])]
         stages.append(Stage(
             "tower", [*launch, "train_clip.py", "--config", args.tower_recipe,
                       "--dataset_name", str(gz2) if reads_catalogue else ",".join(map(str, tower_data)),
                       "--output_dir", str(out / "tower"), *args.tower_args],
-            tower / "config.json", "GZ-CLIP tower on GZ2 vote shares" + (" and GZ1 classes" if args.gz1 and
-                                                                              not reads_catalogue else "")))
+            tower / "config.json", "GZ-CLIP tower on GZ2 vote shares" + (
+                "".join(extra for extra, given in ((", GZ1 classes", args.gz1), (", synthetic votes", args.synthetic))
+                        if given) if not reads_catalogue else "")))
     stages += [
         Stage("align", [*launch, "train_sft.py", "--config", args.align_recipe, "--vision_model_name_or_path", str(tower),
                         *(["--text_model_name_or_path", str(args.lm)] if args.lm else []),

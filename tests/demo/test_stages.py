@@ -110,9 +110,9 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
     assert stages["align"].command[-2:] == ["--max_steps", "3"]
-    # the CPU tower learns from the GZ2 and GZ1 builds' descriptions; a votes-only recipe reads the catalogue itself
-    assert option(stages["tower"], "--dataset_name") == (f"{stages['build-gz2'].done.parent},"
-                                                         f"{stages['build-gz1'].done.parent}")
+    # the CPU tower learns from the three builds' descriptions (and votes); a votes-only recipe reads the catalogue
+    assert option(stages["tower"], "--dataset_name") == ",".join(
+        str(stages[f"build-{name}"].done.parent) for name in ("gz2", "gz1", "synthetic"))
     votes_only = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path),
                                          "--tower-recipe", "recipes/gz2_real_clip.yaml"])
     tower = next(s for s in real_recipe.recipe_stages(votes_only) if s.name == "tower")
@@ -175,17 +175,22 @@ def test_real_tower_recipes_parse_with_train_clip(recipe):
     # CPU: the GZ2 and GZ1 builds' descriptions (contrastive) + the head; GPU: the vote catalogue, head only
     expected = ("talk_instruct", 1.0) if "_cpu_" in recipe else ("gz2_catalogue", 0.0)
     assert (tower_args.source, tower_args.contrastive_weight) == expected
-    assert tower_args.morphology_weight == 1.0 and tower_args.head_questions == "gz2"
+    # the CPU tower also reads the synthetic build: its head learns bar and has-spiral-arms (the GZ2 file lacks them)
+    expected_head = "gz2,bar,has-spiral-arms" if "_cpu_" in recipe else "gz2"
+    assert tower_args.morphology_weight == 1.0 and tower_args.head_questions == expected_head
 
 
-def test_the_tower_stage_reads_the_gz1_build_beside_gz2_unless_left_out(tmp_path):
+def test_the_tower_stage_reads_the_gz1_and_synthetic_builds_beside_gz2_unless_left_out(tmp_path):
     def tower_data(*flags):
         args = real_recipe.parse_args(["--out", str(tmp_path), *flags])
         stage = next(s for s in real_recipe.recipe_stages(args) if s.name == "tower")
         return stage.command[stage.command.index("--dataset_name") + 1]
 
-    assert tower_data() == f"{tmp_path / 'builds' / 'gz2'},{tmp_path / 'builds' / 'gz1'}"
-    assert tower_data("--no-gz1") == str(tmp_path / "builds" / "gz2")
+    gz2, gz1, synthetic = (str(tmp_path / "builds" / name) for name in ("gz2", "gz1", "synthetic"))
+    assert tower_data() == f"{gz2},{gz1},{synthetic}"
+    assert tower_data("--no-gz1") == f"{gz2},{synthetic}"
+    assert tower_data("--synthetic", "0") == f"{gz2},{gz1}"
+    assert tower_data("--no-gz1", "--synthetic", "0") == gz2
 
 
 def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = ()) -> Path:
