@@ -18,6 +18,8 @@ from transformers import HfArgumentParser
 from dataset_builder.flags import DeprecatedFlag, not_a_recipe
 from gzllava.metrics import METRIC_NAMES
 
+from dataset_builder.decision_tree import QUESTIONS
+
 from .hallucination import DEFAULT_THRESHOLD
 
 TASKS = ("morphology", "descriptions", "retrieval", "hallucination", "judge")
@@ -61,6 +63,10 @@ class EvaluationConfig:
     batch_size: int = 8
     max_samples: int | None = field(
         default=None, metadata={"help": "evaluate a seeded random subset of this many samples (catalogue: galaxies)"})
+    questions: list[str] = field(default_factory=list, metadata={
+        "help": "morphology: score only these decision-tree questions (keys such as bar,has-spiral-arms; "
+                "comma-separated; default: every question reached). A decision_tree config's --max_samples draws "
+                "from their rows only"})
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS), metadata={
         "help": f"subset of {','.join(TASKS)} (comma-separated or separate values)"})
     description_metrics: list[str] = field(default_factory=lambda: list(METRIC_NAMES), metadata={
@@ -100,6 +106,11 @@ class EvaluationConfig:
             raise ValueError("--images, --catalogue-id-column and --twins go with --catalogue")
         self.tasks = _comma_list(self.tasks)
         self.description_metrics = _comma_list(self.description_metrics)
+        self.questions = _comma_list(self.questions)
+        unknown = [q for q in self.questions if q not in QUESTIONS]
+        if unknown:
+            raise ValueError(f"--questions: unknown question(s) {unknown}; the decision tree's are "
+                             f"{', '.join(QUESTIONS)}")
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {', '.join(TASKS)}")

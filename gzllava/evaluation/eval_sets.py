@@ -16,7 +16,9 @@ from .samples import EvalSet
 def load_eval_set(dataset: str | None = None, config: str | None = None, split: str = "test",
                   image_folder: str | None = None, max_samples: int | None = None, seed: int = 0,
                   catalogue: str | None = None, images: str | None = None, catalogue_id_column: str | None = None,
-                  twins: str | None = None) -> EvalSet:
+                  twins: str | None = None, questions: list[str] | None = None) -> EvalSet:
+    """`questions`: a decision_tree config keeps only rows asking them before `max_samples` is drawn (the other
+    sources' items are filtered by the caller: a galaxy there answers several questions)."""
     if sum(x is not None for x in (dataset, image_folder, catalogue)) != 1:
         raise ValueError("give exactly one of a gz-talk-instruct dataset (with its config), an image folder "
                          "or a catalogue")
@@ -26,4 +28,4 @@ def load_eval_set(dataset: str | None = None, config: str | None = None, split: 
         return load_image_folder(image_folder, max_samples, seed)
     if not config:
         raise ValueError("a gz-talk-instruct dataset needs --config (description, conversation or decision_tree)")
-    return load_instruct_split(dataset, config, split, max_samples, seed)
+    return load_instruct_split(dataset, config, split, max_samples, seed, questions)

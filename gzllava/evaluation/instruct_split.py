@@ -56,8 +56,9 @@ def sample_from_row(row: dict[str, Any], config: str | None) -> EvalSample:
 
 
 def load_instruct_split(dataset: str, config: str, split: str, max_samples: int | None = None,
-                        seed: int = 0) -> EvalSet:
-    """A gz-talk-instruct config/split from a local folder or a Hub repo id."""
+                        seed: int = 0, questions: list[str] | None = None) -> EvalSet:
+    """A gz-talk-instruct config/split from a local folder or a Hub repo id; with `questions`, a table with a
+    `question` column (decision_tree) keeps only the rows asking them, before the `max_samples` subset is drawn."""
     import datasets
 
     try:
@@ -68,7 +69,15 @@ def load_instruct_split(dataset: str, config: str, split: str, max_samples: int 
     if missing:
         raise ValueError(f"{dataset} ({config}/{split}) is not gz-talk-instruct: missing column(s) {sorted(missing)}")
     table = table.cast_column("image", datasets.Image(decode=False))  # decode ourselves, to skip bad ones
-    indices = seeded_subset(list(range(len(table))), max_samples, seed)
+    indices = list(range(len(table)))
+    row_questions = table["question"] if questions and "question" in table.column_names else []
+    asked = {question for question in row_questions if question}
+    if asked:  # decision_tree: a question per row (other configs' rows reach several, filtered as items)
+        indices = [i for i, question in zip(indices, row_questions) if question in set(questions)]
+        if not indices:
+            raise ValueError(f"--questions {','.join(questions)}: no row of {dataset} ({config}/{split}) asks them "
+                             f"(its questions: {', '.join(sorted(asked))})")
+    indices = seeded_subset(indices, max_samples, seed)
     eval_set = EvalSet(name=f"{Path(dataset).name or dataset}:{config}/{split}", kind="gz-talk-instruct", samples=[])
     for index in indices:
         row = table[index]

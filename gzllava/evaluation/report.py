@@ -338,7 +338,9 @@ def render_markdown(metrics: dict, plots: dict) -> str:
     lines = [f"# Evaluation of `{metrics['model']}`", "",
              f"- evaluation set: `{es['name']}` ({es['kind']}): {es['samples']} samples from {es['rows_read']} rows, "
              f"{es['skips']['total']} skipped" + (f" ({es['skips']['by_reason']})" if es['skips']['total'] else ""),
-             f"- morphology items: {es['morphology_items']}"]
+             f"- morphology items: {es['morphology_items']}" + (
+                 f" (questions: {', '.join(metrics['settings']['questions'])})"
+                 if metrics.get("settings", {}).get("questions") else "")]
     if metrics.get("baseline_model"):
         lines.append(f"- base model (untuned baseline): `{metrics['baseline_model']}`")
     not_run = metrics["models"].get("model", {}).get("not_run", {})

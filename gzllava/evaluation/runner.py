@@ -248,9 +248,16 @@ def run_evaluation(config: EvaluationConfig) -> dict:
 
     eval_set = load_eval_set(config.dataset_name, config.dataset_config, config.split, config.image_folder,
                              config.max_samples, config.seed, catalogue=config.catalogue, images=config.images,
-                             catalogue_id_column=config.catalogue_id_column, twins=config.twins)
+                             catalogue_id_column=config.catalogue_id_column, twins=config.twins,
+                             questions=config.questions)
     logger.info("evaluation set %s: %d samples, %d skipped", eval_set.name, len(eval_set.samples), len(eval_set.skips))
     items = morph.morphology_items(eval_set.samples)
+    if config.questions:
+        asked = {item.question for item in items}
+        items = [item for item in items if item.question in config.questions]
+        if not items:
+            raise ValueError(f"--questions {','.join(config.questions)}: no sample of {eval_set.name} reaches them "
+                             f"(it has {', '.join(sorted(asked)) or 'no morphology questions'})")
     counts = None
     if config.dataset_name and config.dataset_config and items:
         counts = load_answer_counts(config.dataset_name, config.dataset_config, config.train_split)

@@ -118,6 +118,10 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     tower = next(s for s in real_recipe.recipe_stages(votes_only) if s.name == "tower")
     assert option(tower, "--dataset_name") == str(tmp_path / "gz2_kaggle_5000")
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
+    # the synthetic split answers what the GZ2 file cannot: its evaluation scores only those questions
+    assert option(stages["eval-synthetic"], "--questions") == ",".join(real_recipe.SYNTHETIC_QUESTIONS)
+    assert "bar" in real_recipe.SYNTHETIC_QUESTIONS and "has-spiral-arms" in real_recipe.SYNTHETIC_QUESTIONS
+    assert "--questions" not in stages["eval-gz2"].command
     for name in ("eval-gz2", "eval-gz1", "eval-synthetic"):
         assert option(stages[name], "--model_name_or_path") == str(stages["instruct"].done.parent)
         assert option(stages[name], "--split") == "test"

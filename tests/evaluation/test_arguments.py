@@ -32,6 +32,12 @@ def test_tasks_comma_separated_or_separate(flags):
     assert _parse(*flags).tasks == ["morphology", "hallucination"]
 
 
+def test_questions_comma_separated_or_separate_default_all():
+    assert _parse("--questions", "bar,has-spiral-arms").questions == ["bar", "has-spiral-arms"]
+    assert _parse("--questions", "bar", "how-rounded").questions == ["bar", "how-rounded"]
+    assert _parse().questions == []
+
+
 def test_metrics_flag_and_the_judge_task_added_by_its_url():
     config = _parse("--metrics", "bleu,cider", "--judge-url", "http://127.0.0.1:8000/v1", "--tasks", "descriptions")
     assert config.description_metrics == ["bleu", "cider"] and config.tasks == ["descriptions", "judge"]
@@ -39,6 +45,7 @@ def test_metrics_flag_and_the_judge_task_added_by_its_url():
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--tasks", "morphology,vibes"], "unknown task(s) ['vibes']"),
+    (["--questions", "bar,barred"], "--questions: unknown question(s) ['barred']; the decision tree's are"),
     (["--dtype", "int3"], "invalid choice: 'int3'"),
     (["--batch-size", "many"], "invalid int value: 'many'"),
     (["--catalogue", "c.csv"], "argument --catalogue: not allowed with argument --image_folder"),

@@ -66,6 +66,25 @@ def test_decision_tree_split_with_base_model_and_model_card(tmp_path, instruct_f
     assert {"accuracy", "f1", "brier"} <= types
 
 
+def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_folder, gz_tiny_folder, capsys):
+    out = tmp_path / "out"
+    flags = ["--model_name_or_path", str(gz_tiny_folder), "--dataset_name", str(instruct_folder), "--split", "test",
+             "--tasks", "morphology", "--batch-size", "4", "--answer-max-new-tokens", "4"]
+    # the description config's galaxies reach several questions along their vote paths: only the asked ones count
+    code = evaluate_gzllava.main([*flags, "--dataset_config", "description", "--questions", "bar,has-spiral-arms",
+                                  "--output_dir", str(out)])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    per_question = metrics["models"]["model"]["morphology"]["likelihood"]["per_question"]
+    assert set(per_question) == {"bar", "has-spiral-arms"}
+    assert metrics["settings"]["questions"] == ["bar", "has-spiral-arms"]
+    assert "(questions: bar, has-spiral-arms)" in (out / "report.md").read_text()
+    code = evaluate_gzllava.main([*flags, "--dataset_config", "description", "--questions", "spiral-winding",
+                                  "--output_dir", str(tmp_path / "none")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1 and "--questions spiral-winding: no sample of" in errors[0], errors
+
+
 def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path, instruct_folder, gz_tiny_folder):
     out = tmp_path / "out"
     with FakeOpenAI([(200, "6")] * 6) as judge:

@@ -105,6 +105,18 @@ def test_instruct_decision_tree_split_skips_walks_bad_images_and_unknown_labels(
     assert all(v == v for v in sample.votes.values())  # nulls dropped, no NaN
 
 
+def test_questions_keep_only_their_decision_tree_rows_before_the_subset_is_drawn(instruct_folder):
+    every = load_eval_set(str(instruct_folder), "decision_tree", "test")
+    bar_rows = [s.id for s in every.samples if s.question == "bar"]
+    assert len(bar_rows) >= 2 and len(bar_rows) < len(every.samples)
+    only_bar = load_eval_set(str(instruct_folder), "decision_tree", "test", questions=["bar"])
+    assert [s.id for s in only_bar.samples] == bar_rows
+    drawn = load_eval_set(str(instruct_folder), "decision_tree", "test", max_samples=2, questions=["bar"])
+    assert len(drawn.samples) == 2 and {s.question for s in drawn.samples} == {"bar"}
+    with pytest.raises(ValueError, match=r"--questions spiral-winding: no row of .* asks them \(its questions: bar"):
+        load_eval_set(str(instruct_folder), "decision_tree", "test", questions=["spiral-winding"])
+
+
 def test_instruct_description_split_has_references(instruct_folder):
     eval_set = load_eval_set(str(instruct_folder), "description", "test", max_samples=3)
     assert len(eval_set.samples) + len(eval_set.skips) == 3
