@@ -15,10 +15,9 @@ from typing import Literal
 
 from transformers import HfArgumentParser
 
+from dataset_builder.decision_tree import QUESTIONS
 from dataset_builder.flags import DeprecatedFlag, not_a_recipe
 from gzllava.metrics import METRIC_NAMES
-
-from dataset_builder.decision_tree import QUESTIONS
 
 from .hallucination import DEFAULT_THRESHOLD
 

@@ -73,7 +73,8 @@ def load_instruct_split(dataset: str, config: str, split: str, max_samples: int 
     row_questions = table["question"] if questions and "question" in table.column_names else []
     asked = {question for question in row_questions if question}
     if asked:  # decision_tree: a question per row (other configs' rows reach several, filtered as items)
-        indices = [i for i, question in zip(indices, row_questions) if question in set(questions)]
+        wanted = set(questions)
+        indices = [i for i, question in zip(indices, row_questions) if question in wanted]
         if not indices:
             raise ValueError(f"--questions {','.join(questions)}: no row of {dataset} ({config}/{split}) asks them "
                              f"(its questions: {', '.join(sorted(asked))})")
