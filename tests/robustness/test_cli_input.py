@@ -113,6 +113,23 @@ def test_catalogue_split_that_does_not_exist(tmp_path, kaggle_catalogue, capsys)
     assert code == 2 and "--split 'val'" in line and "test, all" in line
 
 
+def test_questions_that_the_decision_tree_does_not_have(tmp_path, labelled_folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # a usage error, as argparse's own
+        evaluate_gzllava.main(["--model_name_or_path", "m", "--image-folder", str(labelled_folder),
+                               "--questions", "bar,barred", "--output_dir", str(tmp_path / "out")])
+    line = _one_error_line(capsys, "evaluate_gzllava.py")
+    assert exit_info.value.code == 2
+    assert "--questions: unknown question(s) ['barred']" in line and "has-spiral-arms" in line
+
+
+def test_questions_that_no_galaxy_of_the_catalogue_reaches(tmp_path, kaggle_catalogue, capsys):
+    # the GZ2 Kaggle file has no bar question: asking only for it is said before any model loads, not an empty report
+    code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "all", "--questions", "bar",
+                           "--images", str(kaggle_catalogue.parent / "images"), "--output_dir", str(tmp_path / "out"))
+    assert code == 2 and "--questions bar: no sample of" in line and "smooth-or-featured" in line
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
 def test_catalogue_with_no_galaxy_on_the_asked_side(tmp_path, kaggle_catalogue, capsys):
     # 100008 is a training galaxy of the fixed split: its test side is empty, which is said, not evaluated
     code, line = _evaluate(capsys, "--catalogue", str(kaggle_catalogue), "--split", "test",
