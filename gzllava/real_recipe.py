@@ -45,8 +45,9 @@ logger = logging.getLogger("gzllava.real_recipe")
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CONFIGS = ("description", "decision_tree")
 PRESETS = {"cpu": "real", "gpu": "real-gpu"}  # preset -> default output folder under outputs/
-# The synthetic test split is scored on the questions the GZ2 file lacks (~200 of its 755 rows; the other questions
-# are measured on real galaxies): a 200-row draw of all its rows held only 14 bar and 11 spiral-arm questions.
+# The questions the GZ2 file lacks: the synthetic test split is scored on them (~200 of its 755 rows; the other
+# questions are measured on real galaxies; a 200-row draw of all its rows held only 14 bar and 11 spiral-arm ones),
+# and the mix keeps every synthetic train row asking them, outside --max-rows (under the cap: ~85 spiral-arm rows).
 SYNTHETIC_QUESTIONS = ("bar", "has-spiral-arms", "bulge-size", "spiral-winding", "spiral-arm-count", "edge-on-bulge")
 
 
@@ -101,13 +102,15 @@ def balance_answers(rows, max_repeat: int, seed: int = 0):
 
 
 def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0,
-               balance_repeat: int = 1) -> Path:
+               balance_repeat: int = 1, uncapped: dict[str, tuple[str, ...]] | None = None) -> Path:
     """The `train` split of each build, per config, capped at `max_rows[source]` rows, shuffled, as one dataset
     folder (parquet shards + a README whose `configs:` YAML `load_dataset(out, config)` reads).
 
     Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
     galaxy reaches training. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
     decision_tree rows of rarer answers are repeated (`balance_answers`), counted in the card as "answer repeats".
+    `uncapped[source]`: decision-tree questions whose rows of that source are all kept, outside its cap (the
+    questions only that source answers), counted in the card as "<source> (uncapped)".
     """
     import yaml
     from datasets import concatenate_datasets, load_dataset
@@ -122,13 +125,22 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         parts = []
         for name, folder in sources.items():
             rows = load_dataset(str(folder), config, split="train").shuffle(seed=seed)
+            kept = set((uncapped or {}).get(name, ())) if config == "decision_tree" else set()
+            extra = None
+            if kept:
+                asks = [question in kept for question in rows["question"]]
+                extra = rows.select([i for i, asked in enumerate(asks) if asked])
+                rows = rows.select([i for i, asked in enumerate(asks) if not asked])
             cap = max_rows.get(name)
             if cap is not None and len(rows) > cap:
                 rows = rows.select(range(cap))
-            if parts and rows.features != parts[0].features:
-                rows = rows.cast(parts[0].features)
-            parts.append(rows)
-            counts.setdefault(config, {})[name] = len(rows)
+            for part, label in ((rows, name), (extra, f"{name} (uncapped)")):
+                if part is None:
+                    continue
+                if parts and part.features != parts[0].features:
+                    part = part.cast(parts[0].features)
+                parts.append(part)
+                counts.setdefault(config, {})[label] = len(part)
         mixed = concatenate_datasets(parts)
         if config == "decision_tree":
             before = len(mixed)
@@ -291,7 +303,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--synthetic", type=int, default=1500, help="synthetic galaxies mixed in (0: none)")
     parser.add_argument("--synthetic-size", type=int, default=128, help="synthetic image size (px)")
     parser.add_argument("--max-rows", type=int, nargs=3, default=[None, 1500, 1500], metavar=("GZ2", "GZ1", "SYN"),
-                        help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic)")
+                        help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic; "
+                        "every synthetic row asking a question the GZ2 file lacks is kept besides)")
     parser.add_argument("--balance-repeat", type=int, default=4, metavar="K",
                         help="decision_tree rows of a question's rarer answers are repeated up to K times, towards its "
                         "most common answer's count (1: the builds' own shares)")
@@ -331,7 +344,8 @@ def run(args) -> str:
         if args.synthetic:
             names["synthetic"] = args.out / "builds" / "synthetic"
         caps = dict(zip(("gz2", "gz1", "synthetic"), args.max_rows))
-        mix_builds(names, mixed, caps, balance_repeat=args.balance_repeat)
+        mix_builds(names, mixed, caps, balance_repeat=args.balance_repeat,
+                   uncapped={"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else None)
         mix_seconds = time.time() - t0
     rest = [s for s in stages if not s.name.startswith("build-")]
     run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)

@@ -197,9 +197,10 @@ def test_the_tower_stage_reads_the_gz1_and_synthetic_builds_beside_gz2_unless_le
     assert tower_data("--no-gz1", "--synthetic", "0") == gz2
 
 
-def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = ()) -> Path:
-    """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images; with `answers`, every
-    row answers `disk-edge-on` with them in turn."""
+def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = (),
+           questions: tuple[str, ...] = ("disk-edge-on",)) -> Path:
+    """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images; with `answers`, the
+    rows ask `questions` in turn and answer with `answers` in turn."""
     import numpy as np
     from datasets import Dataset, Features, Image, Value
     from PIL import Image as PILImage
@@ -215,7 +216,8 @@ def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str
                     "image": [PILImage.fromarray(np.full((32, 32, 3), i, np.uint8)) for i in range(n)],
                     "source": [prefix] * n}
             if answers:
-                rows.update(question=["disk-edge-on"] * n, answer=[answers[i % len(answers)] for i in range(n)])
+                rows.update(question=[questions[i % len(questions)] for i in range(n)],
+                            answer=[answers[i % len(answers)] for i in range(n)])
             (out / "data" / config).mkdir(parents=True, exist_ok=True)
             Dataset.from_dict(rows, features=features).to_parquet(str(out / "data" / config / f"{split}-0.parquet"))
         yaml.append(f"- config_name: {config}\n  data_files:\n  - split: train\n    path: data/{config}/train-*.parquet"
@@ -300,6 +302,33 @@ def test_mix_builds_counts_the_repeats_in_its_card(tmp_path):
     assert "| decision_tree | a: 12 | answer repeats: 3 |" in (mixed / "README.md").read_text()
     plain = real_recipe.mix_builds({"a": first}, tmp_path / "plain", {"a": None})
     assert "answer repeats" not in (plain / "README.md").read_text()
+
+
+def test_mix_builds_keeps_every_row_of_the_uncapped_questions_beside_the_cap(tmp_path):
+    from datasets import load_dataset
+
+    syn = _build(tmp_path / "uncapped", "s", 12, 4, answers=("no",), questions=("disk-edge-on", "bar"))
+    mixed = real_recipe.mix_builds({"s": syn}, tmp_path / "mixed", {"s": 3}, uncapped={"s": ("bar",)})
+    tree = load_dataset(str(mixed), "decision_tree", split="train")
+    assert Counter(tree["question"]) == {"bar": 6, "disk-edge-on": 3}  # all 6 bar rows + the cap of the others
+    test_ids = set(load_dataset(str(syn), "decision_tree", split="test")["id"])
+    assert not set(tree["id"]) & test_ids
+    assert len(load_dataset(str(mixed), "description", split="train")) == 3  # descriptions keep the cap
+    assert "| decision_tree | s: 3 | s (uncapped): 6 |" in (mixed / "README.md").read_text()
+
+
+def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_lacks(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
+    monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
+    monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
+    monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
+    for flags, uncapped in (([], {"synthetic": real_recipe.SYNTHETIC_QUESTIONS}), (["--synthetic", "0"], None)):
+        seen.clear()
+        out = tmp_path / f"out{len(flags)}"
+        out.mkdir()
+        real_recipe.run(real_recipe.parse_args(["--out", str(out), "--describe", "0", *flags]))
+        assert seen["uncapped"] == uncapped
 
 
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
