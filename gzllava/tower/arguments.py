@@ -64,6 +64,11 @@ class TowerArguments:
     crop_jitter: int = field(default=4, metadata={"help": "Training crops move up to this many pixels off centre."})
     augment: bool = field(default=True, metadata={
         "help": "Random 90-degree rotations and mirror flips (flips swap clockwise/anticlockwise labels and words)."})
+    any_angle: bool = field(default=False, metadata={
+        "help": "With augment: turn by any angle, not only multiples of 90 degrees (bilinear; the jittered crop "
+                "must stay inside the turned image, e.g. crop_fraction 0.5)."})
+    zoom: float = field(default=0.0, metadata={
+        "help": "With augment: magnify each training image by a random factor in [1 - zoom, 1 + zoom]."})
     image_mean: str = field(default="dataset", metadata={
         "help": "Normalisation: `dataset` (per-channel mean/std of the training images), `clip`, or `r,g,b` means "
                 "with image_std `r,g,b`."})
@@ -100,6 +105,15 @@ class TowerArguments:
             problems.append("nothing to train: contrastive_weight and morphology_weight are both 0")
         if self.source == "gz2_catalogue" and self.contrastive_weight > 0:
             problems.append("source gz2_catalogue has no texts: set contrastive_weight: 0 and a morphology_weight")
+        if not 0 <= self.zoom < 0.5:
+            problems.append(f"zoom {self.zoom}: expected a factor range in [0, 0.5)")
+        elif self.augment and (self.any_angle or self.zoom):
+            # the crop's farthest corner from the centre must stay inside the turned, shrunk image's inscribed circle
+            reach = (self.image_size / 2 + self.crop_jitter) * (2 ** 0.5 if self.any_angle else 1)
+            if reach > (1 - self.zoom) * self.stored_size / 2:
+                problems.append(f"any_angle / zoom {self.zoom} with crop_fraction {self.crop_fraction} and crop_jitter "
+                                f"{self.crop_jitter}: the crop would reach past the turned image's edge; take a "
+                                "smaller crop_fraction, zoom or jitter")
         if self.image_size % self.patch_size:
             problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if problems:

@@ -233,12 +233,13 @@ class TowerCollator:
     shares (B, A), reached (B, Q), counts (B, Q); mirrored images get mirrored shares and texts."""
 
     def __init__(self, table: GalaxyTable, schema: HeadSchema | None, image_size: int, image_mean, image_std,
-                 tokenizer=None, max_length: int = 77, augment: bool = False, jitter: int = 0, seed: int = 0):
+                 tokenizer=None, max_length: int = 77, augment: bool = False, jitter: int = 0, seed: int = 0,
+                 any_angle: bool = False, zoom: float = 0.0):
         self.table, self.schema, self.image_size = table, schema, image_size
         self.mean = torch.tensor(image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(image_std).view(1, 3, 1, 1)
         self.tokenizer, self.max_length = tokenizer, max_length
-        self.augment, self.jitter = augment, jitter
+        self.augment, self.jitter, self.any_angle, self.zoom = augment, jitter, any_angle, zoom
         self.generator = torch.Generator().manual_seed(seed)
         self.permutation = torch.from_numpy(schema.mirror_permutation()) if schema is not None else None
 
@@ -246,7 +247,8 @@ class TowerCollator:
         index = [f["index"] for f in features]
         images = self.table.images[index]
         if self.augment:
-            views, mirrored = random_views(images, self.image_size, self.jitter, self.generator)
+            views, mirrored = random_views(images, self.image_size, self.jitter, self.generator,
+                                           any_angle=self.any_angle, zoom=self.zoom)
         else:
             views, mirrored = centre_crop(images, self.image_size), torch.zeros(len(index), dtype=torch.bool)
         pixel_values = (views.float() / 255 - self.mean) / self.std  # (B, 3, S, S)

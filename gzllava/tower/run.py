@@ -130,7 +130,8 @@ def prepare_training(args: TowerArguments, training_args: TrainingArguments) -> 
     texts = tokenizer if args.contrastive_weight > 0 else None
     max_length = min(args.max_text_length, dual.config.text_config.max_position_embeddings)
     train_collator = TowerCollator(train_table, schema, args.image_size, mean, std, texts, max_length,
-                                   augment=args.augment, jitter=args.crop_jitter, seed=training_args.seed)
+                                   augment=args.augment, jitter=args.crop_jitter, seed=training_args.seed,
+                                   any_angle=args.any_angle, zoom=args.zoom)
     eval_collator = TowerCollator(eval_table or train_table, schema, args.image_size, mean, std, texts, max_length)
 
     class _Trainer(Trainer):

@@ -50,6 +50,16 @@ def test_text_free_source_with_contrastive_loss_is_refused(tmp_path):
         parse_arguments(["--output_dir", str(tmp_path), "--source", "gz2_catalogue", "--contrastive_weight", "1"])
 
 
+def test_a_turn_whose_corners_would_enter_the_crop_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"any_angle / zoom 0.0 with crop_fraction 1.0 .* past the turned image's edge"):
+        parse_arguments(["--output_dir", str(tmp_path), "--any_angle", "true", "--crop_fraction", "1.0"])
+    with pytest.raises(ValueError, match=r"zoom 0.6: expected a factor range in \[0, 0.5\)"):
+        parse_arguments(["--output_dir", str(tmp_path), "--zoom", "0.6"])
+    tower, _ = parse_arguments(["--config", str(REPO_ROOT / "recipes" / "real_cpu_tower.yaml"), "--output_dir",
+                                str(tmp_path), "--any_angle", "true", "--zoom", "0.1"])  # 32 of 64 px, jitter 2: fits
+    assert tower.any_angle and tower.zoom == 0.1
+
+
 def test_not_a_vision_tower_fails_before_training(tmp_path, tiny_args):
     from gzllava.tiny import tiny_language_model, tiny_tokenizer
 
