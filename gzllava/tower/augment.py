@@ -3,9 +3,9 @@
 Galaxies have no up, so rotations change no label: by multiples of 90 degrees (exact), or by any angle (bilinear
 resampling of the stored image before the crop; zoobot, Walmsley et al. 2022, rotates by any angle too).
 A mirror flip reverses a spiral's winding on the sky: the clockwise and anticlockwise shares are exchanged
-(`HeadSchema.mirror_permutation`) and so are the words in the galaxy's text (`mirror_text`). Crops are square windows of `crop` pixels around the centre of the stored
-(resized) image, shifted by at most `jitter` pixels; evaluation takes the exact centre, as the saved image
-processor does (resize, centre crop).
+(`HeadSchema.mirror_permutation`) and so are the words in the galaxy's text (`mirror_text`). Crops are square windows
+of `crop` pixels around the centre of the stored (resized) image, shifted by at most `jitter` pixels; evaluation takes
+the exact centre, as the saved image processor does (resize, centre crop).
 """
 
 from __future__ import annotations
