@@ -1,4 +1,4 @@
-"""Bad input to the two command lines, `evaluate_gzllava.py` and `train_sft.py` (issue 8 item 10, issue 9).
+"""Bad input to the command lines `evaluate_gzllava.py`, `train_sft.py` and `train_clip.py` (issue 8 item 10, issue 9).
 
 Each input class ends in ONE stderr line that names the file, folder, column or argument at fault, and exit
 code 2; the traceback only with `--debug`. Before, these were tracebacks with exit code 1 (or, for inconsistent
@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 import evaluate_gzllava
+import train_clip
 import train_sft
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -222,3 +223,20 @@ def test_train_exit_code_in_a_real_process(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"train_sft.py: error: Recipe not found: {tmp_path / 'x.yaml'} (--debug for the traceback)")
+
+
+# train_clip.py: its augmentation settings are checked before any image is loaded.
+
+def test_tower_zoom_out_of_range_is_one_line_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "tower"
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir", str(out),
+                            "--zoom", "0.6"]) == 2
+    line = _one_error_line(capsys, "train_clip.py")
+    assert "zoom 0.6" in line and "[0, 0.5)" in line
+    assert not out.exists()
+
+
+def test_tower_turn_reaching_past_the_image_is_one_line(tmp_path, capsys):
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir",
+                            str(tmp_path / "tower"), "--any_angle", "true", "--crop_fraction", "1.0"]) == 2
+    assert "past the turned image's edge" in _one_error_line(capsys, "train_clip.py")

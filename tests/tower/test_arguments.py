@@ -88,12 +88,3 @@ def test_train_holdout_validation_comes_from_train_by_the_fixed_split(tmp_path, 
     assert all(split_of(i, validation_percent=40) == "validation" for i in run.eval_table.ids)
     assert all(split_of(i, validation_percent=40) != "validation" for i in run.train_table.ids)
 
-
-def test_refused_augmentation_is_one_line_exit_2_before_training(tmp_path, capsys):
-    import train_clip
-
-    assert train_clip.main(["--config", TINY_RECIPE, "--output_dir", str(tmp_path), "--zoom", "0.6"]) == 2
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("train_clip.py: error:")]
-    assert len(errors) == 1 and "zoom 0.6" in errors[0], err
-    assert "Traceback" not in err and not any(tmp_path.iterdir())  # nothing trained or written
