@@ -10,7 +10,8 @@ exists is skipped, so an interrupted run continues where it stopped):
 2. `build-gz2`, `build-gz1`, `build-synthetic`: gz-talk-instruct builds (`python -m dataset_builder build`) of the
    GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
-3. `mix`: the train sides of the builds in one dataset folder (rows capped per source, rarer answers repeated, shuffled);
+3. `mix`: the train sides of the builds in one dataset folder (`gzllava.recipe_mix`: rows capped per source, rarer
+   answers repeated, a few questions weighted, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
    vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2, GZ1 and synthetic builds'
    descriptions + the morphology head (GZ2 vote shares, GZ1 classes as weak labels, synthetic bar and spiral-arm
@@ -37,13 +38,13 @@ import sys
 import time
 from pathlib import Path
 
+from gzllava.recipe_mix import CONFIGS, mix_builds, parse_question_weight
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
 
 
 logger = logging.getLogger("gzllava.real_recipe")
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-CONFIGS = ("description", "decision_tree")
 PRESETS = {"cpu": "real", "gpu": "real-gpu"}  # preset -> default output folder under outputs/
 # The questions the GZ2 file lacks: the synthetic test split is scored on them (~200 of its 755 rows; the other
 # questions are measured on real galaxies; a 200-row draw of all its rows held only 14 bar and 11 spiral-arm ones),
@@ -76,131 +77,6 @@ def smollm2_checkpoint(folder: Path) -> Path:
 
     logger.info("dequantising %s into %s", gguf, folder)
     return gguf_to_checkpoint(gguf.parent, gguf.name, folder)
-
-
-def balance_answers(rows, max_repeat: int, seed: int = 0):
-    """decision_tree rows with each question's rarer answers repeated towards its most common answer's count.
-
-    Per question (the `question` column; multi-turn walks, whose `question` is empty, are kept as they are), an
-    answer with n rows gets min(n_max, max_repeat * n) rows: every row once, then repeats drawn at random. The
-    confident-subset metrics are balanced accuracies, and with the plain mix the language model meets ~3.5 "not
-    edge-on" galaxies per edge-on one and ~10 in-between per cigar-shaped one. `max_repeat` <= 1: unchanged.
-    """
-    import numpy as np
-
-    if max_repeat <= 1 or "question" not in rows.column_names or "answer" not in rows.column_names:
-        return rows
-    groups: dict[tuple[str, str], list[int]] = {}
-    keep: list[int] = []
-    for index, (question, answer) in enumerate(zip(rows["question"], rows["answer"])):
-        if question and answer:
-            groups.setdefault((question, answer), []).append(index)
-        else:
-            keep.append(index)
-    largest: dict[str, int] = {}
-    for (question, _), members in groups.items():
-        largest[question] = max(largest.get(question, 0), len(members))
-    rng = np.random.default_rng(seed)
-    for (question, _), members in sorted(groups.items()):
-        wanted = min(largest[question], max_repeat * len(members))
-        extra = rng.choice(members, size=wanted - len(members), replace=True).tolist() if wanted > len(members) else []
-        keep += members + extra
-    return rows.select(sorted(keep))
-
-
-def weight_questions(rows, weights: dict[str, float], seed: int = 0):
-    """decision_tree rows with each weighted question's rows sampled `weights[question]` times on average.
-
-    A weight w keeps every row of that question floor(w) times and once more with probability w - floor(w) (so 0.5
-    keeps about half, 4 repeats each row four times, 0 drops the question); other questions and the multi-turn walks
-    (empty `question`) are kept once. Returns (rows, rows added, rows removed).
-    """
-    import numpy as np
-
-    if not weights or "question" not in rows.column_names:
-        return rows, 0, 0
-    rng = np.random.default_rng(seed)
-    keep: list[int] = []
-    added = removed = 0
-    for index, question in enumerate(rows["question"]):
-        weight = weights.get(question or "", 1.0)
-        copies = int(weight) + int(rng.random() < weight - int(weight))
-        keep += [index] * copies
-        added, removed = added + max(copies - 1, 0), removed + (copies == 0)
-    return rows.select(keep), added, removed
-
-
-def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0,
-               balance_repeat: int = 1, uncapped: dict[str, tuple[str, ...]] | None = None,
-               question_weights: dict[str, float] | None = None) -> Path:
-    """The `train` split of each build, per config, capped at `max_rows[source]` rows, shuffled, as one dataset
-    folder (parquet shards + a README whose `configs:` YAML `load_dataset(out, config)` reads).
-
-    Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
-    galaxy reaches training. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
-    decision_tree rows of rarer answers are repeated (`balance_answers`), counted in the card as "answer repeats".
-    `uncapped[source]`: decision-tree questions whose rows of that source are all kept, outside its cap (the
-    questions only that source answers), counted in the card as "<source> (uncapped)". `question_weights`: after the
-    answer repeats, each named question's rows are sampled that many times on average (`weight_questions`), counted
-    in the card as "question weights".
-    """
-    import yaml
-    from datasets import concatenate_datasets, load_dataset
-    from datasets.utils.logging import disable_progress_bar
-
-    from dataset_builder.card import dataset_info_metadata, dataset_infos
-
-    disable_progress_bar()  # one line per config in the log instead of a bar per parquet file
-    out.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, dict[str, int]] = {}
-    for config in CONFIGS:
-        parts = []
-        for name, folder in sources.items():
-            rows = load_dataset(str(folder), config, split="train").shuffle(seed=seed)
-            kept = set((uncapped or {}).get(name, ())) if config == "decision_tree" else set()
-            extra = None
-            if kept:
-                asks = [question in kept for question in rows["question"]]
-                extra = rows.select([i for i, asked in enumerate(asks) if asked])
-                rows = rows.select([i for i, asked in enumerate(asks) if not asked])
-            cap = max_rows.get(name)
-            if cap is not None and len(rows) > cap:
-                rows = rows.select(range(cap))
-            for part, label in ((rows, name), (extra, f"{name} (uncapped)")):
-                if part is None:
-                    continue
-                if parts and part.features != parts[0].features:
-                    part = part.cast(parts[0].features)
-                parts.append(part)
-                counts.setdefault(config, {})[label] = len(part)
-        mixed = concatenate_datasets(parts)
-        if config == "decision_tree":
-            before = len(mixed)
-            mixed = balance_answers(mixed, balance_repeat, seed)
-            if len(mixed) > before:
-                counts[config]["answer repeats"] = len(mixed) - before
-            mixed, added, removed = weight_questions(mixed, question_weights or {}, seed)
-            if added or removed:
-                counts[config]["question weights"] = f"+{added} / -{removed}"
-        mixed = mixed.shuffle(seed=seed)
-        target = out / "data" / config
-        target.mkdir(parents=True, exist_ok=True)
-        mixed.to_parquet(str(target / "train-00000-of-00001.parquet"))
-        logger.info("mixed %s: %s", config, counts[config])
-    # `dataset_info` (rows and bytes per split) as the builder's cards have it: `datasets` keys the cache of a
-    # local folder on its name and its card's YAML only, so without it a new mix in a folder of the same name
-    # (outputs/real/mixed after a change of caps) loaded the previous mix's cached rows.
-    metadata = {"configs": [{"config_name": config, "data_files": [
-        {"split": "train", "path": f"data/{config}/train-*.parquet"}]} for config in CONFIGS],
-        "dataset_info": dataset_info_metadata(dataset_infos(out))}
-    table = "\n".join(f"| {config} | " + " | ".join(f"{name}: {n}" for name, n in per.items()) + " |"
-                      for config, per in counts.items())
-    (out / "README.md").write_text(
-        f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n# Mixed training set of the real-galaxy recipe\n\n"
-        "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits):\n\n"
-        + "\n".join(f"- {name}: {folder}" for name, folder in sources.items())
-        + "\n\n| config | rows per source |\n|---|---|\n" + table + "\n")
-    return out
 
 
 def _recipe_source(recipe: str) -> str:
@@ -310,25 +186,6 @@ def describe_real(model: Path, gz2: Path, n: int, threads: int) -> list[tuple[st
     return [(galaxy, describer(str(gz2 / "images" / f"{galaxy}.jpg"),
                                generate_kwargs={"max_new_tokens": 60})[0]["generated_text"].strip())
             for galaxy in ids]
-
-
-def parse_question_weight(text: str) -> tuple[str, float]:
-    """'has-spiral-arms=4' -> ('has-spiral-arms', 4.0); a question outside the decision tree or a weight below 0 is
-    a ValueError."""
-    from dataset_builder.decision_tree import QUESTIONS
-
-    question, equals, weight = text.partition("=")
-    if not equals:
-        raise ValueError("expected QUESTION=W, e.g. has-spiral-arms=4")
-    if question not in QUESTIONS:
-        raise ValueError(f"unknown question {question!r}; questions: {', '.join(QUESTIONS)}")
-    try:
-        value = float(weight)
-    except ValueError:
-        raise ValueError(f"weight {weight!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"weight {weight} must be 0 or more (finite)")
-    return question, value
 
 
 def parse_args(argv: list[str] | None):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gzllava import demo, real_recipe
+from gzllava import demo, real_recipe, recipe_mix
 from gzllava.recipe_report import real_table, synthetic_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, StageProgress, run_stage, run_stages, timing_table
 
@@ -230,7 +230,7 @@ def test_mix_builds_takes_only_train_rows_capped_per_source(tmp_path):
     from datasets import load_dataset
 
     first, second = _build(tmp_path / "a", "a", 12, 4), _build(tmp_path / "b", "b", 9, 3)
-    mixed = real_recipe.mix_builds({"a": first, "b": second}, tmp_path / "mixed", {"a": None, "b": 5})
+    mixed = recipe_mix.mix_builds({"a": first, "b": second}, tmp_path / "mixed", {"a": None, "b": 5})
     for config in ("description", "decision_tree"):
         rows = load_dataset(str(mixed), config, split="train")
         a_train = load_dataset(str(first), config, split="train")
@@ -247,8 +247,8 @@ def test_a_new_mix_in_a_folder_of_the_same_name_is_not_served_from_the_cache(tmp
     from datasets import load_dataset
 
     first, second = _build(tmp_path / "a", "a", 12, 4), _build(tmp_path / "b", "b", 9, 3)
-    old = real_recipe.mix_builds({"a": first}, tmp_path / "one" / "mixed", {"a": None})
-    new = real_recipe.mix_builds({"b": second}, tmp_path / "two" / "mixed", {"b": 5})
+    old = recipe_mix.mix_builds({"a": first}, tmp_path / "one" / "mixed", {"a": None})
+    new = recipe_mix.mix_builds({"b": second}, tmp_path / "two" / "mixed", {"b": 5})
     assert len(load_dataset(str(old), "description", split="train")) == 12
     rows = load_dataset(str(new), "description", split="train")
     assert len(rows) == 5 and set(rows["source"]) == {"b"}
@@ -280,14 +280,14 @@ def test_balance_answers_repeats_rarer_answers_up_to_the_common_count():
         "id": [f"r{i}" for i in range(20)],
         "question": ["disk-edge-on"] * 12 + ["how-rounded"] * 6 + [None, None],
         "answer": ["no"] * 10 + ["yes"] * 2 + ["completely"] * 3 + ["in-between"] * 2 + ["cigar-shaped"] + [None, None]})
-    balanced = real_recipe.balance_answers(rows, max_repeat=4)
+    balanced = recipe_mix.balance_answers(rows, max_repeat=4)
     count = Counter(zip(balanced["question"], balanced["answer"]))
     assert count[("disk-edge-on", "no")] == 10 and count[("disk-edge-on", "yes")] == 8  # 4 x 2, capped by max_repeat
     assert count[("how-rounded", "completely")] == 3 and count[("how-rounded", "in-between")] == 3
     assert count[("how-rounded", "cigar-shaped")] == 3
     assert count[(None, None)] == 2  # multi-turn walks (no single question) are kept once
     assert set(rows["id"]) <= set(balanced["id"])  # every row at least once
-    assert real_recipe.balance_answers(rows, max_repeat=1)["id"] == rows["id"]
+    assert recipe_mix.balance_answers(rows, max_repeat=1)["id"] == rows["id"]
 
 
 def test_mix_builds_counts_the_repeats_in_its_card(tmp_path):
@@ -295,12 +295,12 @@ def test_mix_builds_counts_the_repeats_in_its_card(tmp_path):
 
     # (a folder name of its own: `datasets` caches a card-less local folder by name, and "a" is cached above)
     first = _build(tmp_path / "answered", "a", 12, 4, answers=("no", "no", "no", "yes"))  # 9 no, 3 yes per split
-    mixed = real_recipe.mix_builds({"a": first}, tmp_path / "mixed", {"a": None}, balance_repeat=2)
+    mixed = recipe_mix.mix_builds({"a": first}, tmp_path / "mixed", {"a": None}, balance_repeat=2)
     tree = load_dataset(str(mixed), "decision_tree", split="train")
     assert Counter(tree["answer"]) == {"no": 9, "yes": 6}
     assert len(load_dataset(str(mixed), "description", split="train")) == 12  # descriptions are never repeated
     assert "| decision_tree | a: 12 | answer repeats: 3 |" in (mixed / "README.md").read_text()
-    plain = real_recipe.mix_builds({"a": first}, tmp_path / "plain", {"a": None})
+    plain = recipe_mix.mix_builds({"a": first}, tmp_path / "plain", {"a": None})
     assert "answer repeats" not in (plain / "README.md").read_text()
 
 
@@ -308,7 +308,7 @@ def test_mix_builds_keeps_every_row_of_the_uncapped_questions_beside_the_cap(tmp
     from datasets import load_dataset
 
     syn = _build(tmp_path / "uncapped", "s", 12, 4, answers=("no",), questions=("disk-edge-on", "bar"))
-    mixed = real_recipe.mix_builds({"s": syn}, tmp_path / "mixed", {"s": 3}, uncapped={"s": ("bar",)})
+    mixed = recipe_mix.mix_builds({"s": syn}, tmp_path / "mixed", {"s": 3}, uncapped={"s": ("bar",)})
     tree = load_dataset(str(mixed), "decision_tree", split="train")
     assert Counter(tree["question"]) == {"bar": 6, "disk-edge-on": 3}  # all 6 bar rows + the cap of the others
     test_ids = set(load_dataset(str(syn), "decision_tree", split="test")["id"])
@@ -329,6 +329,71 @@ def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_l
         out.mkdir()
         real_recipe.run(real_recipe.parse_args(["--out", str(out), "--describe", "0", *flags]))
         assert seen["uncapped"] == uncapped
+
+
+def test_weight_questions_repeats_thins_and_drops_the_named_questions_only():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"id": [f"r{i}" for i in range(410)],
+                              "question": ["has-spiral-arms"] * 100 + ["merging"] * 200 + ["bar"] * 100 + [None] * 10})
+    weighted, added, removed = recipe_mix.weight_questions(
+        rows, {"has-spiral-arms": 3, "merging": 0.5, "bar": 0}, seed=0)
+    count = Counter(weighted["question"])
+    assert count["has-spiral-arms"] == 300  # every row three times
+    assert Counter(weighted["id"])["r0"] == 3
+    assert 70 <= count["merging"] <= 130  # about half of 200, each kept row once
+    assert max(Counter(i for i, q in zip(weighted["id"], weighted["question"]) if q == "merging").values()) == 1
+    assert "bar" not in count  # weight 0 leaves the question out
+    assert count[None] == 10  # multi-turn walks (no single question) are kept once
+    assert (added, removed) == (200, 100 + 200 - count["merging"])
+    same, *_ = recipe_mix.weight_questions(rows, {"has-spiral-arms": 3, "merging": 0.5, "bar": 0}, seed=0)
+    assert same["id"] == weighted["id"]  # the seed fixes which rows are kept
+    assert recipe_mix.weight_questions(rows, {})[0]["id"] == rows["id"]
+
+
+def test_mix_builds_applies_question_weights_after_the_answer_repeats_and_counts_them(tmp_path):
+    from datasets import load_dataset
+
+    syn = _build(tmp_path / "weighted", "w", 12, 4, answers=("no", "no", "yes"), questions=("disk-edge-on", "bar"))
+    mixed = recipe_mix.mix_builds({"w": syn}, tmp_path / "mixed", {"w": None}, balance_repeat=2,
+                                  question_weights={"bar": 2})
+    tree = load_dataset(str(mixed), "decision_tree", split="train")
+    plain = load_dataset(str(recipe_mix.mix_builds({"w": syn}, tmp_path / "plain", {"w": None}, balance_repeat=2)),
+                         "decision_tree", split="train")
+    assert Counter(tree["question"])["bar"] == 2 * Counter(plain["question"])["bar"]
+    assert Counter(tree["question"])["disk-edge-on"] == Counter(plain["question"])["disk-edge-on"]
+    bar_answers = Counter(a for q, a in zip(tree["answer"], tree["question"]) if q == "bar")
+    assert bar_answers["yes"] * 2 >= bar_answers["no"]  # the answer balance survives the weighting
+    added = Counter(plain["question"])["bar"]
+    assert f"question weights: +{added} / -0 |" in (mixed / "README.md").read_text()
+    assert len(load_dataset(str(mixed), "description", split="train")) == 12  # descriptions are never weighted
+
+
+def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_them(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
+    monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
+    monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
+    monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0"]))
+    assert seen["question_weights"] == real_recipe.QUESTION_WEIGHTS
+    args = real_recipe.parse_args(["--question-weight", "has-spiral-arms=1", "--question-weight", "bar=2.5"])
+    assert args.question_weights == {**real_recipe.QUESTION_WEIGHTS, "has-spiral-arms": 1.0, "bar": 2.5}
+
+
+@pytest.mark.parametrize("given, message", [
+    ("spirals=2", "--question-weight spirals=2: unknown question 'spirals'; questions: smooth-or-featured,"),
+    ("bar", "--question-weight bar: expected QUESTION=W, e.g. has-spiral-arms=4"),
+    ("bar=many", "--question-weight bar=many: weight 'many' is not a number"),
+    ("bar=-1", "--question-weight bar=-1: weight -1 must be 0 or more (finite)"),
+    ("bar=nan", "--question-weight bar=nan: weight nan must be 0 or more (finite)"),
+])
+def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args(["--question-weight", given])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage lines, then one error line
+    assert f"error: {message}" in error
 
 
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
