@@ -317,12 +317,19 @@ def test_mix_builds_keeps_every_row_of_the_uncapped_questions_beside_the_cap(tmp
     assert "| decision_tree | s: 3 | s (uncapped): 6 |" in (mixed / "README.md").read_text()
 
 
-def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_lacks(tmp_path, monkeypatch):
+@pytest.fixture
+def mix_arguments(monkeypatch) -> dict:
+    """The keyword arguments `real_recipe.run` gives `mix_builds`, with every stage and input check stubbed out."""
     seen = {}
     monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
     monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
     monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
     monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
+    return seen
+
+
+def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_lacks(tmp_path, mix_arguments):
+    seen = mix_arguments
     for flags, uncapped in (([], {"synthetic": real_recipe.SYNTHETIC_QUESTIONS}), (["--synthetic", "0"], None)):
         seen.clear()
         out = tmp_path / f"out{len(flags)}"
@@ -369,14 +376,9 @@ def test_mix_builds_applies_question_weights_after_the_answer_repeats_and_counts
     assert len(load_dataset(str(mixed), "description", split="train")) == 12  # descriptions are never weighted
 
 
-def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_them(tmp_path, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
-    monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
-    monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
-    monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
+def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_them(tmp_path, mix_arguments):
     real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0"]))
-    assert seen["question_weights"] == real_recipe.QUESTION_WEIGHTS
+    assert mix_arguments["question_weights"] == real_recipe.QUESTION_WEIGHTS
     args = real_recipe.parse_args(["--question-weight", "has-spiral-arms=1", "--question-weight", "bar=2.5"])
     assert args.question_weights == {**real_recipe.QUESTION_WEIGHTS, "has-spiral-arms": 1.0, "bar": 2.5}
 
