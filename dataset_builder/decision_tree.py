@@ -128,6 +128,25 @@ def get_question(question_key: str) -> Question:
         raise KeyError(f"unknown decision-tree question {question_key!r}; questions: {', '.join(QUESTIONS)}") from None
 
 
+def parse_question_weight(text: str, known: Sequence[str] | None = None) -> tuple[str, float]:
+    """'has-spiral-arms=4' -> ('has-spiral-arms', 4.0): a question key (one of `known`, default the whole tree) and a
+    finite weight >= 0; anything else is a ValueError saying what is wrong."""
+    question, equals, weight = text.strip().partition("=")
+    question = question.strip()
+    known = list(QUESTIONS) if known is None else list(known)
+    if not equals:
+        raise ValueError(f"{text!r}: expected QUESTION=W, e.g. has-spiral-arms=4")
+    if question not in known:
+        raise ValueError(f"unknown question {question!r}; questions: {', '.join(known)}")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise ValueError(f"{question} weight {weight!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{question} weight {weight} must be 0 or more (finite)")
+    return question, value
+
+
 def next_question(question_key: str, answer_key: str) -> str | None:
     """The question the website asks after this answer (None: the classification ends)."""
     return get_question(question_key).next_question(answer_key)

@@ -38,7 +38,8 @@ import sys
 import time
 from pathlib import Path
 
-from gzllava.recipe_mix import CONFIGS, mix_builds, parse_question_weight
+from dataset_builder.decision_tree import parse_question_weight
+from gzllava.recipe_mix import CONFIGS, mix_builds
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
 

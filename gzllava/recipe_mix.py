@@ -139,22 +139,3 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         + "\n".join(f"- {name}: {folder}" for name, folder in sources.items())
         + "\n\n| config | rows per source |\n|---|---|\n" + table + "\n")
     return out
-
-
-def parse_question_weight(text: str) -> tuple[str, float]:
-    """'has-spiral-arms=4' -> ('has-spiral-arms', 4.0); a question outside the decision tree or a weight below 0 is
-    a ValueError."""
-    from dataset_builder.decision_tree import QUESTIONS
-
-    question, equals, weight = text.partition("=")
-    if not equals:
-        raise ValueError("expected QUESTION=W, e.g. has-spiral-arms=4")
-    if question not in QUESTIONS:
-        raise ValueError(f"unknown question {question!r}; questions: {', '.join(QUESTIONS)}")
-    try:
-        value = float(weight)
-    except ValueError:
-        raise ValueError(f"weight {weight!r} is not a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"weight {weight} must be 0 or more (finite)")
-    return question, value

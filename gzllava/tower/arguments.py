@@ -55,6 +55,9 @@ class TowerArguments:
         "help": "Head questions: presets `decals` (single-choice DECaLS questions), `gz2` (smooth-or-featured, "
                 "disk-edge-on, how-rounded), and/or question keys, comma-separated (`spiral-spin` for GZ1 winding)."})
     head_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head's linear layer."})
+    head_question_weights: str | None = field(default=None, metadata={
+        "help": "Weights of head questions in the head loss, `question=w` comma-separated (others 1), e.g. `bar=4` "
+                "for a question few training galaxies reach."})
     use_vote_counts: bool = field(default=True, metadata={
         "help": "Dirichlet-multinomial loss for questions whose vote counts are known (else soft cross-entropy)."})
     # --- images -----------------------------------------------------------------------------------------------

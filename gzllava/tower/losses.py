@@ -25,8 +25,10 @@ def dirichlet_multinomial_nll(logits: torch.Tensor, counts: torch.Tensor) -> tor
 
 
 def morphology_loss(logits: torch.Tensor, shares: torch.Tensor, reached: torch.Tensor, counts: torch.Tensor,
-                    slices: list[slice], use_counts: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, per-question mean loss (Q,)) summed over reached questions, averaged over the batch (as zoobot does).
+                    slices: list[slice], use_counts: bool = True,
+                    weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, per-question mean loss (Q,)) summed over reached questions, averaged over the batch (as zoobot does);
+    `weights` (Q,) scale each question's term in the loss (not in the per-question means).
 
     logits, shares: (B, A); reached: (B, Q) bool; counts: (B, Q), NaN where the vote count is unknown. A question
     with a known count uses the Dirichlet-multinomial (when `use_counts`), else the soft cross-entropy.
@@ -42,7 +44,7 @@ def morphology_loss(logits: torch.Tensor, shares: torch.Tensor, reached: torch.T
             loss_q = torch.where(known, dm, loss_q)
         per_question.append(torch.where(reached[:, q], loss_q, torch.zeros_like(loss_q)))
     stacked = torch.stack(per_question, dim=1)  # (B, Q)
-    loss = stacked.sum(1).mean()
+    loss = (stacked if weights is None else stacked * weights.to(stacked)).sum(1).mean()
     reached_f = reached.float()
     question_means = stacked.sum(0) / reached_f.sum(0).clamp(min=1)
     return loss, question_means

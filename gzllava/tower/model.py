@@ -204,7 +204,8 @@ class GZClipForTraining(nn.Module):
     """Dual encoder + optional head; loss = contrastive_weight * InfoNCE + morphology_weight * head loss."""
 
     def __init__(self, dual_encoder, schema: HeadSchema | None = None, contrastive_weight: float = 1.0,
-                 morphology_weight: float = 0.0, use_counts: bool = True, head_dropout: float = 0.1):
+                 morphology_weight: float = 0.0, use_counts: bool = True, head_dropout: float = 0.1,
+                 question_weights=None):
         super().__init__()
         if contrastive_weight <= 0 and morphology_weight <= 0:
             raise ValueError("nothing to train: set contrastive_weight and/or morphology_weight above 0")
@@ -215,6 +216,9 @@ class GZClipForTraining(nn.Module):
         self.head = (MorphologyHead(vision_hidden_size(dual_encoder), schema.num_answers, head_dropout)
                      if self.schema is not None else None)
         self.contrastive_weight, self.morphology_weight, self.use_counts = contrastive_weight, morphology_weight, use_counts
+        # (Q,) per-question weights of the head loss (None: all 1); a buffer, so it follows the model's device
+        self.register_buffer("question_weights", None if question_weights is None or self.schema is None
+                             else torch.as_tensor(question_weights, dtype=torch.float32), persistent=False)
         # A locked text tower is a fixed function of the text: its pooled outputs are cached per distinct text
         # (template descriptions repeat), so only the text projection runs each step.
         self.text_locked = not any(p.requires_grad for p in dual_encoder.text_model.parameters())
@@ -268,7 +272,7 @@ class GZClipForTraining(nn.Module):
             out["head_logits"] = logits
             if shares is not None:
                 out["morphology_loss"], _ = morphology_loss(logits, shares, reached, counts, self.schema.slices(),
-                                                            self.use_counts)
+                                                            self.use_counts, self.question_weights)
                 loss = loss + self.morphology_weight * out["morphology_loss"]
         out["loss"] = loss
         return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataset_builder.decision_tree import DECALS_TREE, finite_fraction as _finite
+from dataset_builder.decision_tree import DECALS_TREE, finite_fraction as _finite, parse_question_weight
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,19 @@ class HeadSchema:
                 raise ValueError(f"head_questions: unknown question {item!r}; expected presets {sorted(PRESETS)} or "
                                  f"question keys {sorted(KNOWN)}")
         return cls([KNOWN[k] for k in keys])
+
+    def loss_weights(self, spec: str | None) -> np.ndarray:
+        """(Q,) weights of the head questions from `question=w,question=w` (unnamed questions: 1); a question not in
+        the head, or a weight that is not a finite number >= 0, fails naming it."""
+        weights = np.ones(len(self.questions), np.float32)
+        keys = [q.key for q in self.questions]
+        for item in filter(str.strip, (spec or "").split(",")):
+            try:
+                key, weight = parse_question_weight(item, keys)
+            except ValueError as error:
+                raise ValueError(f"head_question_weights: {error}") from None
+            weights[keys.index(key)] = weight
+        return weights
 
     def slices(self) -> list[slice]:
         return [slice(a, b) for a, b in zip(self.offsets[:-1], self.offsets[1:])]

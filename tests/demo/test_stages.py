@@ -385,10 +385,10 @@ def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_th
 
 @pytest.mark.parametrize("given, message", [
     ("spirals=2", "--question-weight spirals=2: unknown question 'spirals'; questions: smooth-or-featured,"),
-    ("bar", "--question-weight bar: expected QUESTION=W, e.g. has-spiral-arms=4"),
-    ("bar=many", "--question-weight bar=many: weight 'many' is not a number"),
-    ("bar=-1", "--question-weight bar=-1: weight -1 must be 0 or more (finite)"),
-    ("bar=nan", "--question-weight bar=nan: weight nan must be 0 or more (finite)"),
+    ("bar", "--question-weight bar: 'bar': expected QUESTION=W, e.g. has-spiral-arms=4"),
+    ("bar=many", "--question-weight bar=many: bar weight 'many' is not a number"),
+    ("bar=-1", "--question-weight bar=-1: bar weight -1 must be 0 or more (finite)"),
+    ("bar=nan", "--question-weight bar=nan: bar weight nan must be 0 or more (finite)"),
 ])
 def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

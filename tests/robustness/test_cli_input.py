@@ -240,3 +240,12 @@ def test_tower_turn_reaching_past_the_image_is_one_line(tmp_path, capsys):
     assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir",
                             str(tmp_path / "tower"), "--any_angle", "true", "--crop_fraction", "1.0"]) == 2
     assert "past the turned image's edge" in _one_error_line(capsys, "train_clip.py")
+
+
+def test_tower_weight_of_a_question_outside_the_head_is_one_line_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "tower"
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir", str(out),
+                            "--head_questions", "gz2", "--head_question_weights", "bar=4"]) == 2
+    line = _one_error_line(capsys, "train_clip.py")
+    assert "head_question_weights: unknown question 'bar'; questions: smooth-or-featured," in line
+    assert not out.exists()

@@ -88,3 +88,11 @@ def test_train_holdout_validation_comes_from_train_by_the_fixed_split(tmp_path, 
     assert all(split_of(i, validation_percent=40) == "validation" for i in run.eval_table.ids)
     assert all(split_of(i, validation_percent=40) != "validation" for i in run.train_table.ids)
 
+
+
+def test_head_question_weights_reach_the_training_model(tmp_path, tiny_args):
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--head_questions", "gz2",
+                                                      "--head_question_weights", "disk-edge-on=3,how-rounded=0")))
+    assert run.model.question_weights.tolist() == [1.0, 3.0, 0.0]  # smooth-or-featured, disk-edge-on, how-rounded
+    plain = prepare_training(*parse_arguments(tiny_args(tmp_path / "plain", "--head_questions", "gz2")))
+    assert plain.model.question_weights.tolist() == [1.0, 1.0, 1.0]

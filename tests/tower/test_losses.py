@@ -89,3 +89,30 @@ def test_contrastive_identical_texts_are_positives():
     aware = contrastive_loss(image, text_dup, scale, ids)
     naive = contrastive_loss(image, text_dup, scale)
     assert aware < naive
+
+
+def test_question_weights_scale_each_questions_term_and_zero_removes_it():
+    shares, reached, counts = _targets([SMOOTH_ROUND])
+    logits = torch.randn(1, SCHEMA.num_answers, requires_grad=True)
+    plain, per_question = morphology_loss(logits, shares, reached, counts, SCHEMA.slices())
+    weights = torch.from_numpy(SCHEMA.loss_weights("how-rounded=0, smooth-or-featured=2"))
+    assert weights.tolist() == [2.0, 1.0, 0.0]
+    weighted, weighted_per_question = morphology_loss(logits, shares, reached, counts, SCHEMA.slices(), weights=weights)
+    assert torch.isclose(weighted, 2 * per_question[0])  # roundness dropped, smooth-or-featured doubled
+    assert torch.equal(weighted_per_question, per_question)  # the per-question means stay unweighted
+    weighted.backward()
+    assert torch.all(logits.grad[0, SCHEMA.slices()[2]] == 0)
+    assert not torch.isclose(weighted, plain)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("bar=4", "unknown question 'bar'; questions: smooth-or-featured, disk-edge-on, how-rounded"),
+    ("how-rounded", "'how-rounded': expected QUESTION=W"),
+    ("how-rounded=lots", "how-rounded weight 'lots' is not a number"),
+    ("how-rounded=-1", "how-rounded weight -1 must be 0 or more"),
+    ("how-rounded=inf", "how-rounded weight inf must be 0 or more"),
+])
+def test_bad_question_weights_fail_naming_the_question(spec, message):
+    with pytest.raises(ValueError, match="head_question_weights: " + message.replace("(", r"\(")):
+        SCHEMA.loss_weights(spec)
+    assert SCHEMA.loss_weights(None).tolist() == [1.0, 1.0, 1.0]
