@@ -52,11 +52,12 @@ PRESETS = {"cpu": "real", "gpu": "real-gpu"}  # preset -> default output folder 
 # and the mix keeps every synthetic train row asking them, outside --max-rows (under the cap: ~85 spiral-arm rows).
 SYNTHETIC_QUESTIONS = ("bar", "has-spiral-arms", "bulge-size", "spiral-winding", "spiral-arm-count", "edge-on-bulge")
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~6,000 rows,
-# a fifth of the mix, so a question's share of the mix is how often the language model meets it. With the plain
-# mix (~140 has-spiral-arms rows met) its P(yes) barely moved with the image (0.43-0.60; AUC 0.65 on 149 synthetic test
-# rows) although a linear probe of the projector's output separates spiral arms (AUC 0.80): 120 more steps on bar
-# and spiral-arm rows alone took it to AUC 0.78 (2026-12-03). Merging and odd features are nearly always "neither" /
-# "none": half their rows give those steps to the questions above.
+# a fifth of the mix, so a question's share of the mix is how often the language model meets it. Without weights
+# (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely moved with the image (0.43-0.60;
+# AUC 0.65 on 149 synthetic test rows) although a linear probe of the projector's output separates spiral arms (AUC
+# 0.80); 120 more steps on bar and spiral-arm rows alone took it to AUC 0.78. Merging and odd features are nearly
+# always "neither" / "none": half their rows give those steps to the questions above. With these weights (2026-12-03,
+# README "Sixth session"): spiral-arm AUC 0.72 on those rows, GZ2 roundness 0.97 balanced (was 0.80), bar unchanged.
 QUESTION_WEIGHTS = {"has-spiral-arms": 4.0, "how-rounded": 1.5, "merging": 0.5, "odd-feature": 0.5}
 
 

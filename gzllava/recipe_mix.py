@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 
-logger = logging.getLogger("gzllava.real_recipe")
+logger = logging.getLogger("gzllava.recipe_mix")
 CONFIGS = ("description", "decision_tree")
 
 
