@@ -383,21 +383,6 @@ def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_th
     assert args.question_weights == {**real_recipe.QUESTION_WEIGHTS, "has-spiral-arms": 1.0, "bar": 2.5}
 
 
-@pytest.mark.parametrize("given, message", [
-    ("spirals=2", "--question-weight spirals=2: unknown question 'spirals'; questions: smooth-or-featured,"),
-    ("bar", "--question-weight bar: 'bar': expected QUESTION=W, e.g. has-spiral-arms=4"),
-    ("bar=many", "--question-weight bar=many: bar weight 'many' is not a number"),
-    ("bar=-1", "--question-weight bar=-1: bar weight -1 must be 0 or more (finite)"),
-    ("bar=nan", "--question-weight bar=nan: bar weight nan must be 0 or more (finite)"),
-])
-def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        real_recipe.parse_args(["--question-weight", given])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage lines, then one error line
-    assert f"error: {message}" in error
-
-
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         real_recipe.parse_args(["--balance-repeat", "0"])

@@ -20,6 +20,7 @@ from PIL import Image
 import evaluate_gzllava
 import train_clip
 import train_sft
+from gzllava import real_recipe
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_RECIPE = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
@@ -249,3 +250,20 @@ def test_tower_weight_of_a_question_outside_the_head_is_one_line_and_nothing_wri
     line = _one_error_line(capsys, "train_clip.py")
     assert "head_question_weights: unknown question 'bar'; questions: smooth-or-featured," in line
     assert not out.exists()
+
+
+# python -m gzllava.real_recipe: a bad --question-weight is refused before any stage runs.
+
+@pytest.mark.parametrize("given, message", [
+    ("spirals=2", "--question-weight spirals=2: unknown question 'spirals'; questions: smooth-or-featured,"),
+    ("bar", "--question-weight bar: 'bar': expected QUESTION=W, e.g. has-spiral-arms=4"),
+    ("bar=many", "--question-weight bar=many: bar weight 'many' is not a number"),
+    ("bar=-1", "--question-weight bar=-1: bar weight -1 must be 0 or more (finite)"),
+    ("bar=nan", "--question-weight bar=nan: bar weight nan must be 0 or more (finite)"),
+])
+def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args(["--question-weight", given])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage lines, then one error line
+    assert f"error: {message}" in error
