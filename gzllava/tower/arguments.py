@@ -119,6 +119,15 @@ class TowerArguments:
                                 "smaller crop_fraction, zoom or jitter")
         if self.image_size % self.patch_size:
             problems.append(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.head_question_weights and self.morphology_weight == 0:
+            problems.append("head_question_weights needs the head: set a morphology_weight above 0")
+        elif self.morphology_weight > 0:
+            from gzllava.tower.questions import HeadSchema
+
+            try:  # unknown head questions or weights fail here, before the model or the data load
+                HeadSchema.parse(self.head_questions).loss_weights(self.head_question_weights)
+            except ValueError as error:
+                problems.append(str(error))
         if problems:
             raise ValueError("Invalid tower arguments:\n  - " + "\n  - ".join(problems))
 

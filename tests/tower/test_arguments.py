@@ -60,6 +60,20 @@ def test_a_turn_whose_corners_would_enter_the_crop_is_refused(tmp_path):
     assert tower.any_angle and tower.zoom == 0.1
 
 
+def test_head_question_weights_are_checked_with_the_other_arguments(tmp_path):
+    # refused while parsing, before any model or data loads: without a head, or naming a question the head lacks
+    with pytest.raises(ValueError, match="head_question_weights needs the head: set a morphology_weight above 0"):
+        parse_arguments(["--output_dir", str(tmp_path), "--morphology_weight", "0", "--head_question_weights", "bar=2"])
+    with pytest.raises(ValueError, match="head_question_weights: unknown question 'bar'; questions: smooth-or-featured,"):
+        parse_arguments(["--output_dir", str(tmp_path), "--morphology_weight", "1", "--head_questions", "gz2",
+                         "--head_question_weights", "bar=2"])
+    with pytest.raises(ValueError, match="head_questions: unknown question 'spirals'"):
+        parse_arguments(["--output_dir", str(tmp_path), "--morphology_weight", "1", "--head_questions", "spirals"])
+    tower, _ = parse_arguments(["--output_dir", str(tmp_path), "--morphology_weight", "1", "--head_questions", "gz2",
+                                "--head_question_weights", "disk-edge-on=2"])
+    assert tower.head_question_weights == "disk-edge-on=2"
+
+
 def test_not_a_vision_tower_fails_before_training(tmp_path, tiny_args):
     from gzllava.tiny import tiny_language_model, tiny_tokenizer
 
