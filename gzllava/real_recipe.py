@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from dataset_builder.decision_tree import parse_question_weight
-from gzllava.recipe_mix import CONFIGS, mix_builds
+from gzllava.recipe_mix import CONFIGS, mix_builds, mix_settings, settings_changed
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
 
@@ -225,7 +225,8 @@ def parse_args(argv: list[str] | None):
                         help="sample a decision-tree question's rows W times on average in the mix (repeatable; "
                         "0 leaves it out, 1 as built); default " + ", ".join(f"{q}={w:g}" for q, w in
                                                                             QUESTION_WEIGHTS.items())
-                        + ". A new weight takes effect in a new --out (or after deleting <out>/mixed)")
+                        + ". Another weight (cap, repeat) for an --out whose mix exists is refused: the mix "
+                        "records its settings")
     parser.add_argument("--eval-samples", type=int, default=200, help="test questions scored per evaluation")
     parser.add_argument("--describe", type=int, default=3, help="real test galaxies described (0: none)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each stage")
@@ -251,6 +252,22 @@ def parse_args(argv: list[str] | None):
 def run(args) -> str:
     args.data_root, args.out = args.data_root.resolve(), args.out.resolve()
     check_inputs(args)
+    mixed = args.out / "mixed"
+    mix_seconds = None
+    names = {"gz2": args.out / "builds" / "gz2"}
+    if args.gz1:
+        names["gz1"] = args.out / "builds" / "gz1"
+    if args.synthetic:
+        names["synthetic"] = args.out / "builds" / "synthetic"
+    mix = {"max_rows": dict(zip(("gz2", "gz1", "synthetic"), args.max_rows)), "balance_repeat": args.balance_repeat,
+           "uncapped": {"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else None,
+           "question_weights": args.question_weights}
+    if (mixed / "README.md").exists():
+        changed = settings_changed(mixed, mix_settings(names, **mix))
+        if changed:  # the stages after the mix were trained on the old one: nothing is mixed again silently
+            raise RecipeInputError(f"{mixed} was mixed with other settings ({'; '.join(changed)}): give a new --out, "
+                                   f"or delete {mixed} and the stages trained on it ({args.out / 'align'}, "
+                                   f"{args.out / 'instruct'}, the evaluations)")
     started = time.time()
     if args.lm is None and args.preset == "cpu":
         args.lm = smollm2_checkpoint(args.out / "smollm2-135m")
@@ -258,19 +275,9 @@ def run(args) -> str:
     env = {"OMP_NUM_THREADS": str(args.threads)}
     builds = [s for s in stages if s.name.startswith("build-")]
     run_stages(builds, args.out / "logs", env=env, show_progress=not args.quiet)
-    mixed = args.out / "mixed"
-    mix_seconds = None
     if not (mixed / "README.md").exists():
         t0 = time.time()
-        names = {"gz2": args.out / "builds" / "gz2"}
-        if args.gz1:
-            names["gz1"] = args.out / "builds" / "gz1"
-        if args.synthetic:
-            names["synthetic"] = args.out / "builds" / "synthetic"
-        caps = dict(zip(("gz2", "gz1", "synthetic"), args.max_rows))
-        mix_builds(names, mixed, caps, balance_repeat=args.balance_repeat,
-                   uncapped={"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else None,
-                   question_weights=args.question_weights)
+        mix_builds(names, mixed, **mix)
         mix_seconds = time.time() - t0
     rest = [s for s in stages if not s.name.startswith("build-")]
     run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)

@@ -2,12 +2,14 @@
 
 `mix_builds` caps each build's rows, keeps the rows of the questions only one build answers beside its cap, repeats
 a question's rarer answers (`balance_answers`) and samples named questions more or less often (`weight_questions`),
-then writes parquet shards with a card that `load_dataset(folder, config)` reads. Used by `python -m
+then writes parquet shards with a card that `load_dataset(folder, config)` reads, and records its settings
+(`mix_settings.json`) so that a rerun with other settings is noticed (`settings_changed`). Used by `python -m
 gzllava.real_recipe` (its `mix` stage).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -66,6 +68,29 @@ def weight_questions(rows, weights: dict[str, float], seed: int = 0):
         keep += [index] * copies
         added, removed = added + max(copies - 1, 0), removed + (copies == 0)
     return rows.select(keep), added, removed
+
+
+SETTINGS_FILE = "mix_settings.json"  # beside the card: what the mix was made with, compared by `settings_changed`
+
+
+def mix_settings(sources, max_rows: dict[str, int | None], seed: int = 0, balance_repeat: int = 1,
+                 uncapped: dict[str, tuple[str, ...]] | None = None,
+                 question_weights: dict[str, float] | None = None) -> dict:
+    """The arguments of `mix_builds` that decide its rows, as plain JSON (the sources by name: folders may move)."""
+    return {"sources": sorted(sources), "max_rows": {k: max_rows.get(k) for k in sorted(sources)}, "seed": seed,
+            "balance_repeat": balance_repeat,
+            "uncapped": {k: sorted(v) for k, v in sorted((uncapped or {}).items())},
+            "question_weights": {k: float(w) for k, w in sorted((question_weights or {}).items())}}
+
+
+def settings_changed(out: Path, wanted: dict) -> list[str]:
+    """The settings (`mix_settings`) whose recorded value in the mix at `out` differs from `wanted`, as
+    `name: recorded -> wanted` lines; empty when they agree or when the mix predates the record."""
+    recorded_file = out / SETTINGS_FILE
+    if not recorded_file.exists():
+        return []
+    recorded = json.loads(recorded_file.read_text())
+    return [f"{key}: {recorded.get(key)} -> {value}" for key, value in wanted.items() if recorded.get(key) != value]
 
 
 def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0,
@@ -133,6 +158,8 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         "dataset_info": dataset_info_metadata(dataset_infos(out))}
     table = "\n".join(f"| {config} | " + " | ".join(f"{name}: {n}" for name, n in per.items()) + " |"
                       for config, per in counts.items())
+    settings = mix_settings(sources, max_rows, seed, balance_repeat, uncapped, question_weights)
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n")
     (out / "README.md").write_text(
         f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n# Mixed training set of the real-galaxy recipe\n\n"
         "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits):\n\n"

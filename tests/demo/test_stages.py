@@ -383,6 +383,38 @@ def test_the_recipe_passes_its_question_weights_to_the_mix_and_flags_override_th
     assert args.question_weights == {**real_recipe.QUESTION_WEIGHTS, "has-spiral-arms": 1.0, "bar": 2.5}
 
 
+def test_mix_builds_records_its_settings_and_a_change_is_named(tmp_path):
+    first = _build(tmp_path / "recorded", "a", 12, 4, answers=("no", "yes"))
+    mixed = recipe_mix.mix_builds({"a": first}, tmp_path / "mixed", {"a": None}, balance_repeat=2,
+                                  question_weights={"disk-edge-on": 2})
+    same = recipe_mix.mix_settings({"a": first}, {"a": None}, balance_repeat=2, question_weights={"disk-edge-on": 2.0})
+    assert recipe_mix.settings_changed(mixed, same) == []
+    other = recipe_mix.mix_settings({"a": first}, {"a": None}, balance_repeat=2, question_weights={"disk-edge-on": 3})
+    assert recipe_mix.settings_changed(mixed, other) == [
+        "question_weights: {'disk-edge-on': 2.0} -> {'disk-edge-on': 3.0}"]
+    capped = recipe_mix.mix_settings({"a": first}, {"a": 5}, balance_repeat=2, question_weights={"disk-edge-on": 2})
+    assert recipe_mix.settings_changed(mixed, capped) == ["max_rows: {'a': None} -> {'a': 5}"]
+    assert recipe_mix.settings_changed(tmp_path / "no-record", other) == []  # a mix made before the record
+
+
+def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mix_arguments, capsys):
+    args = real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0"])
+    names = {name: tmp_path / "builds" / name for name in ("gz2", "gz1", "synthetic")}
+    recorded = recipe_mix.mix_settings(names, dict(zip(names, args.max_rows)), balance_repeat=args.balance_repeat,
+                                       uncapped={"synthetic": real_recipe.SYNTHETIC_QUESTIONS},
+                                       question_weights=real_recipe.QUESTION_WEIGHTS)
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "README.md").write_text("mixed before\n")
+    (tmp_path / "mixed" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
+    real_recipe.run(args)  # the same settings: the mix is reused, not made again
+    assert mix_arguments == {}
+    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--question-weight", "has-spiral-arms=8"])
+    assert code == 2 and mix_arguments == {}
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
+    assert "'has-spiral-arms': 4.0" in line and "'has-spiral-arms': 8.0" in line and "give a new --out" in line
+
+
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         real_recipe.parse_args(["--balance-repeat", "0"])
