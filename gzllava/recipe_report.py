@@ -2,7 +2,8 @@
 
 metrics.json (gzllava/evaluation): `models.model.morphology.{likelihood,generation}.per_question[q]` holds `n`,
 `accuracy`, `balanced_accuracy` and `confident` (`n`, `accuracy`, `balanced_accuracy` on the items whose vote
-majority has >= 0.8 of the votes); `baselines.{majority,random}` have the same layout.
+majority has >= 0.8 of the votes), and on the likelihood route `auc` (ROC AUC of the answer probabilities);
+`baselines.{majority,random}` have the same layout.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def synthetic_table(trained: dict, untrained: dict, reference: dict[str, float] 
 
 def real_table(metrics: dict) -> str:
     """Per question: n, accuracy and balanced accuracy (all reached items, and the confident subset) of the
-    likelihood and free-text routes, beside the majority prior and chance."""
+    likelihood and free-text routes, beside the majority prior and chance; and the likelihood route's ROC AUC on
+    all reached items (whether it ranks the galaxies, whatever its answer threshold)."""
     likelihood, generation = _route(metrics, "likelihood"), _route(metrics, "generation")
     majority, chance = metrics["baselines"]["majority"], metrics["baselines"]["random"]
     rows = ["| question | n | acc (likelihood) | bal. acc (likelihood) | bal. acc (free text) | n confident | "
             "confident acc (likelihood) | confident bal. acc (likelihood) | confident bal. acc (free text) | "
-            "majority acc | majority bal. acc | chance bal. acc |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "majority acc | majority bal. acc | chance bal. acc | AUC (likelihood) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for question, fig in likelihood["per_question"].items():
         gen = generation["per_question"].get(question, {})
         confident, gen_confident = fig.get("confident", {}), gen.get("confident", {})
@@ -71,7 +73,7 @@ def real_table(metrics: dict) -> str:
             f"{_fmt(gen.get('balanced_accuracy'))} | {confident.get('n', 0)} | {_fmt(confident.get('accuracy'))} | "
             f"{_fmt(confident.get('balanced_accuracy'))} | {_fmt(gen_confident.get('balanced_accuracy'))} | "
             f"{_fmt(maj.get('accuracy'))} | {_fmt(maj.get('balanced_accuracy'))} | "
-            f"{_fmt(chance['per_question'].get(question, {}).get('balanced_accuracy'))} |")
+            f"{_fmt(chance['per_question'].get(question, {}).get('balanced_accuracy'))} | {_fmt(fig.get('auc'))} |")
     overall = likelihood["overall"]
     rows.append(f"| **all** | {overall['n']} | {_fmt(overall['accuracy'])} | "
                 f"{_fmt(overall.get('mean_balanced_accuracy'))} (mean) | "
@@ -79,5 +81,5 @@ def real_table(metrics: dict) -> str:
                 f"{overall.get('confident', {}).get('n', 0)} | {_fmt(overall.get('confident', {}).get('accuracy'))} | "
                 f"{_fmt(overall.get('confident', {}).get('mean_balanced_accuracy'))} (mean) | "
                 f"{_fmt(generation['overall'].get('confident', {}).get('mean_balanced_accuracy'))} (mean) | "
-                f"{_fmt(majority['overall'].get('accuracy'))} | | |")
+                f"{_fmt(majority['overall'].get('accuracy'))} | | | |")
     return "\n".join(rows)

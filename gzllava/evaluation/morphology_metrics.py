@@ -9,6 +9,10 @@ with the one-hot expert label): the multi-class Brier score sum_k (p_k - f_k)^2 
 reliability table over all (item, answer) pairs in equal-width probability bins, with the
 expected calibration error (ECE) as their count-weighted gap.
 
+Ranking: the likelihood route's ROC AUC per question (one answer against the rest, averaged over the answers
+present among the targets): whether the model orders the galaxies by an answer even where its argmax leans to one
+answer (a biased yes/no threshold gives chance balanced accuracy at a high AUC).
+
 Accuracy and balanced accuracy (the mean per-answer recall over the answers present among the
 targets) are given on all items and on the confident subset: items whose vote-majority answer has
 at least `CONFIDENT_SHARE` of the question's votes (expert-labelled items have no shares: n = 0).
@@ -129,6 +133,36 @@ def balanced_accuracy(targets: Sequence[str], predictions: Sequence[str | None])
     return float(np.mean(recalls))
 
 
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, tied values sharing their mean rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), float)
+    ranks[order] = np.arange(1, len(values) + 1)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
+
+
+def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` for the `positive` items (the Mann-Whitney U statistic over n+ x n-
+    pairs; ties count one half); None without both a positive and a negative item."""
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    rank_sum = _average_ranks(scores)[positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def ranking_auc(targets: Sequence[str], probabilities: np.ndarray, answers: Sequence[str]) -> float | None:
+    """Macro one-vs-rest ROC AUC of the answer probabilities (N, A) (`answers` in column order) over the answers
+    present among the targets; for two answers, the AUC of either one. None with fewer than two answers present."""
+    probabilities = np.asarray(probabilities, float)
+    aucs = [roc_auc(probabilities[:, answers.index(label)], [t == label for t in targets])
+            for label in sorted(set(targets)) if label in answers]
+    aucs = [a for a in aucs if a is not None]
+    return float(np.mean(aucs)) if aucs else None
+
+
 def majority_share(item: "MorphologyItem") -> float | None:
     """The share of the question's votes that went to the item's target answer (None: no vote fractions)."""
     if item.fractions is None:
@@ -237,6 +271,7 @@ def question_metrics(question_key: str, items: Sequence[MorphologyItem], predict
         result["calibration_target"] = "votes" if all(i.fractions is not None for i in items) else (
             "expert" if all(i.fractions is None for i in items) else "votes+expert")
         result["reliability"] = reliability(probabilities, observed)
+        result["auc"] = ranking_auc(targets, probabilities, list(answers))
     return result
 
 

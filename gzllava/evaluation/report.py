@@ -231,6 +231,16 @@ def _morphology_section(metrics: dict, plots: dict) -> list[str]:
                 cells.append(f"{_fmt(c.get('accuracy'), 2)} / {_fmt(c.get('balanced_accuracy'), 2)}" if c.get("n")
                              else "–")
             lines.append(f"| {q} | {_count(confident[q])} | " + " | ".join(cells) + " |")
+    ranked = [(label, data) for label, data in series
+              if any(m.get("auc") is not None for m in data["per_question"].values())]
+    if ranked:
+        lines += ["", "### Per question, ranking (ROC AUC of the answer probabilities, one answer against the rest)",
+                  "", "Whether the galaxies are ordered by their answer, whatever the threshold the argmax uses "
+                  "(0.5: no order).", "", "| question | " + " | ".join(label for label, _ in ranked) + " |",
+                  "|---|" + "---|" * len(ranked)]
+        for q in questions:
+            lines.append(f"| {q} | " + " | ".join(_fmt(data["per_question"].get(q, {}).get("auc"), 2)
+                                                 for _, data in ranked) + " |")
     for key in ("accuracy", "confusion_generation", "confusion_likelihood", "reliability"):
         if plots.get(key):
             lines += ["", f"![{key}]({PLOTS_DIR}/{plots[key].name})"]

@@ -255,7 +255,7 @@ def test_a_new_mix_in_a_folder_of_the_same_name_is_not_served_from_the_cache(tmp
 
 
 def _metrics(accuracy: float) -> dict:
-    figures = {"n": 10, "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1,
+    figures = {"n": 10, "accuracy": accuracy, "balanced_accuracy": accuracy - 0.1, "auc": 0.77,
                "confident": {"n": 4, "accuracy": accuracy + 0.05, "balanced_accuracy": accuracy}}
     route = {"per_question": {"smooth-or-featured": figures},
              "overall": {"n": 10, "accuracy": accuracy, "mean_balanced_accuracy": accuracy - 0.1,
@@ -270,6 +270,7 @@ def test_tables_show_the_figures_they_are_given():
     assert "| **all** | 10 | **0.90** | 0.90 | 0.30 | 0.76 |" in table
     real = real_table(_metrics(0.9))
     assert "| smooth-or-featured | 10 | 0.90 | 0.80 | 0.80 | 4 | 0.95 | 0.90 | 0.90 |" in real
+    assert real.splitlines()[2].endswith("| 0.77 |")  # the likelihood route's AUC, last column
     json.dumps(_metrics(0.5))  # the layout is plain JSON, as metrics.json is
 
 

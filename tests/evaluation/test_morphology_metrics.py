@@ -10,7 +10,7 @@ import pytest
 from gzllava.evaluation.morphology_metrics import (
     CONFIDENT_SHARE, MorphologyItem, accuracy, balanced_accuracy, brier_score, confusion_matrix, is_confident,
     macro_f1, majority_baseline, majority_path, majority_share, morphology_items, question_metrics, random_baseline, reliability,
-    summarise,
+    ranking_auc, roc_auc, summarise,
 )
 from gzllava.evaluation.samples import EvalSample
 from PIL import Image
@@ -64,6 +64,30 @@ def test_question_metrics_scores_probabilities_against_vote_fractions():
     assert m["confusion"]["answers"] == ["yes", "no", "(unparsed)"]
     expert = question_metrics("bar", [_item("yes")], ["yes"], np.array([[0.5, 0.5]]))
     assert expert["brier"] == pytest.approx(0.5) and expert["calibration_target"] == "expert"
+
+
+def test_roc_auc_counts_ordered_pairs_and_half_ties():
+    assert roc_auc([0.9, 0.8, 0.3, 0.1], [True, True, False, False]) == 1.0
+    assert roc_auc([0.1, 0.3, 0.8, 0.9], [True, True, False, False]) == 0.0
+    assert roc_auc([0.5] * 4, [True, False, True, False]) == 0.5
+    # positives 0.6, 0.4; negatives 0.4, 0.2: pairs (0.6>0.4) 1, (0.6>0.2) 1, (0.4=0.4) 0.5, (0.4>0.2) 1 -> 3.5 / 4
+    assert roc_auc([0.6, 0.4, 0.4, 0.2], [True, True, False, False]) == pytest.approx(0.875)
+    assert roc_auc([0.6, 0.4], [True, True]) is None  # no negative item
+
+
+def test_ranking_auc_sees_an_order_that_a_biased_argmax_hides():
+    targets = ["yes", "yes", "no", "no"]
+    leaning_no = np.array([[0.45, 0.55], [0.42, 0.58], [0.40, 0.60], [0.35, 0.65]])  # always "no", ranked right
+    items = [_item(t) for t in targets]
+    m = question_metrics("bar", items, ["no"] * 4, leaning_no)
+    assert m["balanced_accuracy"] == 0.5 and m["auc"] == 1.0
+    # three answers, macro one-vs-rest over the two present (the third answer's column is ignored)
+    probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.65, 0.3, 0.05]])
+    # a: 0.7, 0.6 against 0.2, 0.65 -> 3 / 4; b: 0.7, 0.3 against 0.2, 0.3 -> 3.5 / 4 (a tie)
+    assert ranking_auc(["a", "a", "b", "b"], probs, ["a", "b", "c"]) == pytest.approx((0.75 + 0.875) / 2)
+    assert ranking_auc(["a", "a"], probs[:2], ["a", "b", "c"]) is None  # one answer present
+    # the majority baseline gives every item the same probabilities: chance
+    assert majority_baseline("bar", items, None)["auc"] == 0.5
 
 
 def test_majority_baseline_prefers_training_counts():

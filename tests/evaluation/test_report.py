@@ -21,3 +21,14 @@ def test_markdown_reads_as_deltas_against_baselines():
     assert "| model (likelihood) | 4 | 0.750 | +0.250 |" in text
     assert "retrieval: not run (no references)" in text
     assert "1 skipped ({'bad label': 1})" in text
+
+
+def test_markdown_shows_the_likelihood_ranking_where_it_was_measured():
+    metrics = report_metrics()
+    assert "ranking (ROC AUC" not in render_markdown(jsonable(metrics), {})  # no `auc` in these figures
+    likelihood = metrics["models"]["model"]["morphology"]["likelihood"]
+    likelihood["per_question"] = {"bar": {**likelihood["per_question"]["bar"], "auc": 0.8125}}
+    metrics["baselines"]["majority"]["per_question"]["bar"]["auc"] = 0.5
+    text = render_markdown(jsonable(metrics), {})
+    assert "| question | model (likelihood) | majority |" in text
+    assert "| bar | 0.81 | 0.50 |" in text
