@@ -409,11 +409,12 @@ def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mi
     (tmp_path / "mixed" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
     real_recipe.run(args)  # the same settings: the mix is reused, not made again
     assert mix_arguments == {}
-    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--question-weight", "has-spiral-arms=8"])
+    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--question-weight", "has-spiral-arms=12"])
     assert code == 2 and mix_arguments == {}
     line, = capsys.readouterr().err.strip().splitlines()
     assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
-    assert "'has-spiral-arms': 4.0" in line and "'has-spiral-arms': 8.0" in line and "give a new --out" in line
+    default = real_recipe.QUESTION_WEIGHTS["has-spiral-arms"]
+    assert f"'has-spiral-arms': {default}" in line and "'has-spiral-arms': 12.0" in line and "give a new --out" in line
 
 
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):
