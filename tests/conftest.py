@@ -10,6 +10,7 @@ Fixtures:
     hub_env      function: env vars a subprocess needs to reach the same server, with its own empty HF_HOME
     hub_repo_id  function: a fresh "local-user/<test-name>-<hex>" repo id
     shared_data  session: Path to the real Galaxy Zoo samples (../shared/data), skips when absent
+    mix_arguments  function: the keyword arguments `real_recipe.run` gives `mix_builds`, every stage stubbed out
 """
 
 from __future__ import annotations
@@ -111,3 +112,16 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared Galaxy Zoo data not found at {path}")
     return path
+
+
+@pytest.fixture
+def mix_arguments(monkeypatch) -> dict:
+    """The keyword arguments `real_recipe.run` gives `mix_builds`, with every stage and input check stubbed out."""
+    from gzllava import real_recipe
+
+    seen = {}
+    monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
+    monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
+    monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
+    monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
+    return seen

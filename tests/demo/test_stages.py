@@ -318,17 +318,6 @@ def test_mix_builds_keeps_every_row_of_the_uncapped_questions_beside_the_cap(tmp
     assert "| decision_tree | s: 3 | s (uncapped): 6 |" in (mixed / "README.md").read_text()
 
 
-@pytest.fixture
-def mix_arguments(monkeypatch) -> dict:
-    """The keyword arguments `real_recipe.run` gives `mix_builds`, with every stage and input check stubbed out."""
-    seen = {}
-    monkeypatch.setattr(real_recipe, "check_inputs", lambda args: None)
-    monkeypatch.setattr(real_recipe, "smollm2_checkpoint", lambda folder: folder)
-    monkeypatch.setattr(real_recipe, "run_stages", lambda *a, **k: None)
-    monkeypatch.setattr(real_recipe, "mix_builds", lambda *a, **k: seen.update(k))
-    return seen
-
-
 def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_lacks(tmp_path, mix_arguments):
     seen = mix_arguments
     for flags, uncapped in (([], {"synthetic": real_recipe.SYNTHETIC_QUESTIONS}), (["--synthetic", "0"], None)):
@@ -396,25 +385,6 @@ def test_mix_builds_records_its_settings_and_a_change_is_named(tmp_path):
     capped = recipe_mix.mix_settings({"a": first}, {"a": 5}, balance_repeat=2, question_weights={"disk-edge-on": 2})
     assert recipe_mix.settings_changed(mixed, capped) == ["max_rows: {'a': None} -> {'a': 5}"]
     assert recipe_mix.settings_changed(tmp_path / "no-record", other) == []  # a mix made before the record
-
-
-def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mix_arguments, capsys):
-    args = real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0"])
-    names = {name: tmp_path / "builds" / name for name in ("gz2", "gz1", "synthetic")}
-    recorded = recipe_mix.mix_settings(names, dict(zip(names, args.max_rows)), balance_repeat=args.balance_repeat,
-                                       uncapped={"synthetic": real_recipe.SYNTHETIC_QUESTIONS},
-                                       question_weights=real_recipe.QUESTION_WEIGHTS)
-    (tmp_path / "mixed").mkdir()
-    (tmp_path / "mixed" / "README.md").write_text("mixed before\n")
-    (tmp_path / "mixed" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
-    real_recipe.run(args)  # the same settings: the mix is reused, not made again
-    assert mix_arguments == {}
-    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--question-weight", "has-spiral-arms=12"])
-    assert code == 2 and mix_arguments == {}
-    line, = capsys.readouterr().err.strip().splitlines()
-    assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
-    default = real_recipe.QUESTION_WEIGHTS["has-spiral-arms"]
-    assert f"'has-spiral-arms': {default}" in line and "'has-spiral-arms': 12.0" in line and "give a new --out" in line
 
 
 def test_a_balance_repeat_below_1_is_one_usage_error(capsys):

@@ -9,6 +9,7 @@ subprocess per script (integration tier) checks the exit code the shell sees.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from PIL import Image
 import evaluate_gzllava
 import train_clip
 import train_sft
-from gzllava import real_recipe
+from gzllava import real_recipe, recipe_mix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_RECIPE = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
@@ -267,3 +268,24 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage lines, then one error line
     assert f"error: {message}" in error
+
+
+# python -m gzllava.real_recipe: an existing mix made with other settings is refused before any stage runs.
+
+def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mix_arguments, capsys):
+    args = real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0"])
+    names = {name: tmp_path / "builds" / name for name in ("gz2", "gz1", "synthetic")}
+    recorded = recipe_mix.mix_settings(names, dict(zip(names, args.max_rows)), balance_repeat=args.balance_repeat,
+                                       uncapped={"synthetic": real_recipe.SYNTHETIC_QUESTIONS},
+                                       question_weights=real_recipe.QUESTION_WEIGHTS)
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "README.md").write_text("mixed before\n")
+    (tmp_path / "mixed" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
+    real_recipe.run(args)  # the same settings: the mix is reused, not made again
+    assert mix_arguments == {}
+    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--question-weight", "has-spiral-arms=12"])
+    assert code == 2 and mix_arguments == {}
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
+    default = real_recipe.QUESTION_WEIGHTS["has-spiral-arms"]
+    assert f"'has-spiral-arms': {default}" in line and "'has-spiral-arms': 12.0" in line and "give a new --out" in line
