@@ -139,15 +139,16 @@ def report(result: dict) -> str:
         if kind not in result:
             continue
         lines += [f"## {'Morphology head' if kind == 'head' else 'Zero-shot (answer prompts)'}", "",
-                  "| question | subset | n | accuracy | balanced acc. | majority prior acc. | majority bal. acc. | chance |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+                  "| question | subset | n | accuracy | balanced acc. | ROC AUC | majority prior acc. "
+                  "| majority bal. acc. | chance |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key, row in result[kind].items():
             for subset in ("confident", "all"):
                 if subset in row:
                     r = row[subset]
-                    lines.append(f"| {key} | {subset} | {r['n']} | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | "
-                                 f"{r['majority_accuracy']:.3f} | {r['majority_balanced_accuracy']:.3f} | "
-                                 f"{row['chance']:.3f} |")
+                    auc = "-" if r.get("auc") is None else f"{r['auc']:.3f}"
+                    lines.append(f"| {key} | {subset} | {r['n']} | {r['accuracy']:.3f} | "
+                                 f"{r['balanced_accuracy']:.3f} | {auc} | {r['majority_accuracy']:.3f} | "
+                                 f"{r['majority_balanced_accuracy']:.3f} | {row['chance']:.3f} |")
         lines.append("")
     if "retrieval" in result:
         r = result["retrieval"]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset_builder.decision_tree import QUESTIONS
+from gzllava.evaluation.morphology_metrics import ranking_auc
 from gzllava.evaluation.retrieval import retrieval_metrics
 
 from .questions import HeadSchema
@@ -54,7 +55,8 @@ def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 def classification_table(scores: np.ndarray, shares: np.ndarray, reached: np.ndarray, schema: HeadSchema,
                          prior_labels: dict[str, int] | None = None) -> dict:
-    """Per question: n, accuracy, balanced accuracy on all reached galaxies and on the confident subset, beside
+    """Per question: n, accuracy, balanced accuracy and ROC AUC (one answer against the rest by its score, macro over
+    the answers present; None with one answer present) on all reached galaxies and on the confident subset, beside
     the majority prior and chance. scores, shares: (N, A) (any monotone score per answer); reached: (N, Q)."""
     out = {}
     for q_index, (question, sl) in enumerate(zip(schema.questions, schema.slices())):
@@ -73,6 +75,7 @@ def classification_table(scores: np.ndarray, shares: np.ndarray, reached: np.nda
             lab, pred = labels[subset], predictions[subset]
             row[name] = {"n": int(subset.sum()), "accuracy": float(np.mean(pred == lab)),
                          "balanced_accuracy": balanced_accuracy(lab, pred),
+                         "auc": ranking_auc(lab.tolist(), q_scores[subset], list(range(k))),
                          "majority_accuracy": float(np.mean(lab == majority)),
                          "majority_balanced_accuracy": balanced_accuracy(lab, np.full_like(lab, majority)),
                          "class_counts": np.bincount(lab, minlength=k).tolist()}

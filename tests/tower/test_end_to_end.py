@@ -116,7 +116,7 @@ def _gz2_folder(folder, n: int = 80):
 def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
     """Towers are compared on the held-out tenth of train (`--gz2_side validation`), never on the test side."""
     from gzllava.splits import split_of
-    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate
+    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate, report
 
     gz2 = _gz2_folder(tmp_path / "gz2")
     ids = [str(i) for i in range(100000, 100080)]
@@ -125,6 +125,8 @@ def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
         result = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side=side, validation_percent=30))
         assert f"({side} side of gzllava.splits)" in result["source"]
         sides[side] = result["galaxies"]
+    row = result["head"]["disk-edge-on"]["all"]  # the report's ROC AUC column is the metrics' figure
+    assert 0 <= row["auc"] <= 1 and f"| {row['balanced_accuracy']:.3f} | {row['auc']:.3f} |" in report(result)
     assert sides["test"] == sum(split_of(i) == "test" for i in ids)
     assert sides["validation"] == sum(split_of(i, validation_percent=30) == "validation" for i in ids) > 0
     with pytest.raises(ValueError, match="gz2_side 'train'"):

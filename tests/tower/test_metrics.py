@@ -30,6 +30,20 @@ def test_classification_table_confident_subset_and_baselines():
     assert row["chance"] == 0.5
 
 
+def test_classification_table_roc_auc_ranks_by_score_whatever_the_argmax():
+    shares = np.array([[0.9, 0.1], [0.85, 0.15], [0.6, 0.4], [0.1, 0.9]], np.float32)
+    reached = np.ones((4, 1), bool)
+    biased = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4]], np.float32)  # always "yes", yet ordered
+    row = classification_table(biased, shares, reached, SCHEMA)["disk-edge-on"]
+    assert row["all"]["balanced_accuracy"] == 0.5 and row["all"]["auc"] == 1.0
+    scores = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], np.float32)  # ties count one half
+    row = classification_table(scores, shares, reached, SCHEMA)["disk-edge-on"]
+    assert row["all"]["auc"] == pytest.approx(5 / 6)  # each answer: 2 pairs won, 1 tied, of 3
+    assert row["confident"]["auc"] == pytest.approx(0.75)  # galaxies 0, 1, 3: 1 won, 1 tied, of 2
+    one_answer = classification_table(scores[:2], shares[:2], reached[:2], SCHEMA)["disk-edge-on"]
+    assert one_answer["all"]["auc"] is None  # only "yes" among the labels: nothing to rank against
+
+
 def test_unreached_questions_are_left_out():
     shares = np.array([[0.9, 0.1], [0.0, 0.0]], np.float32)
     reached = np.array([[True], [False]])
