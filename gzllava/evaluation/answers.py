@@ -5,8 +5,9 @@
    labels, synonyms ("barred", "edge-on", "tightly wound"), negations ("there is no sign of a
    bar", "not edge-on"), and numbers in words ("two arms", "more than four").
 2. `candidate_probabilities(scores)`: the likelihood route, no parsing: the model scores every
-   answer label (see `LlavaEvaluator.score_candidates`) and a softmax over the length-normalised
-   log-likelihoods gives a probability per answer.
+   answer label (`LlavaEvaluator.score_candidates(..., reduction="sum")`: log P(label), not its mean
+   per token, which would favour a many-token label such as "Features or disk" over "Smooth") and a
+   softmax over the candidates gives a probability per answer.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def candidate_texts(question: Question | str) -> list[str]:
 
 
 def candidate_probabilities(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax over candidates of length-normalised log-likelihoods: (n, K) -> (n, K), rows sum to 1."""
+    """Softmax over candidates of their log-likelihoods: (n, K) -> (n, K), rows sum to 1."""
     scores = np.asarray(scores, dtype=np.float64) / temperature
     scores = scores - scores.max(axis=-1, keepdims=True)
     weights = np.exp(scores)

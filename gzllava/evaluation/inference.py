@@ -5,7 +5,9 @@ template and `__call__`, and the model's `forward(input_ids, attention_mask, pix
 position_ids, past_key_values)` and `generate` are used.
 
 Candidate scoring (the "no parsing" way to read an answer): for each prompt and each candidate
-answer text, the mean log-probability of the candidate's tokens given image + question. The
+answer text, the log-probability of the candidate's tokens given image + question, summed (the
+probability of the whole answer: how decision-tree answers are read) or averaged over the tokens
+(comparing texts of different lengths: retrieval over descriptions). The
 prompt (image features included) is run ONCE per batch; its KV cache is then repeated for the
 candidates, which are short. This is the idea behind multiple-choice scoring in
 lm-evaluation-harness, with the prompt-cache reuse that makes it cheap for VLMs whose prompts
@@ -118,12 +120,16 @@ class LlavaEvaluator:
 
     @torch.inference_mode()
     def score_candidates(self, images: Sequence[Image.Image], questions: Sequence[str],
-                         candidates: Sequence[str], progress=None) -> np.ndarray:
-        """Mean token log-likelihood of each candidate given each (image, question).
+                         candidates: Sequence[str], progress=None, reduction: str = "mean") -> np.ndarray:
+        """Log-likelihood of each candidate given each (image, question): the mean over its tokens
+        (`reduction="mean"`) or their sum (`"sum"`: log P(candidate), which a multi-token answer does not
+        inflate: "Features or disk" scores about what its first token does, not a third of it).
 
         Returns an array (n_prompts, n_candidates). Every prompt is scored against the same
         candidate list (group prompts by question before calling).
         """
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         if len(images) != len(questions):
             raise ValueError(f"{len(images)} images but {len(questions)} questions")
         if not candidates:
@@ -138,9 +144,9 @@ class LlavaEvaluator:
             ]
             inputs = self._encode(images[start:stop], prompts, padding_side="left")
             if self.use_prompt_cache:
-                scores[start:stop] = self._score_with_cache(inputs, cand_ids)
+                scores[start:stop] = self._score_with_cache(inputs, cand_ids, reduction)
             else:
-                scores[start:stop] = self._score_full(inputs, cand_ids)
+                scores[start:stop] = self._score_full(inputs, cand_ids, reduction)
             if progress is not None:
                 progress.update(stop - start)
         return scores
@@ -165,14 +171,15 @@ class LlavaEvaluator:
         return ids.to(device), mask.to(device)
 
     @staticmethod
-    def _mean_logprob(first_logits: torch.Tensor, cand_logits: torch.Tensor, ids: torch.Tensor,
-                      mask: torch.Tensor) -> torch.Tensor:
-        """first_logits (R, V) predict token 0; cand_logits (R, L, V) position j predicts token j+1."""
+    def _candidate_logprob(first_logits: torch.Tensor, cand_logits: torch.Tensor, ids: torch.Tensor,
+                           mask: torch.Tensor, reduction: str) -> torch.Tensor:
+        """first_logits (R, V) predict token 0; cand_logits (R, L, V) position j predicts token j+1 -> (R,)."""
         logits = torch.cat([first_logits[:, None], cand_logits[:, :-1]], dim=1).float()  # (R, L, V)
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None])[..., 0]  # (R, L)
-        return (logprobs * mask).sum(-1) / mask.sum(-1)
+        total = (logprobs * mask).sum(-1)
+        return total / mask.sum(-1) if reduction == "mean" else total
 
-    def _score_with_cache(self, inputs: dict, cand_ids: list[list[list[int]]]) -> np.ndarray:
+    def _score_with_cache(self, inputs: dict, cand_ids: list[list[list[int]]], reduction: str) -> np.ndarray:
         n_prompts, n_cands = len(cand_ids), len(cand_ids[0])
         prompt_mask = inputs["attention_mask"]  # (P, T)
         extra = {"logits_to_keep": 1} if self._accepts_logits_to_keep else {}
@@ -180,7 +187,7 @@ class LlavaEvaluator:
         cache = out.past_key_values
         if cache is None or not getattr(cache, "is_croppable", False):
             logger.info("model cache cannot be rolled back; scoring candidates without prompt reuse")
-            return self._score_full(inputs, cand_ids)
+            return self._score_full(inputs, cand_ids, reduction)
         last_logits = out.logits[:, -1]  # (P, V): predicts each candidate's first token
         prompt_lengths = prompt_mask.sum(-1)  # (P,)
         per_pass = max(1, self.candidate_rows // n_prompts)  # candidates per prompt per pass
@@ -199,14 +206,14 @@ class LlavaEvaluator:
                 position_ids=positions, past_key_values=cache, use_cache=True,
             )
             cache = out.past_key_values
-            scores = self._mean_logprob(last_logits[prompt_rows], out.logits, ids, mask)
+            scores = self._candidate_logprob(last_logits[prompt_rows], out.logits, ids, mask, reduction)
             result[:, c0:c1] = scores.view(n_prompts, width).cpu().numpy()
             # roll back to the prompt-only cache, one row per prompt
             cache.crop(-ids.shape[1])
             cache.batch_select_indices(torch.arange(n_prompts, device=device) * width)
         return result
 
-    def _score_full(self, inputs: dict, cand_ids: list[list[list[int]]]) -> np.ndarray:
+    def _score_full(self, inputs: dict, cand_ids: list[list[list[int]]], reduction: str) -> np.ndarray:
         """Reference path: every (prompt, candidate) row runs the whole prompt again."""
         n_prompts, n_cands = len(cand_ids), len(cand_ids[0])
         prompt_ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
@@ -227,6 +234,6 @@ class LlavaEvaluator:
             )
             start = prompt_ids.shape[1]
             logits = out.logits  # (R, T + L, V)
-            scores = self._mean_logprob(logits[:, start - 1], logits[:, start:], ids, mask)
+            scores = self._candidate_logprob(logits[:, start - 1], logits[:, start:], ids, mask, reduction)
             result[:, c0:c1] = scores.view(n_prompts, width).cpu().numpy()
         return result

@@ -95,7 +95,7 @@ def run_morphology(evaluator: LlavaEvaluator, eval_set: EvalSet, items: list[mor
         for question, indices in groups.items():
             scores = evaluator.score_candidates(LazyImages(eval_set.samples, [items[i].sample_index for i in indices]),
                                                 [prompts[i] for i in indices],
-                                                candidate_texts(question), progress=bar)
+                                                candidate_texts(question), progress=bar, reduction="sum")
             for i, p in zip(indices, candidate_probabilities(scores)):
                 probabilities[i] = p
     timings["likelihood_s"] = time.perf_counter() - start

@@ -24,7 +24,7 @@ def test_walk_is_a_complete_tree_path_with_the_models_probabilities(engine):
         assert step.probability == max(step.probabilities.values())
         assert list(step.probabilities) == candidate_texts(step.question)
     # the same numbers as scoring the first question directly
-    scores = evaluator.score_candidates([image], [question_prompt(ROOT)], candidate_texts(ROOT))
+    scores = evaluator.score_candidates([image], [question_prompt(ROOT)], candidate_texts(ROOT), reduction="sum")
     np.testing.assert_allclose(list(steps[0].probabilities.values()), candidate_probabilities(scores)[0], rtol=1e-6)
 
 

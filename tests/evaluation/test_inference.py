@@ -22,16 +22,33 @@ def _images(n):
     return [galaxy_image(i, "spiral" if i % 2 else "smooth", size=40 + 4 * i) for i in range(n)]
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("which", MODELS)
-def test_cached_batched_scoring_equals_the_unbatched_full_forward(which, request):
+def test_cached_batched_scoring_equals_the_unbatched_full_forward(which, reduction, request):
     model, processor = request.getfixturevalue(which)
     images = _images(5)
     reference = LlavaEvaluator(model, processor, batch_size=1, use_prompt_cache=False)
-    expected = reference.score_candidates(images, QUESTIONS, CANDIDATES)
+    expected = reference.score_candidates(images, QUESTIONS, CANDIDATES, reduction=reduction)
     for evaluator in (LlavaEvaluator(model, processor, batch_size=3, candidate_rows=4),  # cache, chunked candidates
                       LlavaEvaluator(model, processor, batch_size=4, use_prompt_cache=False)):
-        np.testing.assert_allclose(evaluator.score_candidates(images, QUESTIONS, CANDIDATES), expected, atol=1e-4)
+        np.testing.assert_allclose(evaluator.score_candidates(images, QUESTIONS, CANDIDATES, reduction=reduction),
+                                   expected, atol=1e-4)
     assert expected.shape == (5, 5) and np.all(expected < 0)
+
+
+@pytest.mark.parametrize("which", MODELS)
+def test_summed_scores_are_the_mean_times_the_candidates_token_count(which, request):
+    model, processor = request.getfixturevalue(which)
+    evaluator = LlavaEvaluator(model, processor, batch_size=2)
+    images = _images(3)
+    mean = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES)
+    total = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES, reduction="sum")
+    lengths = np.array([[len(evaluator.continuation_ids(evaluator.prompt(q), q, c)) for c in CANDIDATES]
+                        for q in QUESTIONS[:3]])
+    assert lengths.max() > lengths.min()  # candidates of different lengths, where the two disagree
+    np.testing.assert_allclose(total, mean * lengths, rtol=1e-5)
+    with pytest.raises(ValueError, match="reduction must be 'mean' or 'sum', got 'max'"):
+        evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES, reduction="max")
 
 
 @pytest.mark.parametrize("which", MODELS)
