@@ -56,7 +56,7 @@ def test_a_turn_whose_corners_would_enter_the_crop_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"zoom 0.6: expected a factor range in \[0, 0.5\)"):
         parse_arguments(["--output_dir", str(tmp_path), "--zoom", "0.6"])
     tower, _ = parse_arguments(["--config", str(REPO_ROOT / "recipes" / "real_cpu_tower.yaml"), "--output_dir",
-                                str(tmp_path), "--any_angle", "true", "--zoom", "0.1"])  # 32 of 64 px, jitter 2: fits
+                                str(tmp_path), "--any_angle", "true", "--zoom", "0.1"])  # 48 of 96 px, jitter 2: fits
     assert tower.any_angle and tower.zoom == 0.1
 
 
