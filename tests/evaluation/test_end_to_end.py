@@ -66,7 +66,13 @@ def test_decision_tree_split_with_base_model_and_model_card(tmp_path, instruct_f
     assert {"accuracy", "f1", "brier"} <= types
 
 
-def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_folder, gz_tiny_folder, capsys):
+def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_folder, gz_tiny_folder, capsys,
+                                                         monkeypatch):
+    from gzllava.evaluation.inference import LlavaEvaluator
+
+    reductions, score = [], LlavaEvaluator.score_candidates
+    monkeypatch.setattr(LlavaEvaluator, "score_candidates",
+                        lambda self, *a, **k: reductions.append(k.get("reduction", "mean")) or score(self, *a, **k))
     out = tmp_path / "out"
     flags = ["--model_name_or_path", str(gz_tiny_folder), "--dataset_name", str(instruct_folder), "--split", "test",
              "--tasks", "morphology", "--batch-size", "4", "--answer-max-new-tokens", "4"]
@@ -77,6 +83,7 @@ def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_fold
     metrics = json.loads((out / "metrics.json").read_text())
     per_question = metrics["models"]["model"]["morphology"]["likelihood"]["per_question"]
     assert set(per_question) == {"bar", "has-spiral-arms"}
+    assert set(reductions) == {"sum"}  # answer labels are read by log P(label), not its per-token mean
     assert metrics["settings"]["questions"] == ["bar", "has-spiral-arms"]
     assert "(questions: bar, has-spiral-arms)" in (out / "report.md").read_text()
     code = evaluate_gzllava.main([*flags, "--dataset_config", "description", "--questions", "spiral-winding",
