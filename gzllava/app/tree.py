@@ -37,7 +37,7 @@ def walk_tree(evaluator: LlavaEvaluator, image: Image.Image, max_steps: int = 20
             return
         question = QUESTIONS[key]
         labels = candidate_texts(question)
-        scores = evaluator.score_candidates([image], [question_prompt(question)], labels, reduction="sum")  # (1, K)
+        scores = evaluator.score_candidates([image], [question_prompt(question)], labels)  # (1, K), log P(label)
         probabilities = candidate_probabilities(scores)[0]  # (K,), sums to 1
         best = int(probabilities.argmax())
         answer = question.answers[best]

@@ -5,7 +5,7 @@
    labels, synonyms ("barred", "edge-on", "tightly wound"), negations ("there is no sign of a
    bar", "not edge-on"), and numbers in words ("two arms", "more than four").
 2. `candidate_probabilities(scores)`: the likelihood route, no parsing: the model scores every
-   answer label (`LlavaEvaluator.score_candidates(..., reduction="sum")`: log P(label), not its mean
+   answer label (`LlavaEvaluator.score_candidates`, its default `reduction="sum"`: log P(label), not its mean
    per token, which would favour a many-token label such as "Features or disk" over "Smooth") and a
    softmax over the candidates gives a probability per answer.
 """

@@ -120,10 +120,11 @@ class LlavaEvaluator:
 
     @torch.inference_mode()
     def score_candidates(self, images: Sequence[Image.Image], questions: Sequence[str],
-                         candidates: Sequence[str], progress=None, reduction: str = "mean") -> np.ndarray:
-        """Log-likelihood of each candidate given each (image, question): the mean over its tokens
-        (`reduction="mean"`) or their sum (`"sum"`: log P(candidate), which a multi-token answer does not
-        inflate: "Features or disk" scores about what its first token does, not a third of it).
+                         candidates: Sequence[str], progress=None, reduction: str = "sum") -> np.ndarray:
+        """Log-likelihood of each candidate given each (image, question): the sum over its tokens
+        (`reduction="sum"`, the default: log P(candidate), which a multi-token answer does not inflate:
+        "Features or disk" scores about what its first token does, not a third of it), or their mean
+        (`"mean"`: for comparing texts of very different lengths, as retrieval over descriptions does).
 
         Returns an array (n_prompts, n_candidates). Every prompt is scored against the same
         candidate list (group prompts by question before calling).

@@ -95,7 +95,7 @@ def run_morphology(evaluator: LlavaEvaluator, eval_set: EvalSet, items: list[mor
         for question, indices in groups.items():
             scores = evaluator.score_candidates(LazyImages(eval_set.samples, [items[i].sample_index for i in indices]),
                                                 [prompts[i] for i in indices],
-                                                candidate_texts(question), progress=bar, reduction="sum")
+                                                candidate_texts(question), progress=bar)  # log P(label)
             for i, p in zip(indices, candidate_probabilities(scores)):
                 probabilities[i] = p
     timings["likelihood_s"] = time.perf_counter() - start
@@ -197,7 +197,8 @@ def evaluate_model(model, processor, eval_set: EvalSet, config: EvaluationConfig
             with _progress(len(chosen), "retrieval: likelihood matrix") as bar:
                 scores = evaluator.score_candidates(
                     LazyImages(eval_set.samples, chosen), [DESCRIPTION_PROMPT] * len(chosen),
-                    [eval_set.samples[i].reference for i in chosen], progress=bar)
+                    [eval_set.samples[i].reference for i in chosen], progress=bar,
+                    reduction="mean")  # descriptions differ in length: compare per-token likelihoods
             elapsed = time.perf_counter() - start
             results["retrieval"] = retrieval_metrics(scores)
             results["retrieval"]["timing"] = {"seconds": elapsed, "pairs": len(chosen) ** 2,

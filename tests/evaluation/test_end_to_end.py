@@ -4,6 +4,7 @@ check the pipeline and its outputs, not the scores."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -71,8 +72,15 @@ def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_fold
     from gzllava.evaluation.inference import LlavaEvaluator
 
     reductions, score = [], LlavaEvaluator.score_candidates
-    monkeypatch.setattr(LlavaEvaluator, "score_candidates",
-                        lambda self, *a, **k: reductions.append(k.get("reduction", "mean")) or score(self, *a, **k))
+    signature = inspect.signature(score)
+
+    def recording(self, *args, **kwargs):  # the reduction in effect, passed or defaulted
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        reductions.append(bound.arguments["reduction"])
+        return score(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlavaEvaluator, "score_candidates", recording)
     out = tmp_path / "out"
     flags = ["--model_name_or_path", str(gz_tiny_folder), "--dataset_name", str(instruct_folder), "--split", "test",
              "--tasks", "morphology", "--batch-size", "4", "--answer-max-new-tokens", "4"]

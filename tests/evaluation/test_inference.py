@@ -41,8 +41,8 @@ def test_summed_scores_are_the_mean_times_the_candidates_token_count(which, requ
     model, processor = request.getfixturevalue(which)
     evaluator = LlavaEvaluator(model, processor, batch_size=2)
     images = _images(3)
-    mean = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES)
-    total = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES, reduction="sum")
+    mean = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES, reduction="mean")
+    total = evaluator.score_candidates(images, QUESTIONS[:3], CANDIDATES)  # the default: log P(candidate)
     lengths = np.array([[len(evaluator.continuation_ids(evaluator.prompt(q), q, c)) for c in CANDIDATES]
                         for q in QUESTIONS[:3]])
     assert lengths.max() > lengths.min()  # candidates of different lengths, where the two disagree
@@ -77,13 +77,24 @@ def test_candidate_tokens_are_those_the_chat_template_puts_after_the_prompt(whic
         assert candidate.lower().replace(" ", "") in tokenizer.decode(ids).lower().replace(" ", "")
 
 
-def _rig(model, token_ids, boost=30.0):
-    """Add a bias to the output logits of `token_ids` (lm_head has no bias of its own); the first
-    token gets the most, so greedy decoding starts the reply with it."""
-    bias = torch.zeros(model.get_output_embeddings().out_features)
-    for position, token in reversed(list(enumerate(token_ids))):
-        bias[token] = boost - 5.0 * position
-    return model.get_output_embeddings().register_forward_hook(lambda module, args, output: output + bias)
+def _rig(model, token_ids, end_id, boost=30.0):
+    """Make `model` prefer the reply `token_ids`, as a model that has learned it would: after its token k,
+    token k + 1 gets `boost` added to its logit; after its last token, `end_id` (when there is one);
+    anywhere else, its first token. A forward hook on the whole model reads the input token under
+    each output position, so the prompt-cached, the full-forward and the generate paths are rigged alike."""
+    following = dict(zip(token_ids, [*token_ids[1:], end_id]))
+
+    def hook(module, args, kwargs, output):
+        logits = output.logits  # (B, L, V): the last L input positions
+        ids = kwargs["input_ids"][:, -logits.shape[1]:]  # (B, L)
+        wanted = torch.full_like(ids, token_ids[0])
+        for token, after in following.items():
+            if after is not None:
+                wanted[ids == token] = after
+        output.logits = logits + boost * torch.nn.functional.one_hot(wanted, logits.shape[-1]).to(logits.dtype)
+        return output
+
+    return model.register_forward_hook(hook, with_kwargs=True)
 
 
 @pytest.mark.parametrize("which", MODELS)
@@ -93,7 +104,7 @@ def test_a_model_rigged_to_prefer_an_answer_is_read_as_that_answer(which, favour
     evaluator = LlavaEvaluator(model, processor, batch_size=2)
     question = QUESTIONS[0]
     favoured_ids = evaluator.continuation_ids(evaluator.prompt(question), question, favoured)
-    handle = _rig(model, favoured_ids)
+    handle = _rig(model, favoured_ids, processor.tokenizer.eos_token_id)
     try:
         images = _images(3)
         scores = evaluator.score_candidates(images, [question] * 3, ["Bar", "No bar"])
