@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 import evaluate_gzllava
+from dataset_builder.decision_tree import QUESTIONS
+from gzllava.evaluation.answers import candidate_texts
 from fake_openai import FakeOpenAI
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,20 +69,26 @@ def test_decision_tree_split_with_base_model_and_model_card(tmp_path, instruct_f
     assert {"accuracy", "f1", "brier"} <= types
 
 
-def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_folder, gz_tiny_folder, capsys,
-                                                         monkeypatch):
+@pytest.fixture
+def scoring_calls(monkeypatch):
+    """[(reduction in effect, candidates)] for every `LlavaEvaluator.score_candidates` call."""
     from gzllava.evaluation.inference import LlavaEvaluator
 
-    reductions, score = [], LlavaEvaluator.score_candidates
+    calls, score = [], LlavaEvaluator.score_candidates
     signature = inspect.signature(score)
 
-    def recording(self, *args, **kwargs):  # the reduction in effect, passed or defaulted
+    def recording(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
-        reductions.append(bound.arguments["reduction"])
+        calls.append((bound.arguments["reduction"], list(bound.arguments["candidates"])))
         return score(self, *args, **kwargs)
 
     monkeypatch.setattr(LlavaEvaluator, "score_candidates", recording)
+    return calls
+
+
+def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_folder, gz_tiny_folder, capsys,
+                                                         scoring_calls):
     out = tmp_path / "out"
     flags = ["--model_name_or_path", str(gz_tiny_folder), "--dataset_name", str(instruct_folder), "--split", "test",
              "--tasks", "morphology", "--batch-size", "4", "--answer-max-new-tokens", "4"]
@@ -91,7 +99,7 @@ def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_fold
     metrics = json.loads((out / "metrics.json").read_text())
     per_question = metrics["models"]["model"]["morphology"]["likelihood"]["per_question"]
     assert set(per_question) == {"bar", "has-spiral-arms"}
-    assert set(reductions) == {"sum"}  # answer labels are read by log P(label), not its per-token mean
+    assert {r for r, _ in scoring_calls} == {"sum"}  # answer labels: log P(label), not its per-token mean
     assert metrics["settings"]["questions"] == ["bar", "has-spiral-arms"]
     assert "(questions: bar, has-spiral-arms)" in (out / "report.md").read_text()
     code = evaluate_gzllava.main([*flags, "--dataset_config", "description", "--questions", "spiral-winding",
@@ -100,7 +108,8 @@ def test_questions_limit_the_scored_morphology_questions(tmp_path, instruct_fold
     assert code == 2 and len(errors) == 1 and "--questions spiral-winding: no sample of" in errors[0], errors
 
 
-def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path, instruct_folder, gz_tiny_folder):
+def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path, instruct_folder, gz_tiny_folder,
+                                                                       scoring_calls):
     out = tmp_path / "out"
     with FakeOpenAI([(200, "6")] * 6) as judge:
         code = evaluate_gzllava.main([
@@ -115,6 +124,10 @@ def test_description_split_with_retrieval_hallucination_and_local_judge(tmp_path
     assert model["judge"]["mean_score"] == 6.0 and model["judge"]["model"] == "local-judge"
     retrieval = model["retrieval"]
     assert retrieval["n"] == 6 and metrics["models"]["model"]["retrieval"]["random"]["top_10%"] == pytest.approx(1 / 6)
+    # retrieval compares descriptions of different lengths per token; answer labels are summed
+    labels = {label for question in QUESTIONS.values() for label in candidate_texts(question)}
+    assert {r for r, c in scoring_calls if len(c) == 6 and not set(c) <= labels} == {"mean"}
+    assert {r for r, c in scoring_calls if set(c) <= labels} == {"sum"}
     assert model["hallucination"]["n"] == 6
     assert metrics["baselines"]["reference_hallucination"]["contradiction_rate"] == 0.0
     # the references describe other galaxies in the shuffled baseline: below identical, above nothing
