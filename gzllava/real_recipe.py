@@ -21,7 +21,8 @@ exists is skipped, so an interrupted run continues where it stopped):
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
    and the confident subset, majority share >= 0.8) on the TEST side of the split, candidate likelihood and
    parsed free text, beside the majority prior and chance (`evaluate_gzllava.py`; the synthetic split on the
-   questions the GZ2 file lacks: bar, spiral arms, bulge);
+   questions the GZ2 file lacks: bar, spiral arms, bulge) on `--eval-samples` items each; `eval-gz2-split`: the
+   questions with goals on real galaxies (`--split-questions`) on every test-side GZ2 galaxy;
 8. describes a few real test galaxies through `pipeline("image-to-text")`.
 
 Tune on a validation part of train (`train_clip.py --validation_percent`), never on test. The same path on a GPU
@@ -38,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from dataset_builder.decision_tree import parse_question_weight
+from dataset_builder.decision_tree import QUESTIONS, parse_question_weight
 from gzllava.recipe_mix import CONFIGS, mix_builds, mix_settings, settings_changed
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
@@ -51,6 +52,11 @@ PRESETS = {"cpu": "real", "gpu": "real-gpu"}  # preset -> default output folder 
 # questions are measured on real galaxies; a 200-row draw of all its rows held only 14 bar and 11 spiral-arm ones),
 # and the mix keeps every synthetic train row asking them, outside --max-rows (under the cap: ~85 spiral-arm rows).
 SYNTHETIC_QUESTIONS = ("bar", "has-spiral-arms", "bulge-size", "spiral-winding", "spiral-arm-count", "edge-on-bulge")
+# The questions whose goals are set on real galaxies (issue 9: confident balanced accuracy >= 0.95, 0.95, 0.90) are
+# also scored on EVERY test-side GZ2 galaxy (995; ~23 min on 2 cores): on the 200 of `eval-gz2` the confident subsets
+# hold 70 / 98 / 45 items, so one galaxy moves a figure by ~0.01-0.04 (the 48 px model: 0.93 / 0.92 / 0.94 on those
+# 200, 0.948 / 0.936 / 0.955 on all 995).
+GOAL_QUESTIONS = ("smooth-or-featured", "disk-edge-on", "how-rounded")
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~6,000 rows,
 # a fifth of the mix, so a question's share of the mix is how often the language model meets it. Without weights
 # (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely moved with the image (0.43-0.60;
@@ -145,10 +151,17 @@ def recipe_stages(args) -> list[Stage]:
     ]
     evaluation = ["--model_name_or_path", str(instruct / "final"), "--split", "test", "--tasks", "morphology",
                   "--batch-size", "16", "--max-samples", str(args.eval_samples)]
+    gz2_catalogue = ["--catalogue", str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID",
+                     "--images", str(gz2 / "images")]
     stages.append(Stage(
-        "eval-gz2", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz2 / "labels.csv"),
-                     "--catalogue-id-column", "GalaxyID", "--images", str(gz2 / "images"), "--output_dir", str(out / "eval-gz2")],
+        "eval-gz2", ["evaluate_gzllava.py", *evaluation, *gz2_catalogue, "--output_dir", str(out / "eval-gz2")],
         out / "eval-gz2" / "metrics.json", "GZ2 test split"))
+    if args.split_questions:
+        whole = evaluation[:evaluation.index("--max-samples")]  # no cap: every test-side galaxy
+        stages.append(Stage(
+            "eval-gz2-split", ["evaluate_gzllava.py", *whole, *gz2_catalogue, "--questions",
+                               ",".join(args.split_questions), "--output_dir", str(out / "eval-gz2-split")],
+            out / "eval-gz2-split" / "metrics.json", "GZ2 test split, every galaxy, " + ", ".join(args.split_questions)))
     if args.gz1:
         stages.append(Stage(
             "eval-gz1", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz1 / "labels.csv"),
@@ -230,11 +243,19 @@ def parse_args(argv: list[str] | None):
                         + ". Another weight (cap, repeat) for an --out whose mix exists is refused: the mix "
                         "records its settings")
     parser.add_argument("--eval-samples", type=int, default=200, help="test questions scored per evaluation")
+    parser.add_argument("--split-questions", default=",".join(GOAL_QUESTIONS), metavar="Q1,Q2",
+                        help="decision-tree questions also scored on every test-side GZ2 galaxy, not --eval-samples "
+                        "of them (comma-separated; '' for none); default " + ",".join(GOAL_QUESTIONS))
     parser.add_argument("--describe", type=int, default=3, help="real test galaxies described (0: none)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each stage")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
+    args.split_questions = [q.strip() for q in args.split_questions.split(",") if q.strip()]
+    unknown = [q for q in args.split_questions if q not in QUESTIONS]
+    if unknown:
+        parser.error(f"--split-questions: unknown question(s) {unknown}; the GZ2 Kaggle file answers "
+                     f"{', '.join(GOAL_QUESTIONS)}, merging, odd-feature")
     args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
     if args.balance_repeat < 1:
         parser.error(f"--balance-repeat {args.balance_repeat}: expected 1 (no repeats) or more")
@@ -288,7 +309,9 @@ def run(args) -> str:
     lines = [f"# GZ-LLaVA on real galaxies ({(time.time() - started) / 60:.1f} min this run)", "",
              f"Model: {args.out / 'instruct' / 'final'} (language model {args.lm or args.align_recipe})", "",
              "## Stages", "", timing_table([*builds, mix_stage, *rest]), ""]
-    for name, title in (("eval-gz2", "GZ2 Kaggle test split (votes)"), ("eval-gz1", "GZ1 test split (weak class labels)"),
+    for name, title in (("eval-gz2", f"GZ2 Kaggle test split (votes), {args.eval_samples} galaxies"),
+                        ("eval-gz2-split", "GZ2 Kaggle test split (votes), every galaxy: " + ", ".join(args.split_questions)),
+                        ("eval-gz1", "GZ1 test split (weak class labels)"),
                         ("eval-synthetic", "synthetic test split (questions the GZ2 file lacks)")):
         if (args.out / name / "metrics.json").exists():
             lines += [f"## {title}", "", real_table(load_metrics(args.out / name)), ""]

@@ -105,7 +105,7 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     args.lm = tmp_path / "lm"
     stages = {s.name: s for s in real_recipe.recipe_stages(args)}
     assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "tower", "align", "instruct", "eval-gz2",
-                            "eval-gz1", "eval-synthetic"]
+                            "eval-gz2-split", "eval-gz1", "eval-synthetic"]
     option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
@@ -122,7 +122,14 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert option(stages["eval-synthetic"], "--questions") == ",".join(real_recipe.SYNTHETIC_QUESTIONS)
     assert "bar" in real_recipe.SYNTHETIC_QUESTIONS and "has-spiral-arms" in real_recipe.SYNTHETIC_QUESTIONS
     assert "--questions" not in stages["eval-gz2"].command
-    for name in ("eval-gz2", "eval-gz1", "eval-synthetic"):
+    assert option(stages["eval-gz2"], "--max-samples") == "200"
+    # the questions with goals on real galaxies: every test-side galaxy (no --max-samples), the same catalogue
+    split = stages["eval-gz2-split"]
+    assert "--max-samples" not in split.command
+    assert option(split, "--questions") == "smooth-or-featured,disk-edge-on,how-rounded"
+    for name in ("--catalogue", "--catalogue-id-column", "--images"):
+        assert option(split, name) == option(stages["eval-gz2"], name)
+    for name in ("eval-gz2", "eval-gz2-split", "eval-gz1", "eval-synthetic"):
         assert option(stages[name], "--model_name_or_path") == str(stages["instruct"].done.parent)
         assert option(stages[name], "--split") == "test"
     reused = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--tower", str(tmp_path / "t"), "--no-gz1",
@@ -130,6 +137,21 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     reused.lm = tmp_path / "lm"
     names = [s.name for s in real_recipe.recipe_stages(reused)]
     assert "tower" not in names and "build-gz1" not in names and "eval-synthetic" not in names
+    only_edge_on = real_recipe.parse_args(["--split-questions", "disk-edge-on"])
+    only_edge_on.lm = tmp_path / "lm"
+    split = next(s for s in real_recipe.recipe_stages(only_edge_on) if s.name == "eval-gz2-split")
+    assert option(split, "--questions") == "disk-edge-on"
+    none = real_recipe.parse_args(["--split-questions", ""])
+    none.lm = tmp_path / "lm"
+    assert "eval-gz2-split" not in [s.name for s in real_recipe.recipe_stages(none)]
+
+
+def test_an_unknown_split_question_is_one_usage_error_naming_it(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args(["--split-questions", "smooth-or-featured,edge-on-ness"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--split-questions" in error and "edge-on-ness" in error and "smooth-or-featured'" not in error
 
 
 def test_real_recipe_gpu_preset_launches_training_with_accelerate_and_the_gpu_recipes(tmp_path):
