@@ -5,6 +5,9 @@
 # measures the held-out tenth of train instead (compare towers there, not on test)
 python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --output_dir eval/
+# the head on exactly the (galaxy, question) items a GZ-LLaVA evaluation scored: does the LM answer as well as its tower?
+python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
+    --items outputs/real/eval-gz2-split/predictions.jsonl
 # a gz-talk-instruct split (description texts -> retrieval too)
 python -m gzllava.tower.evaluate --model_name_or_path FOLDER --dataset_name outputs/gz2-build \
     --dataset_config description --split test --output_dir eval/
@@ -51,6 +54,9 @@ class TowerEvaluationArguments:
     split: str = "test"
     prior_split: str = field(default="train", metadata={"help": "split whose majority answers are the prior"})
     max_samples: int | None = None
+    items: str | None = field(default=None, metadata={
+        "help": "an evaluate_gzllava.py predictions.jsonl: measure only its (galaxy, question) items, so the head "
+                "and GZ-LLaVA are compared on the same ones"})
     batch_size: int = 128
     output_dir: str | None = field(default=None, metadata={"help": "writes metrics.json and report.md here"})
 
@@ -99,6 +105,38 @@ def _prior_targets(args, schema: HeadSchema):
     return shares, reached
 
 
+def read_items(path) -> set[tuple[str, str]]:
+    """The (sample id, question) pairs that an evaluate_gzllava.py predictions.jsonl scored (its `model` rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--items {path}: no such file (an evaluate_gzllava.py predictions.jsonl)")
+    pairs = set()
+    with path.open() as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if row.get("role", "model") == "model" and row.get("question"):
+                    pairs.add((str(row["sample"]), row["question"]))
+            except (json.JSONDecodeError, KeyError, AttributeError) as error:
+                raise ValueError(f"--items {path}: line {number} is not a prediction row with `sample` and "
+                                 f"`question` ({error})") from error
+    return pairs
+
+
+def restrict_to_items(reached: np.ndarray, ids: list[str], schema: HeadSchema, items: set, source) -> np.ndarray:
+    """reached (N, Q) AND listed in `items`; an error naming `source` when no item falls on these galaxies."""
+    keys = [q.key for q in schema.questions]
+    listed = np.array([[(str(galaxy), key) in items for key in keys] for galaxy in ids], dtype=bool).reshape(
+        len(ids), len(keys))
+    kept = reached & listed
+    if not kept.any():
+        raise ValueError(f"--items {source}: none of its {len(items)} (galaxy, question) items is a reached question "
+                         f"of the {len(ids)} galaxies measured (another catalogue, side or head?)")
+    return kept
+
+
 def evaluate(args: TowerEvaluationArguments) -> dict:
     start = time.perf_counter()
     model, processor, head, head_schema = load_tower(args.model_name_or_path)
@@ -114,6 +152,9 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
         source = f"{args.dataset_name} config {args.dataset_config} split {args.split}"
     prior = majority_labels(*_prior_targets(args, schema), schema)
     shares, reached = table.shares.numpy(), table.reached.numpy()
+    if args.items:
+        reached = restrict_to_items(reached, table.ids, schema, read_items(args.items), args.items)
+        source += f"; only the {int(reached.sum())} (galaxy, question) items of {args.items}"
     pooled, image_embeds = image_features(model, _pixel_batches(table, crop, image_processor.image_mean,
                                                                   image_processor.image_std, args.batch_size))
     result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table)}

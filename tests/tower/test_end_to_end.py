@@ -131,3 +131,34 @@ def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
     assert sides["validation"] == sum(split_of(i, validation_percent=30) == "validation" for i in ids) > 0
     with pytest.raises(ValueError, match="gz2_side 'train'"):
         TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side="train")
+
+
+def test_items_restrict_the_head_to_the_galaxy_questions_an_lm_evaluation_scored(clip_folder, tmp_path):
+    """`--items predictions.jsonl`: the head measured on exactly the (galaxy, question) pairs GZ-LLaVA answered."""
+    from gzllava.splits import split_of
+    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate, report
+
+    gz2 = _gz2_folder(tmp_path / "gz2")
+    full = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2)))
+    test_ids = [str(i) for i in range(100000, 100080) if split_of(str(i)) == "test"]
+    chosen = test_ids[:5]
+    rows = [{"role": "model", "sample": g, "question": "smooth-or-featured", "target": "smooth"} for g in chosen]
+    rows += [{"role": "model", "sample": chosen[0], "question": "disk-edge-on", "target": "no"},
+             {"role": "baseline", "sample": chosen[1], "question": "disk-edge-on", "target": "no"},  # not the model's
+             {"role": "model", "sample": "999999", "question": "disk-edge-on", "target": "no"}]  # not in this side
+    items = tmp_path / "predictions.jsonl"
+    items.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(items)))
+    head = result["head"]
+    assert head["smooth-or-featured"]["all"]["n"] == 5 < full["head"]["smooth-or-featured"]["all"]["n"]
+    assert head["disk-edge-on"]["all"]["n"] == 1 and "how-rounded" not in head
+    assert "only the 6 (galaxy, question) items" in result["source"] and str(items) in report(result)
+
+    elsewhere = tmp_path / "other.jsonl"
+    elsewhere.write_text(json.dumps({"role": "model", "sample": "5", "question": "smooth-or-featured"}) + "\n")
+    with pytest.raises(ValueError, match=r"--items .*other.jsonl: none of its 1 \(galaxy, question\) items"):
+        evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(elsewhere)))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"broken.jsonl: line 2 is not a prediction row"):
+        evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(broken)))
