@@ -158,6 +158,8 @@ def test_items_restrict_the_head_to_the_galaxy_questions_an_lm_evaluation_scored
     elsewhere.write_text(json.dumps({"role": "model", "sample": "5", "question": "smooth-or-featured"}) + "\n")
     with pytest.raises(ValueError, match=r"--items .*other.jsonl: none of its 1 \(galaxy, question\) items"):
         evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(elsewhere)))
+    with pytest.raises(FileNotFoundError, match=r"--items .*missing.jsonl: no such file"):
+        evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(tmp_path / "missing.jsonl")))
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rows[0]) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"broken.jsonl: line 2 is not a prediction row"):
