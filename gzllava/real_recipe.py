@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from dataset_builder.decision_tree import QUESTIONS, parse_question_weight
+from dataset_builder.decision_tree import parse_question_weight
 from gzllava.recipe_mix import CONFIGS, mix_builds, mix_settings, settings_changed
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
@@ -57,6 +57,7 @@ SYNTHETIC_QUESTIONS = ("bar", "has-spiral-arms", "bulge-size", "spiral-winding",
 # hold 70 / 98 / 45 items, so one galaxy moves a figure by ~0.01-0.04 (the 48 px model: 0.93 / 0.92 / 0.94 on those
 # 200, 0.948 / 0.936 / 0.955 on all 995).
 GOAL_QUESTIONS = ("smooth-or-featured", "disk-edge-on", "how-rounded")
+GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kaggle file's vote columns answer
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~6,000 rows,
 # a fifth of the mix, so a question's share of the mix is how often the language model meets it. Without weights
 # (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely moved with the image (0.43-0.60;
@@ -252,10 +253,10 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
     args.split_questions = [q.strip() for q in args.split_questions.split(",") if q.strip()]
-    unknown = [q for q in args.split_questions if q not in QUESTIONS]
+    unknown = [q for q in args.split_questions if q not in GZ2_FILE_QUESTIONS]
     if unknown:
-        parser.error(f"--split-questions: unknown question(s) {unknown}; the GZ2 Kaggle file answers "
-                     f"{', '.join(GOAL_QUESTIONS)}, merging, odd-feature")
+        parser.error(f"--split-questions: {unknown} not in the GZ2 Kaggle file, whose votes answer "
+                     f"{', '.join(GZ2_FILE_QUESTIONS)}")
     args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
     if args.balance_repeat < 1:
         parser.error(f"--balance-repeat {args.balance_repeat}: expected 1 (no repeats) or more")

@@ -146,12 +146,13 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert "eval-gz2-split" not in [s.name for s in real_recipe.recipe_stages(none)]
 
 
-def test_an_unknown_split_question_is_one_usage_error_naming_it(capsys):
+@pytest.mark.parametrize("question", ["edge-on-ness", "bar"])  # a typo; a question the GZ2 file has no votes for
+def test_a_split_question_the_gz2_file_lacks_is_one_usage_error_naming_it(question, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        real_recipe.parse_args(["--split-questions", "smooth-or-featured,edge-on-ness"])
+        real_recipe.parse_args(["--split-questions", f"smooth-or-featured,{question}"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "--split-questions" in error and "edge-on-ness" in error and "smooth-or-featured'" not in error
+    assert f"--split-questions: ['{question}'] not in the GZ2 Kaggle file" in error
 
 
 def test_real_recipe_gpu_preset_launches_training_with_accelerate_and_the_gpu_recipes(tmp_path):
