@@ -160,8 +160,8 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
     result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table)}
     if head is not None:
         with torch.no_grad():
-            probs = torch.softmax(head(pooled), -1).numpy()  # argmax per question is what matters
-        result["head"] = classification_table(probs, shares, reached, schema, prior)
+            probs = schema.probabilities(head(pooled)).numpy()  # (N, A): predicted vote shares, per question
+        result["head"] = classification_table(probs, shares, reached, schema, prior, probabilities=True)
     result["zero_shot"] = classification_table(zero_shot_scores(model, processor.tokenizer, image_embeds, schema),
                                                shares, reached, schema, prior)
     if table.texts:
@@ -180,15 +180,17 @@ def report(result: dict) -> str:
         if kind not in result:
             continue
         lines += [f"## {'Morphology head' if kind == 'head' else 'Zero-shot (answer prompts)'}", "",
-                  "| question | subset | n | accuracy | balanced acc. | ROC AUC | majority prior acc. "
-                  "| majority bal. acc. | chance |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| question | subset | n | accuracy | balanced acc. | ROC AUC | vote cross-entropy "
+                  "| majority prior acc. | majority bal. acc. | chance |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key, row in result[kind].items():
             for subset in ("confident", "all"):
                 if subset in row:
                     r = row[subset]
                     auc = "-" if r.get("auc") is None else f"{r['auc']:.3f}"
+                    entropy = f"{r['cross_entropy']:.3f}" if "cross_entropy" in r else "-"
                     lines.append(f"| {key} | {subset} | {r['n']} | {r['accuracy']:.3f} | "
-                                 f"{r['balanced_accuracy']:.3f} | {auc} | {r['majority_accuracy']:.3f} | "
+                                 f"{r['balanced_accuracy']:.3f} | {auc} | {entropy} | {r['majority_accuracy']:.3f} | "
                                  f"{r['majority_balanced_accuracy']:.3f} | {row['chance']:.3f} |")
         lines.append("")
     if "retrieval" in result:

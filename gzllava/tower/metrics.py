@@ -54,10 +54,15 @@ def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
 
 
 def classification_table(scores: np.ndarray, shares: np.ndarray, reached: np.ndarray, schema: HeadSchema,
-                         prior_labels: dict[str, int] | None = None) -> dict:
+                         prior_labels: dict[str, int] | None = None, probabilities: bool = False) -> dict:
     """Per question: n, accuracy, balanced accuracy and ROC AUC (one answer against the rest by its score, macro over
     the answers present; None with one answer present) on all reached galaxies and on the confident subset, beside
-    the majority prior and chance. scores, shares: (N, A) (any monotone score per answer); reached: (N, Q)."""
+    the majority prior and chance. scores, shares: (N, A) (any monotone score per answer); reached: (N, Q).
+
+    `probabilities`: the scores are predicted vote shares (each question's slice sums to 1, HeadSchema.probabilities);
+    each subset then also has `cross_entropy`, the mean of -sum(shares * log p) over its galaxies: the head's loss
+    without its vote counts, threshold-free and using every galaxy's whole vote split (the measure to compare towers
+    by on a validation side, where a few confident galaxies move balanced accuracy by ~0.01)."""
     out = {}
     for q_index, (question, sl) in enumerate(zip(schema.questions, schema.slices())):
         mask = reached[:, q_index]
@@ -79,6 +84,9 @@ def classification_table(scores: np.ndarray, shares: np.ndarray, reached: np.nda
                          "majority_accuracy": float(np.mean(lab == majority)),
                          "majority_balanced_accuracy": balanced_accuracy(lab, np.full_like(lab, majority)),
                          "class_counts": np.bincount(lab, minlength=k).tolist()}
+            if probabilities:
+                p = np.clip(q_scores[subset], 1e-12, 1.0)
+                row[name]["cross_entropy"] = float(np.mean(-(q_shares[subset] * np.log(p)).sum(1)))
         out[question.key] = row
     return out
 

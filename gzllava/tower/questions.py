@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from dataset_builder.decision_tree import DECALS_TREE, finite_fraction as _finite, parse_question_weight
 
@@ -83,6 +84,11 @@ class HeadSchema:
 
     def slices(self) -> list[slice]:
         return [slice(a, b) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The head's predicted vote shares: a softmax per question. logits: (N, A) -> (N, A), each question's
+        slice summing to 1 (one softmax over all A answers would rank galaxies by the other questions' logits too)."""
+        return torch.cat([torch.softmax(logits[:, sl].float(), dim=-1) for sl in self.slices()], dim=-1)
 
     def targets(self, votes: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(shares (A,), reached (Q,) bool, vote counts (Q,), NaN when unknown) for one galaxy's vote fractions.

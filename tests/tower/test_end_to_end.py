@@ -125,8 +125,10 @@ def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
         result = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side=side, validation_percent=30))
         assert f"({side} side of gzllava.splits)" in result["source"]
         sides[side] = result["galaxies"]
-    row = result["head"]["disk-edge-on"]["all"]  # the report's ROC AUC column is the metrics' figure
-    assert 0 <= row["auc"] <= 1 and f"| {row['balanced_accuracy']:.3f} | {row['auc']:.3f} |" in report(result)
+    row = result["head"]["disk-edge-on"]["all"]  # the report's ROC AUC and cross-entropy columns are the metrics'
+    assert 0 <= row["auc"] <= 1 and row["cross_entropy"] > 0
+    assert f"| {row['balanced_accuracy']:.3f} | {row['auc']:.3f} | {row['cross_entropy']:.3f} |" in report(result)
+    assert "cross_entropy" not in result["zero_shot"]["disk-edge-on"]["all"]  # cosines are not vote shares
     assert sides["test"] == sum(split_of(i) == "test" for i in ids)
     assert sides["validation"] == sum(split_of(i, validation_percent=30) == "validation" for i in ids) > 0
     with pytest.raises(ValueError, match="gz2_side 'train'"):

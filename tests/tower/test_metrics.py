@@ -44,6 +44,23 @@ def test_classification_table_roc_auc_ranks_by_score_whatever_the_argmax():
     assert one_answer["all"]["auc"] is None  # only "yes" among the labels: nothing to rank against
 
 
+def test_head_probabilities_are_a_softmax_per_question_and_give_the_vote_cross_entropy():
+    schema = HeadSchema.parse("smooth-or-featured,disk-edge-on")  # 3 + 2 answers
+    logits = torch.tensor([[2.0, 0.0, -1.0, 5.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    probs = schema.probabilities(logits).numpy()
+    assert probs[:, :3].sum(1) == pytest.approx([1, 1]) and probs[:, 3:].sum(1) == pytest.approx([1, 1])
+    # galaxy 1's edge-on shares do not depend on its large smooth-or-featured logits (one softmax over all 5 would)
+    assert probs[1, 3:] == pytest.approx([0.5, 0.5])
+    shares = np.array([[0.9, 0.1, 0.0, 0.2, 0.8], [0.5, 0.5, 0.0, 0.0, 0.0]], np.float32)
+    reached = np.array([[True, True], [True, False]])
+    table = classification_table(probs, shares, reached, schema, probabilities=True)
+    expected_smooth = np.mean([-(shares[i, :3] * np.log(probs[i, :3])).sum() for i in range(2)])
+    assert table["smooth-or-featured"]["all"]["cross_entropy"] == pytest.approx(expected_smooth, rel=1e-5)
+    edge = table["disk-edge-on"]["all"]  # galaxy 1 did not reach it: galaxy 0 alone
+    assert edge["n"] == 1 and edge["cross_entropy"] == pytest.approx(-(0.2 * np.log(probs[0, 3]) + 0.8 * np.log(probs[0, 4])), rel=1e-5)
+    assert "cross_entropy" not in classification_table(probs, shares, reached, schema)["disk-edge-on"]["all"]
+
+
 def test_unreached_questions_are_left_out():
     shares = np.array([[0.9, 0.1], [0.0, 0.0]], np.float32)
     reached = np.array([[True], [False]])
