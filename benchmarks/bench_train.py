@@ -2,30 +2,64 @@
 
 Cases, each in a fresh process (so peak memory is its own), on the same filtered samples, batch and steps:
 
-    align-gz          GZ-LLaVA (mlp2x_gelu), stage align, as gzllava.training runs it
-    align-stock       stock LlavaForConditionalGeneration with the same weights, projector-only, plain SFTTrainer
-    instruct-gz       GZ-LLaVA, stage instruct: 4-bit NF4 LM (double quant), LoRA on the LM, projector in full
-    instruct-stock    the same QLoRA set-up on stock Llava with a plain SFTTrainer
-    align-resampler   GZ-LLaVA with the resampler projector (fewer image tokens per image)
-    align-gz-augment  align-gz with the resumable rot90/flip augmentation on (its cost)
+    align-gz            GZ-LLaVA (mlp2x_gelu), stage align, as gzllava.training runs it
+    align-stock         stock LlavaForConditionalGeneration with the same weights, projector-only, plain SFTTrainer
+    instruct-gz         GZ-LLaVA, stage instruct: 4-bit NF4 LM (double quant), LoRA on the LM, projector in full
+    instruct-stock      the same QLoRA set-up on stock Llava with a plain SFTTrainer
+    align-resampler     GZ-LLaVA with the resampler projector (fewer image tokens per image)
+    align-gz-augment    align-gz with the resumable rot90/flip augmentation on (its cost)
+    instruct-resampler  instruct-gz with the resampler projector (not in the tiny shape's default cases)
+
+Shapes (`--shape`):
+  tiny (default)  the tiny CPU recipe's model (64 px CLIP, patch 8 -> 64 image tokens; Llama hidden 128, 2 layers),
+                  composed in every case process; all the cases above.
+  llava-1.5-7b    CLIP ViT-L/14-336 + Llama-2-7B (576 image tokens; resampler: 64 queries), GPU only;
+  small           bench_model.py's CPU-sized llava proportions (224 px, 256 image tokens; Llama hidden 512).
+                  These two come from bench_model.SHAPES, with random weights (they measure memory and speed like
+                  real ones). The driver builds them once (on the GPU with --cuda, in bf16) and writes base folders
+                  to a scratch dir (--workdir; default /dev/shm when it has room): GZ-LLaVA mlp2x_gelu, GZ-LLaVA
+                  with a fresh 64-query resampler, stock llava-hf, all three sharing one copy of the tower and LM
+                  weights (hard links). Each case process loads its folder as a user would: the instruct cases only,
+                  with recipes/llava15_7b_instruct.yaml (4-bit NF4 + double quant, vision tower / projector / lm_head
+                  unquantised, LoRA r=128 on every LM linear layer, projector in full, bf16, activation
+                  checkpointing) and these overrides: the synthetic dataset, the batch and steps, no eval, no saves,
+                  no augmentation (the stock run has none), 0 dataloader workers (batches are counted in-process);
+                  on CPU also float32 without bf16. Their processor is compose's with the tiny Galaxy Zoo
+                  tokenizer (gzllava.tiny) and `<image>`: text token counts (printed per sample) are not Llama's.
 
 Figures: samples/s and tokens/s (non-padding tokens, image tokens included), the median over the timed steps
 after warm-up, per second of the process's own CPU time on CPU (one thread: robust to the other processes of
-a shared machine; wall-clock rates are in the JSON) or of wall-clock time on a GPU; and the peak resident
-memory during training (Linux VmHWM, reset just before training; CUDA: max allocated).
+a shared machine; wall-clock rates are in the JSON) or of wall-clock time on a GPU (the step clock synchronises
+the device); the median step time; and the peak memory during training (Linux VmHWM, reset just before training;
+CUDA: max allocated and max reserved, weights included). The driver adds each case process's wall time (load
+included), the ratios ours / stock and resampler / mlp, and, on the GPU, issue 13's goals (instruct-gz peak under
+16 GB; the resampler >= 3x faster per step). A case that fails is reported (its stderr tail) and the others still
+run; `--json` is written in any case, and the exit status is 1 when anything failed.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py [--steps 40] [--warmup 3] [--batch 8] [--image-size 64]
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --shape small --steps 2 --warmup 1 --batch 2 --rounds 1
+    python benchmarks/bench_train.py --shape llava-1.5-7b --cuda --batch 4 --steps 8 --warmup 2 --rounds 1 \
+        --cases instruct-gz,instruct-stock,instruct-resampler --json bench_train_7b.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import datetime
+import gc
 import json
 import os
+import platform
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rss import peak_rss_mib, reset_peak_rss
@@ -33,17 +67,43 @@ from rss import peak_rss_mib, reset_peak_rss
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench_model import OURS, RESAMPLER, SHAPES, Shape, build_models, cpu_name  # noqa: E402  (after the path)
+
+TINY = "tiny"  # the tiny CPU recipe's model, composed in each case process (bench_model's "tiny" is another shape)
+FOLDER_SHAPES = tuple(name for name in SHAPES if name != TINY)
+GPU_ONLY_SHAPES = ("llava-1.5-7b",)
 CASES = ("align-gz", "align-stock", "instruct-gz", "instruct-stock", "align-resampler", "align-gz-augment")
+TINY_CASES = (*CASES, "instruct-resampler")
+FOLDER_CASES = ("instruct-gz", "instruct-stock", "instruct-resampler")
 QLORA_FLAGS = ["--stage", "instruct", "--use_peft", "true", "--load_in_4bit", "true", "--use_bnb_nested_quant", "true",
                "--lora_r", "16", "--lora_alpha", "32", "--lora_dropout", "0"]
+INSTRUCT_RECIPE = REPO_ROOT / "recipes" / "llava15_7b_instruct.yaml"
+DATASET_CONFIGS = "description,conversation,decision_tree"
+# Base folder each folder-shape case loads (the stock case reads its samples through the GZ folder's processor).
+BASE_FOLDERS = {"instruct-gz": "gz-mlp2x_gelu", "instruct-resampler": "gz-resampler", "instruct-stock": "llava-stock"}
+PROJECTOR_PREFIX = "model.multi_modal_projector."
+SHARD_BYTES = 5 * 2**30
+GB = 1e9  # issue 13's "16 GB", as benchmarks/gpu_report.py reads it
+MEMORY_GOAL_GB, RESAMPLER_GOAL = 16, 3.0
+# Figures that are medians over rounds in the summary.
+MEDIAN_KEYS = ("samples_per_s", "tokens_per_s", "step_s", "peak_rss_mib", "peak_cuda_mib", "peak_cuda_reserved_mib",
+               "process_wall_s")
+COMPARISONS = (("align-gz", "align-stock"), ("instruct-gz", "instruct-stock"), ("align-resampler", "align-gz"),
+               ("instruct-resampler", "instruct-gz"), ("align-gz-augment", "align-gz"))
+CHILD_OPTIONS = ("shape", "steps", "warmup", "batch", "image_size", "queries", "text_hidden_size", "layers", "max_length")
+
+
+def log(message: str) -> None:
+    print(f"[bench_train] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- measurement (child process)
 class Meter:
     """Times every optimizer step and counts the non-padding tokens the collator produced."""
 
-    def __init__(self, collator, warmup: int):
+    def __init__(self, collator, warmup: int, synchronize=None):
         self.collator, self.warmup = collator, warmup
+        self.synchronize = synchronize or (lambda: None)  # CUDA: wait for the device, so a step's time is its own
         self.tokens: list[int] = []
         self.samples: list[int] = []
         self.step_times: list[float] = []
@@ -55,6 +115,11 @@ class Meter:
         self.samples.append(len(examples))
         return batch
 
+    def tick(self) -> None:
+        self.synchronize()
+        self.step_times.append(time.perf_counter())
+        self.step_cpu_times.append(time.process_time())
+
     def callback(self):
         from transformers import TrainerCallback
 
@@ -62,12 +127,10 @@ class Meter:
 
         class StepClock(TrainerCallback):
             def on_step_begin(self, args, state, control, **kwargs):
-                meter.step_times.append(time.perf_counter())
-                meter.step_cpu_times.append(time.process_time())
+                meter.tick()
 
             def on_train_end(self, args, state, control, **kwargs):
-                meter.step_times.append(time.perf_counter())
-                meter.step_cpu_times.append(time.process_time())
+                meter.tick()
 
         return StepClock()
 
@@ -77,8 +140,6 @@ class Meter:
         `cpu_time`: per CPU-second of this process instead of per wall-clock second. On a shared CPU with one
         thread per process that counts this run's work only; on a GPU, wall-clock time is what matters.
         """
-        import statistics
-
         clock = self.step_cpu_times if cpu_time else self.step_times
         # clock[i] is the start of step i; batch i is collated just before it (no prefetch with 0 workers).
         durations = [b - a for a, b in zip(clock, clock[1:])][self.warmup:]
@@ -90,28 +151,47 @@ class Meter:
             "clock": "process CPU time" if cpu_time else "wall clock",
             "seconds": sum(durations),
             "wall_seconds": sum(wall),
+            "step_s": statistics.median(durations),
             "samples_per_s": statistics.median(n / t for n, t in zip(samples, durations)),
             "tokens_per_s": statistics.median(n / t for n, t in zip(tokens, durations)),
             "wall_samples_per_s": statistics.median(n / t for n, t in zip(samples, wall)),
+            # Every step's batch, warm-up included: the same data gives the same counts in every case.
+            "samples_seen": sum(self.samples),
+            "tokens_seen": sum(self.tokens),
+            "tokens_per_sample": sum(self.tokens) / sum(self.samples),
         }
 
 
 def training_flags(options, dataset: str, output_dir: str) -> list[str]:
+    """The tiny shape: the tiny CPU align recipe's model, composed in the case process."""
     return [
         "--config", str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml"), "--dataset_name", dataset,
         "--output_dir", output_dir, "--tiny_image_size", str(options.image_size),
         "--tiny_text_hidden_size", str(options.text_hidden_size), "--tiny_layers", str(options.layers), "--max_steps",
         str(options.steps + options.warmup), "--per_device_train_batch_size", str(options.batch),
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--augment", "false",
-        "--dataset_config", "description,conversation,decision_tree", "--max_length", str(options.max_length),
+        "--dataset_config", DATASET_CONFIGS, "--max_length", str(options.max_length),
         "--disable_tqdm=true", *(["--use_cpu", "false"] if options.cuda else []),
     ]
 
 
+def instruct_flags(options, base: Path, output_dir: str) -> list[str]:
+    """A folder shape: the 7B instruct recipe on a saved base, with the benchmark's overrides (module docstring)."""
+    flags = [
+        "--config", str(INSTRUCT_RECIPE), "--model_name_or_path", str(base), "--dataset_name", options.dataset,
+        "--dataset_config", DATASET_CONFIGS, "--output_dir", output_dir,
+        "--max_steps", str(options.steps + options.warmup), "--per_device_train_batch_size", str(options.batch),
+        "--max_length", str(options.max_length),
+        "--augment", "false", "--dataloader_num_workers", "0", "--eval_strategy", "no", "--save_strategy", "no",
+        "--logging_steps", "1000", "--report_to", "none", "--disable_tqdm=true",
+    ]
+    if not options.cuda:
+        flags += ["--use_cpu", "true", "--bf16", "false", "--dtype", "float32"]
+    return flags
+
+
 def stock_trainer(run, quantized: bool, output_dir: str):
     """The same data, weights, batch and steps through a plain SFTTrainer on stock LlavaForConditionalGeneration."""
-    import copy
-
     from transformers import BitsAndBytesConfig, LlavaForConditionalGeneration
     from trl import SFTTrainer
 
@@ -148,49 +228,274 @@ def stock_trainer(run, quantized: bool, output_dir: str):
     return trainer
 
 
-def measure(case: str, options) -> dict:
+def stock_folder_trainer(flags: list[str], llava_folder: Path):
+    """The stock case of a folder shape: the GZ run's arguments, samples and LoRA set-up, on stock Llava loaded in
+    4-bit straight from its folder (the same weight files as the GZ base), through a plain SFTTrainer."""
     import torch
+    from transformers import AutoConfig, LlavaForConditionalGeneration
+    from trl import SFTTrainer
 
+    from gzllava.llava_export import to_llava_processor
+    from gzllava.training import parse_arguments, validate_arguments
+    from gzllava.training.base_model import quantization_config, torch_dtype
+    from gzllava.training.data import prepare_datasets
+    from gzllava.training.stages import keep_projector_in_float32, prepare_stage
+    from processing_gzllava import GZLlavaProcessor
+
+    script_args, training_args, model_args, gz_args = parse_arguments(flags)
+    validate_arguments(script_args, training_args, model_args, gz_args)
+    gz_folder = model_args.model_name_or_path  # samples filtered exactly as the GZ case filters them
+    processor = GZLlavaProcessor.from_pretrained(gz_folder)
+    data = prepare_datasets(script_args, training_args, gz_args, processor, AutoConfig.from_pretrained(gz_folder))
+    # Quantised as ours is: NF4, double quant, the recipe's compute dtype, tower / projector / lm_head kept.
+    llava = LlavaForConditionalGeneration.from_pretrained(
+        llava_folder, dtype=torch_dtype(model_args.dtype), attn_implementation=model_args.attn_implementation,
+        quantization_config=quantization_config(model_args))
+    peft_config = prepare_stage(llava, gz_args, model_args)  # llava's module names are ours: the same LoRA targets
+    trainer = SFTTrainer(model=llava, args=training_args, train_dataset=data.train,
+                         processing_class=to_llava_processor(processor), peft_config=peft_config)
+    if torch_dtype(model_args.dtype) == torch.float32:
+        # CPU only: stock TRL casts the trainable projector to bf16 and float32 features then fail at the first step.
+        keep_projector_in_float32(trainer.model)
+    return trainer
+
+
+def tiny_trainer(case: str, options, work: str):
+    """A tiny-shape case: gzllava.training composes the tiny model; the stock cases convert it (module docstring)."""
     from gzllava.training import parse_arguments, prepare_training
 
-    torch.manual_seed(0)
-    work = tempfile.mkdtemp(prefix=f"bench-train-{case}-")
     flags = training_flags(options, options.dataset, work)
-    if case.startswith("instruct"):
-        flags += QLORA_FLAGS
-    if case == "align-resampler":
+    if case.endswith("-resampler"):
         flags += ["--projector_type", "resampler", "--num_query_tokens", str(options.queries)]
     if case == "align-gz-augment":
         flags += ["--augment", "true"]
     if case.endswith("-stock"):
-        # The GZ run is only built to get identical weights and filtered samples; its 4-bit base is not used.
-        base_flags = [f for f in flags if f not in QLORA_FLAGS] if case.startswith("instruct") else flags
-        run = prepare_training(*parse_arguments(base_flags))
-        trainer = stock_trainer(run, quantized=case.startswith("instruct"), output_dir=work)
-        model_class = type(trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model)
-    else:
-        run = prepare_training(*parse_arguments(flags))
-        trainer = run.trainer
-        model_class = type(run.base.model)
-    meter = Meter(trainer.data_collator, options.warmup)
-    trainer.data_collator = meter
-    trainer.add_callback(meter.callback())
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    cuda = torch.cuda.is_available() and options.cuda
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    reset_peak_rss()
-    trainer.train()
+        # The GZ run is only built to get identical weights and filtered samples; a 4-bit base would not be used.
+        return stock_trainer(prepare_training(*parse_arguments(flags)), case.startswith("instruct"), work)
+    if case.startswith("instruct"):
+        flags += QLORA_FLAGS
+    return prepare_training(*parse_arguments(flags)).trainer
+
+
+def folder_trainer(case: str, options, work: str):
+    """A folder-shape case: the instruct recipe on the base folder the driver wrote for it."""
+    from gzllava.training import parse_arguments, prepare_training
+
+    bases = Path(options.bases)
+    gz_case = "instruct-resampler" if case == "instruct-resampler" else "instruct-gz"
+    flags = instruct_flags(options, bases / BASE_FOLDERS[gz_case], work)
+    if case == "instruct-stock":
+        return stock_folder_trainer(flags, bases / BASE_FOLDERS[case])
+    return prepare_training(*parse_arguments(flags)).trainer
+
+
+def describe_run(trainer) -> dict:
+    """What was trained: the model class, image tokens per sample, samples kept, LoRA rank, precision settings."""
+    model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+    config = model.config
+    lora = getattr(trainer.model, "peft_config", {}).get("default")
+    quantization = getattr(config, "quantization_config", None)
+    compute_dtype = getattr(quantization, "bnb_4bit_compute_dtype", None)
+    return {
+        "model_class": type(model).__name__,
+        "image_tokens": getattr(config, "num_image_tokens", None) or config.image_seq_length,
+        "train_samples": len(trainer.train_dataset),
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "lora_r": getattr(lora, "r", None),
+        "load_in_4bit": bool(getattr(quantization, "load_in_4bit", False)),
+        "compute_dtype": str(compute_dtype or model.dtype).replace("torch.", ""),
+        "bf16": bool(trainer.args.bf16),
+        "activation_checkpointing": bool(trainer.args.activation_checkpointing),
+    }
+
+
+def measure(case: str, options) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    work = tempfile.mkdtemp(prefix=f"bench-train-{case}-")
+    try:
+        trainer = (folder_trainer if options.bases else tiny_trainer)(case, options, work)
+        loaded = time.perf_counter()
+        cuda = torch.cuda.is_available() and options.cuda
+        meter = Meter(trainer.data_collator, options.warmup, torch.cuda.synchronize if cuda else None)
+        trainer.data_collator = meter
+        trainer.add_callback(meter.callback())
+        described = describe_run(trainer)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        reset_peak_rss()
+        trainer.train()
+        trained = time.perf_counter()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"{case}: load {loaded - started:.1f} s, train {trained - loaded:.1f} s")
     figures = meter.figures(cpu_time=not cuda)
     figures.update({
         "case": case,
-        "model_class": model_class.__name__,
-        "trainable_params": trainable,
+        **described,
         "peak_rss_mib": peak_rss_mib(),
         "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "image_tokens": run.base.model.config.num_image_tokens,
+        "peak_cuda_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
+        "load_s": loaded - started,
+        "train_s": trained - loaded,
     })
     return figures
+
+
+# --------------------------------------------------------------------------- base folders (driver, folder shapes)
+@dataclass
+class Bases:
+    """A folder shape's base models in memory: ours (mlp2x_gelu) and the resampler sharing its tower and LM."""
+
+    ours: object  # GZLlavaForConditionalGeneration
+    resampler: object
+    processors: dict  # projector type -> GZLlavaProcessor
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the weight files take: ours (tower, LM, mlp projector) plus the resampler's projector."""
+        tensors = [*self.ours.state_dict().values(), *projector_state(self.resampler).values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def projector_state(model) -> dict:
+    return {name: tensor for name, tensor in model.state_dict().items() if name.startswith(PROJECTOR_PREFIX)}
+
+
+def base_processor(shape: Shape, projector_type: str, queries: int):
+    """The processor saved with a base: compose's, for the tiny Galaxy Zoo tokenizer (+ `<image>`) and a CLIP of the
+    shape's image and patch size (CLIP preprocessing at 336 px for llava-1.5-7b). Built from a throw-away tiny model."""
+    from gzllava.compose import ComposeSettings
+    from gzllava.tiny import tiny_model_and_processor
+
+    _, processor = tiny_model_and_processor(
+        image_size=shape.vision["image_size"], patch_size=shape.vision["patch_size"], layers=1,
+        settings=ComposeSettings(projector_type=projector_type, num_query_tokens=queries))
+    return processor
+
+
+def build_bases(shape: Shape, queries: int, device: str, dtype, seed: int = 0) -> Bases:
+    """bench_model's models of the shape, random weights created on `device` (a 7B one goes straight to the GPU;
+    "meta" allocates nothing); their `<image>` id is the processor's (gzllava_config's default is the vocabulary's
+    last id, which the tiny tokenizer does not reach)."""
+    processors = {projector: base_processor(shape, projector, queries) for projector in ("mlp2x_gelu", "resampler")}
+    models = build_models(shape, queries, device, dtype, seed)
+    ours, resampler = models[OURS], models[RESAMPLER]
+    for model in (ours, resampler):
+        model.config.image_token_id = processors["mlp2x_gelu"].image_token_id
+    return Bases(ours, resampler, processors)
+
+
+def write_shards(folder: Path, prefix: str, tensors: dict) -> dict[str, Path]:
+    """Safetensors files of at most SHARD_BYTES (a tensor's bytes are copied off the GPU as it is written);
+    returns tensor name -> file."""
+    from safetensors.torch import save_file
+
+    groups, size = [{}], 0
+    for name, tensor in tensors.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if groups[-1] and size + nbytes > SHARD_BYTES:
+            groups.append({})
+            size = 0
+        groups[-1][name] = tensor.contiguous()
+        size += nbytes
+    weight_map = {}
+    for index, group in enumerate(groups):
+        path = folder / f"{prefix}-{index + 1:05d}-of-{len(groups):05d}.safetensors"
+        save_file(group, path, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(group, path))
+    return weight_map
+
+
+def link_weights(folder: Path, weight_map: dict[str, Path]) -> None:
+    """`folder` gets the files of `weight_map` as hard links (no second copy) and the index that names them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in set(weight_map.values()):
+        try:
+            os.link(path, folder / path.name)
+        except OSError:  # a file system without hard links
+            os.symlink(path, folder / path.name)
+    total = sum(path.stat().st_size for path in set(weight_map.values()))
+    index = {"metadata": {"total_size": total}, "weight_map": {name: path.name for name, path in weight_map.items()}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+
+
+def write_bases(bases: Bases, root: Path, cases) -> dict[str, Path]:
+    """The base folders `cases` load, under `root`; the tower and LM weights are written once (root/weights).
+
+    A checkpoint's config decides its projector (`--projector_type` only applies to a composed base: run.py's
+    COMPOSE_KEYS), so the resampler gets its own folder: the same tower and LM files, its own projector file.
+    """
+    from gzllava.llava_export import to_llava_config
+
+    weights = root / "weights"
+    weights.mkdir(parents=True)
+    state = bases.ours.state_dict()
+    shared = write_shards(weights, "tower-lm", {k: v for k, v in state.items() if not k.startswith(PROJECTOR_PREFIX)})
+    projector_files, folders = {}, {}
+    for case in cases:
+        folder = folders[case] = root / BASE_FOLDERS[case]
+        model = bases.resampler if case == "instruct-resampler" else bases.ours
+        projector = model.config.projector_type
+        if projector not in projector_files:
+            projector_files[projector] = write_shards(weights, f"projector-{projector}", projector_state(model))
+        link_weights(folder, {**shared, **projector_files[projector]})
+        if case == "instruct-stock":
+            to_llava_config(model.config).save_pretrained(folder)  # what to_llava_model gives; weights load unchanged
+        else:
+            model.config.save_pretrained(folder)
+            bases.processors[projector].save_pretrained(folder)
+    return folders
+
+
+def scratch_dir(requested: Path | None, needed: int) -> Path:
+    """Where the base folders go: `requested`, else /dev/shm (memory-backed) when it has room, else the temp dir."""
+    margin = needed + 2 * 2**30
+    if requested is not None:
+        free = shutil.disk_usage(requested).free
+        if free < margin:
+            raise RuntimeError(f"--workdir {requested}: {free / GB:.1f} GB free, the base folders need "
+                               f"{margin / GB:.1f} GB")
+        return requested
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= margin:
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+@contextlib.contextmanager
+def phase(report: dict, name: str):
+    """Times a phase of the driver into report["phases_s"] and says so on stderr."""
+    log(f"{name} ...")
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report["phases_s"][name] = round(time.perf_counter() - start, 2)
+        log(f"{name}: {report['phases_s'][name]:.1f} s")
+
+
+def prepare_bases(options, stack: contextlib.ExitStack, report: dict) -> Path:
+    """Build the folder shape once, write its base folders into a scratch dir removed at the end; frees the device."""
+    import torch
+
+    device, dtype = ("cuda", torch.bfloat16) if options.cuda else ("cpu", torch.float32)
+    with phase(report, "build bases"):
+        bases = build_bases(SHAPES[options.shape], options.queries, device, dtype)
+    where = scratch_dir(options.workdir, bases.nbytes)
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-train-bases-", dir=where)))
+    report["bases"] = {"dir": str(root), "bytes": bases.nbytes, "dtype": str(dtype).replace("torch.", "")}
+    log(f"base folders: {bases.nbytes / GB:.1f} GB of weights into {root}")
+    with phase(report, "write bases"):
+        write_bases(bases, root, options.cases)
+    del bases
+    gc.collect()
+    if options.cuda:
+        torch.cuda.empty_cache()  # the case processes get the whole device
+        report["bases"]["driver_cuda_allocated_after_free_mib"] = torch.cuda.memory_allocated() / 2**20
+    return root
 
 
 # --------------------------------------------------------------------------- driver
@@ -199,81 +504,252 @@ def build_dataset(out: Path, n: int, image_size: int) -> None:
                     str(image_size), "--output_dir", str(out)], cwd=REPO_ROOT, check=True, capture_output=True)
 
 
-def main() -> None:
+def run_case(case: str, options, dataset: Path, bases: Path | None) -> tuple[dict | None, dict | None]:
+    """(result, None) or (None, failure) of one case in a fresh process; the result gets the process's wall time."""
+    argv = [sys.executable, __file__, "--case", case, "--dataset", str(dataset)]
+    argv += [f"--{key.replace('_', '-')}={getattr(options, key)}" for key in CHILD_OPTIONS]
+    argv += (["--bases", str(bases)] if bases else []) + (["--cuda"] if options.cuda else [])
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never wait on a network that is not there
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=options.case_timeout)
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    except subprocess.TimeoutExpired as error:  # run() killed it
+        returncode, stdout = f"timeout after {options.case_timeout:.0f} s", ""
+        stderr = error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) else error.stderr or ""
+    wall = time.perf_counter() - start
+    line = next((line for line in stdout.splitlines() if line.startswith("RESULT ")), None)
+    if line is None:
+        return None, {"case": case, "exit": returncode, "process_wall_s": wall, "stderr_tail": stderr[-4000:]}
+    return {**json.loads(line[len("RESULT "):]), "process_wall_s": wall}, None
+
+
+def memory_key(results: dict) -> str:
+    cuda = any(r.get("peak_cuda_mib") is not None for r in results.values())
+    return "peak_cuda_mib" if cuda else "peak_rss_mib"
+
+
+def summarise(runs: dict) -> dict:
+    """Per case: the first round's figures with the MEDIAN_KEYS replaced by their median over rounds."""
+    results = {}
+    for case, measured in runs.items():
+        if measured:
+            results[case] = dict(measured[0])
+            for key in MEDIAN_KEYS:
+                values = [m[key] for m in measured if m.get(key) is not None]
+                results[case][key] = statistics.median(values) if values else None
+    return results
+
+
+def compare(results: dict) -> dict:
+    """Ours / reference for every pair measured: rates (>1: ours faster), step speed-up (reference step time / ours),
+    peak memory (<1: ours smaller)."""
+    memory = memory_key(results)
+    comparisons = {}
+    for ours, reference in COMPARISONS:
+        if ours in results and reference in results:
+            a, b = results[ours], results[reference]
+            comparisons[f"{ours} / {reference}"] = {
+                "samples_per_s": a["samples_per_s"] / b["samples_per_s"],
+                "tokens_per_s": a["tokens_per_s"] / b["tokens_per_s"],
+                "step_speedup": b["step_s"] / a["step_s"],
+                "peak_memory": a[memory] / b[memory] if a.get(memory) and b.get(memory) else None,
+                "memory": memory,
+            }
+    return comparisons
+
+
+def goals(results: dict, comparisons: dict) -> dict:
+    """Issue 13's goals, where measured on a GPU: instruct-gz peak under 16 GB, the resampler >= 3x per step."""
+    out = {}
+    gz = results.get("instruct-gz")
+    if gz and gz.get("peak_cuda_mib") is not None:
+        peak = gz["peak_cuda_mib"] * 2**20 / GB
+        out["instruct-gz peak memory (max allocated) < 16 GB"] = {"value_gb": peak, "met": peak < MEMORY_GOAL_GB}
+    speedup = comparisons.get("instruct-resampler / instruct-gz", {}).get("step_speedup")
+    if speedup is not None and gz and gz.get("peak_cuda_mib") is not None:
+        out["instruct-resampler step speed-up over instruct-gz >= 3x"] = {"value": speedup,
+                                                                          "met": speedup >= RESAMPLER_GOAL}
+    return out
+
+
+def environment(options) -> dict:
+    from importlib import metadata
+
+    env = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version()}
+    for package in ("torch", "transformers", "trl", "peft", "bitsandbytes", "accelerate", "datasets", "safetensors"):
+        try:
+            env[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            env[package] = None
+    env.update({"cpu": cpu_name(), "cpu_count": os.cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")})
+    if options.cuda:
+        import torch
+
+        properties = torch.cuda.get_device_properties(0)
+        env.update({"device": properties.name, "gpu_memory_gib": properties.total_memory / 2**30,
+                    "cuda": torch.version.cuda})
+    else:
+        env["device"] = f"cpu ({env['cpu']})"
+    return env
+
+
+def format_memory(result: dict) -> str:
+    if result.get("peak_cuda_mib") is not None:
+        allocated, reserved = (result[key] * 2**20 / GB for key in ("peak_cuda_mib", "peak_cuda_reserved_mib"))
+        return f"peak {allocated:5.2f} GB allocated, {reserved:5.2f} GB reserved"
+    return f"peak RSS {result['peak_rss_mib']:7.0f} MiB"
+
+
+def print_summary(report: dict, options) -> None:
+    results = report["results"]
+    load = report["load_average"]
+    print(f"\nmedian of {options.rounds} round(s) (load average {load[0]:.1f} -> {load[1]:.1f}), {options.shape}, "
+          f"batch {options.batch}, {options.steps} timed steps after {options.warmup}:")
+    for case, r in results.items():
+        print(f"{case:19s} {r['samples_per_s']:8.2f} samples/s {r['tokens_per_s']:9.0f} tokens/s "
+              f"{r['step_s']:7.3f} s/step {format_memory(r)}  ({r['model_class']}, {r['image_tokens']} image + "
+              f"{r['tokens_per_sample'] - r['image_tokens']:.0f} text tokens/sample, "
+              f"{r['trainable_params']:,} trainable, LoRA r={r['lora_r']}, {r['process_wall_s']:.0f} s)")
+    if report["comparisons"]:
+        print("ratios (ours / reference; step speed-up = reference step time / ours):")
+    for pair, c in report["comparisons"].items():
+        memory = "n/a" if c["peak_memory"] is None else f"x{c['peak_memory']:.2f}"
+        print(f"  {pair}: samples/s x{c['samples_per_s']:.2f}, tokens/s x{c['tokens_per_s']:.2f}, "
+              f"step speed-up x{c['step_speedup']:.2f}, peak memory {memory}")
+    for goal, value in report["goals"].items():
+        print(f"goal {goal}: {value.get('value_gb', value.get('value')):.2f} -> {'met' if value['met'] else 'NOT met'}")
+    for failure in report["failures"]:
+        print(f"FAILED {failure.get('case', failure.get('phase'))}: {failure.get('exit', failure.get('error'))}")
+
+
+class Interrupted(Exception):
+    """SIGTERM (e.g. `timeout`), raised in the driver: the running case is killed, the scratch removed, the JSON
+    written."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def run_all(options, report: dict) -> None:
+    """Dataset, base folders (folder shapes), then every case of every round; failures go into report["failures"]."""
+    with contextlib.ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-train-data-")))
+        dataset = data_dir / "gz-talk-instruct-synthetic"
+        with phase(report, "dataset"):
+            build_dataset(dataset, options.subjects, options.image_size)
+        bases = prepare_bases(options, stack, report) if options.shape != TINY else None
+        for round_index in range(options.rounds):  # cases interleaved, so a busy moment hits them all alike
+            for case in options.cases:
+                result, failure = run_case(case, options, dataset, bases)
+                if failure is not None:
+                    report["failures"].append({**failure, "round": round_index + 1})
+                    tail = "\n".join(failure["stderr_tail"].splitlines()[-25:])
+                    log(f"round {round_index + 1} {case} FAILED ({failure['exit']}) after "
+                        f"{failure['process_wall_s']:.0f} s:\n{tail}")
+                    continue
+                report["runs"][case].append(result)
+                log(f"round {round_index + 1} {case}: {result['process_wall_s']:.1f} s "
+                    f"(load {result['load_s']:.1f} s, train {result['train_s']:.1f} s)")
+                print(f"round {round_index + 1} {case:19s} {result['samples_per_s']:7.2f} samples/s "
+                      f"{result['tokens_per_s']:7.0f} tokens/s {format_memory(result)}", flush=True)
+
+
+def drive(options) -> int:
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    report = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()
+                          if k not in ("case", "dataset", "bases")},
+              "environment": environment(options), "phases_s": {}, "runs": {case: [] for case in options.cases},
+              "failures": []}
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    try:
+        run_all(options, report)
+    except Exception as error:  # a phase that failed (or SIGTERM): what was measured is still reported
+        report["failures"].append({"phase": "driver", "error": f"{type(error).__name__}: {error}"})
+        log(f"stopped: {type(error).__name__}: {error}")
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    report["phases_s"]["total"] = round(time.perf_counter() - start, 2)
+    report["load_average"] = [load_before, os.getloadavg()[0]]
+    report["results"] = summarise(report["runs"])
+    report["comparisons"] = compare(report["results"])
+    report["goals"] = goals(report["results"], report["comparisons"])
+    print_summary(report, options)
+    if options.json:
+        options.json.parent.mkdir(parents=True, exist_ok=True)
+        options.json.write_text(json.dumps(report, indent=2))
+        log(f"report written to {options.json}; total {report['phases_s']['total']:.0f} s")
+    else:
+        print(json.dumps(report))
+    return 1 if report["failures"] else 0
+
+
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=(TINY, *FOLDER_SHAPES), default=TINY,
+                        help="tiny: the tiny CPU recipe's model; the others: bench_model.SHAPES (module docstring)")
     parser.add_argument("--steps", type=int, default=40, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=64, help="tiny CLIP input (patch 8: (size/8)^2 tokens)")
-    parser.add_argument("--queries", type=int, default=16, help="resampler image tokens")
+    parser.add_argument("--image-size", type=int, default=64,
+                        help="dataset images; tiny shape: also the CLIP input (patch 8: (size/8)^2 tokens)")
+    parser.add_argument("--queries", type=int, default=None, help="resampler image tokens (tiny: 16; else the shape's)")
     parser.add_argument("--max-length", type=int, default=2048,
                         help="long enough to keep every sample: all cases train on the same samples")
     parser.add_argument("--text-hidden-size", type=int, default=128, help="tiny LM width (the recipe's)")
     parser.add_argument("--layers", type=int, default=2, help="layers of the tiny tower and LM (the recipe's)")
     parser.add_argument("--subjects", type=int, default=80, help="synthetic galaxies in the dataset")
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", default=None, help=f"comma-separated (tiny default: {','.join(CASES)}; "
+                        f"other shapes: {','.join(FOLDER_CASES)}, their only cases)")
     parser.add_argument("--rounds", type=int, default=3, help="each case this many times; the median is reported")
     parser.add_argument("--cuda", action="store_true", help="train on the GPU (default: CPU)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="scratch for the base folders of the non-tiny shapes (default /dev/shm if it has room)")
+    parser.add_argument("--case-timeout", type=float, default=600, help="seconds before a case process is killed")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here (else it is printed)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # child process: measure one case
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    parser.add_argument("--bases", help=argparse.SUPPRESS)  # child process of a folder shape: the base folders
+    options = parser.parse_args(argv)
 
+    def refuse(message: str):
+        parser.exit(2, f"bench_train.py: {message}\n")
+
+    folder_shape = options.shape != TINY
+    allowed = FOLDER_CASES if folder_shape else TINY_CASES
+    options.cases = options.cases.split(",") if options.cases else list(FOLDER_CASES if folder_shape else CASES)
+    unknown = [case for case in options.cases if case not in allowed]
+    if options.shape in GPU_ONLY_SHAPES and not options.cuda:
+        refuse(f"--shape {options.shape} needs --cuda (7B parameters: a GPU run; --shape small is its CPU-sized kin)")
+    if unknown:
+        refuse(f"unknown case(s) {','.join(unknown)} for --shape {options.shape}; it has {','.join(allowed)}")
+    if min(options.steps, options.batch, options.rounds) < 1 or options.warmup < 0:
+        refuse("--steps, --batch and --rounds must be >= 1, --warmup >= 0")
+    if options.workdir is not None and not options.workdir.is_dir():
+        refuse(f"--workdir {options.workdir} is not a directory")
+    if options.cuda and not options.case:
+        import torch
+
+        if not torch.cuda.is_available():
+            refuse(f"--cuda: torch {torch.__version__} sees no CUDA device")
+    if options.queries is None:
+        options.queries = SHAPES[options.shape].num_query_tokens if folder_shape else 16
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
     if options.case:
         import logging
 
         logging.disable(logging.WARNING)
         print("RESULT " + json.dumps(measure(options.case, options)))
-        return
-
-    cases = options.cases.split(",")
-    runs: dict[str, list[dict]] = {case: [] for case in cases}
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-train-data-") as tmp:
-        dataset = Path(tmp) / "gz-talk-instruct-synthetic"
-        build_dataset(dataset, options.subjects, options.image_size)
-        for round_index in range(options.rounds):  # cases interleaved, so a busy moment hits them all alike
-            for case in cases:
-                argv = [sys.executable, __file__, "--case", case, "--dataset", str(dataset)]
-                argv += [f"--{k.replace('_', '-')}={v}" for k, v in vars(options).items()
-                         if k in ("steps", "warmup", "batch", "image_size", "queries", "text_hidden_size", "layers",
-                                   "max_length")]
-                argv += ["--cuda"] if options.cuda else []
-                done = subprocess.run(argv, capture_output=True, text=True,
-                                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
-                if line is None:
-                    raise SystemExit(f"case {case} failed:\n{done.stderr[-4000:]}")
-                runs[case].append(json.loads(line[len("RESULT "):]))
-                r = runs[case][-1]
-                print(f"round {round_index + 1} {case:17s} {r['samples_per_s']:7.2f} samples/s {r['tokens_per_s']:7.0f} "
-                      f"tokens/s peak RSS {r['peak_rss_mib']:6.0f} MiB", flush=True)
-
-    import statistics
-
-    results = {}
-    for case, measured in runs.items():
-        results[case] = dict(measured[0])
-        for key in ("samples_per_s", "tokens_per_s", "peak_rss_mib"):
-            results[case][key] = statistics.median(m[key] for m in measured)
-    print(f"\nmedian of {options.rounds} rounds (load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}):")
-    for case, r in results.items():
-        print(f"{case:17s} {r['samples_per_s']:8.2f} samples/s {r['tokens_per_s']:9.0f} tokens/s "
-              f"peak RSS {r['peak_rss_mib']:7.0f} MiB  ({r['model_class']}, {r['image_tokens']} image tokens, "
-              f"{r['trainable_params']:,} trainable)")
-
-    def ratio(a: str, b: str, key: str) -> str:
-        if a in results and b in results:
-            return f"{results[a][key] / results[b][key]:.2f}"
-        return "n/a"
-
-    print("\nratios (ours / reference):")
-    for ours, reference in (("align-gz", "align-stock"), ("instruct-gz", "instruct-stock"),
-                            ("align-resampler", "align-gz"), ("align-gz-augment", "align-gz")):
-        print(f"  {ours} / {reference}: samples/s x{ratio(ours, reference, 'samples_per_s')}, "
-              f"tokens/s x{ratio(ours, reference, 'tokens_per_s')}, peak RSS x{ratio(ours, reference, 'peak_rss_mib')}")
-    print(json.dumps({"options": {k: v for k, v in vars(options).items() if k not in ("case", "dataset")},
-                      "results": results, "runs": runs}))
+        return 0
+    return drive(options)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
