@@ -500,8 +500,11 @@ def prepare_bases(options, stack: contextlib.ExitStack, report: dict) -> Path:
 
 # --------------------------------------------------------------------------- driver
 def build_dataset(out: Path, n: int, image_size: int) -> None:
-    subprocess.run([sys.executable, "-m", "dataset_builder", "build", "--synthetic", str(n), "--image-size",
-                    str(image_size), "--output_dir", str(out)], cwd=REPO_ROOT, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "dataset_builder", "build", "--synthetic", str(n), "--image-size",
+                           str(image_size), "--output_dir", str(out)], cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:  # the builder's own last lines name the cause (a missing package, say)
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"building the synthetic dataset failed (exit {done.returncode}): {tail}")
 
 
 def run_case(case: str, options, dataset: Path, bases: Path | None) -> tuple[dict | None, dict | None]:

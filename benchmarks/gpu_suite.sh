@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # GZ-LLaVA at llava-1.5-7b shapes on one CUDA GPU (random weights: they measure memory and speed as real ones do),
-# bf16, SDPA. One prepared run, under 8 minutes on an H200 (each part's limit below; 9 minutes if all
+# bf16, SDPA. One prepared run, under 8 minutes on an H200 (each part's limit below; 9.2 minutes if all
 # four ran into them); safe to rerun (every file is rewritten, scratch folders
 # are removed). Writes into OUT_DIR (default benchmarks/gpu-results): one JSON per benchmark, their logs,
 # gpu_suite.json (all of them) and gpu_suite.md (the table against the issue's goals).
 #
 #   bash benchmarks/gpu_suite.sh [OUT_DIR]
 #   GZ_SUITE_SHAPE=tiny GZ_SUITE_DEVICE=cpu bash benchmarks/gpu_suite.sh /tmp/dry   # the script itself, on a CPU
+#   GZ_SUITE_PARTS=bench_train,bench_decode_static bash benchmarks/gpu_suite.sh OUT_DIR  # rerun some parts
 #   GZ_WHEELS=.whl bash benchmarks/gpu_suite.sh "$OUT"   # first install the wheels in .whl (a machine without
 #                                                        # trl/datasets/bitsandbytes or with other versions)
 #
@@ -29,7 +30,8 @@ fi
 SCRATCH="$GZ_SCRATCH"
 PYTHON="${PYTHON:-python3}"
 cd "$REPO"
-rm -f "$OUT_DIR"/*.json "$OUT_DIR"/*.log "$OUT_DIR"/gpu_suite.md
+PARTS=",${GZ_SUITE_PARTS:-bench_model,bench_decode,bench_train,bench_decode_static},"  # a rerun of some parts
+rm -f "$OUT_DIR"/gpu_suite.md "$OUT_DIR"/gpu_suite.json
 
 if [ -n "${GZ_WHEELS:-}" ]; then
   SITE="$(mktemp -d "${TMPDIR:-/tmp}/gz-site.XXXX")"
@@ -56,6 +58,8 @@ EOF
 failed=()
 part() {  # part NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/NAME.log, note a failure and go on
   local name="$1" seconds="$2"; shift 2
+  [[ "$PARTS" == *",$name,"* ]] || { echo "== $name: skipped (GZ_SUITE_PARTS)"; return; }
+  rm -f "$OUT_DIR/$name.log" "$OUT_DIR/${name}_7b.json"  # no stale figures from an earlier run
   local start=$SECONDS
   echo "== $name (limit ${seconds} s): $*"
   timeout --kill-after=10 "$seconds" "$@" > "$OUT_DIR/$name.log" 2>&1
@@ -67,14 +71,14 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/
 
 SHAPE="${GZ_SUITE_SHAPE:-llava-1.5-7b}" DEVICE="${GZ_SUITE_DEVICE:-cuda}"  # tiny + cpu: a dry run of the script itself
 TRAIN_DEVICE=(); [ "$DEVICE" = cuda ] && TRAIN_DEVICE=(--cuda)
-part bench_model 110 "$PYTHON" benchmarks/bench_model.py --shape "$SHAPE" --device "$DEVICE" --batch-size 8 \
+part bench_model 100 "$PYTHON" benchmarks/bench_model.py --shape "$SHAPE" --device "$DEVICE" --batch-size 8 \
   --new-tokens 32 --repeats 5 --warmup 1 --json "$OUT_DIR/bench_model_7b.json"
-part bench_decode 130 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes dynamic,nf4 \
+part bench_decode 110 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes dynamic,nf4 \
   --new-tokens 32 --repeats 3 --workdir "$SCRATCH" --json "$OUT_DIR/bench_decode_7b.json"
 part bench_train 200 "$PYTHON" benchmarks/bench_train.py --shape "$SHAPE" "${TRAIN_DEVICE[@]}" --batch 4 --steps 6 \
   --warmup 2 --rounds 1 --cases instruct-gz,instruct-stock,instruct-resampler --workdir "$SCRATCH" \
   --json "$OUT_DIR/bench_train_7b.json"
-part bench_decode_static 100 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes static \
+part bench_decode_static 140 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes static \
   --new-tokens 32 --repeats 3 --json "$OUT_DIR/bench_decode_static_7b.json"
 
 "$PYTHON" benchmarks/gpu_report.py "$OUT_DIR" || failed+=("gpu_report")
