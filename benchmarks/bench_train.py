@@ -152,6 +152,7 @@ class Meter:
             "seconds": sum(durations),
             "wall_seconds": sum(wall),
             "step_s": statistics.median(durations),
+            "step_seconds": durations,  # every timed step: an outlier shows here, not in the medians
             "samples_per_s": statistics.median(n / t for n, t in zip(samples, durations)),
             "tokens_per_s": statistics.median(n / t for n, t in zip(tokens, durations)),
             "wall_samples_per_s": statistics.median(n / t for n, t in zip(samples, wall)),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GZ-LLaVA at llava-1.5-7b shapes on one CUDA GPU (random weights: they measure memory and speed as real ones do),
-# bf16, SDPA. One prepared run, under 8 minutes on an H200 (each part's limit below; 9.2 minutes if all
+# bf16, SDPA. One prepared run, under 8 minutes on an H200 (measured: about 7; each part's limit below, 9.7 minutes if all
 # four ran into them); safe to rerun (every file is rewritten, scratch folders
 # are removed). Writes into OUT_DIR (default benchmarks/gpu-results): one JSON per benchmark, their logs,
 # gpu_suite.json (all of them) and gpu_suite.md (the table against the goals).
@@ -8,8 +8,8 @@
 #   bash benchmarks/gpu_suite.sh [OUT_DIR]
 #   GZ_SUITE_SHAPE=tiny GZ_SUITE_DEVICE=cpu bash benchmarks/gpu_suite.sh /tmp/dry   # the script itself, on a CPU
 #   GZ_SUITE_PARTS=bench_train,bench_decode_static bash benchmarks/gpu_suite.sh OUT_DIR  # rerun some parts
-#   GZ_WHEELS=.whl bash benchmarks/gpu_suite.sh "$OUT"   # first install the wheels in .whl (a machine without
-#                                                        # trl/datasets/bitsandbytes or with other versions)
+#   GZ_WHEELS=.whl bash benchmarks/gpu_suite.sh "$OUT"   # first install the wheels in .whl, made here by
+#                                                        # `bash benchmarks/gpu_wheels.sh` (the pinned stack)
 #
 # Parts, in order of what they are worth, each with its own time limit so a slow part cannot take the others down:
 #   1. bench_model.py   forward + generate, batch 8, against stock LlavaForConditionalGeneration (same tensors)
@@ -71,11 +71,11 @@ part() {  # part NAME SECONDS COMMAND...: run with a time limit, log to OUT_DIR/
 
 SHAPE="${GZ_SUITE_SHAPE:-llava-1.5-7b}" DEVICE="${GZ_SUITE_DEVICE:-cuda}"  # tiny + cpu: a dry run of the script itself
 TRAIN_DEVICE=(); [ "$DEVICE" = cuda ] && TRAIN_DEVICE=(--cuda)
-part bench_model 100 "$PYTHON" benchmarks/bench_model.py --shape "$SHAPE" --device "$DEVICE" --batch-size 8 \
+part bench_model 90 "$PYTHON" benchmarks/bench_model.py --shape "$SHAPE" --device "$DEVICE" --batch-size 8 \
   --new-tokens 32 --repeats 5 --warmup 1 --json "$OUT_DIR/bench_model_7b.json"
-part bench_decode 110 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes dynamic,nf4 \
+part bench_decode 100 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes dynamic,nf4 \
   --new-tokens 32 --repeats 3 --workdir "$SCRATCH" --json "$OUT_DIR/bench_decode_7b.json"
-part bench_train 200 "$PYTHON" benchmarks/bench_train.py --shape "$SHAPE" "${TRAIN_DEVICE[@]}" --batch 4 --steps 6 \
+part bench_train 250 "$PYTHON" benchmarks/bench_train.py --shape "$SHAPE" "${TRAIN_DEVICE[@]}" --batch 4 --steps 6 \
   --warmup 2 --rounds 1 --cases instruct-gz,instruct-stock,instruct-resampler --workdir "$SCRATCH" \
   --json "$OUT_DIR/bench_train_7b.json"
 part bench_decode_static 140 "$PYTHON" benchmarks/bench_decode.py --shape "$SHAPE" --device "$DEVICE" --modes static \
