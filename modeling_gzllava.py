@@ -255,10 +255,12 @@ class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
 
     def forward(self, input_ids=None, pixel_values=None, **kwargs):
         # Checked on the first pass over a prompt only (no cache yet): decoding steps (one token each, no pixels) then
-        # cost what stock Llava's cost, and a generated `<image>` token does not stop generation halfway.
+        # cost what stock Llava's cost, and a generated `<image>` token does not stop generation halfway. A decoding
+        # step is told by its shape alone: a static cache's length is a tensor, and branching on it would break the
+        # graph that transformers compiles for decoding (and sync the device) at every token.
         if pixel_values is None and input_ids is not None and (kwargs.get("mm_encoder_outputs") or {}).get("image") is None:
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
-            if cache is None or cache.get_seq_length() == 0:
+            if cache is None or (input_ids.shape[1] > 1 and cache.get_seq_length() == 0):
                 n_image_tokens = int((input_ids == self.config.image_token_id).sum())
                 if n_image_tokens:
                     raise ValueError(
