@@ -34,7 +34,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BitsAndBytesConfig, StoppingCriteria, StoppingCriteriaList
 
-from bench_model import OURS, REFERENCE, SHAPES, build_models, environment, generation_config, make_inputs, synchronize
+from bench_model import (OURS, REFERENCE, SHAPES, add_model_arguments, build_models, check_model_arguments, environment,
+                         generation_config, make_inputs, synchronize)
 from modeling_gzllava import GZLlavaForConditionalGeneration
 
 
@@ -234,10 +235,7 @@ def format_report(report: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
-                        help="auto: bfloat16 on cuda, float32 on cpu")
+    add_model_arguments(parser)
     parser.add_argument("--text-tokens", type=int, default=24, help="text tokens after the image")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per call")
     parser.add_argument("--repeats", type=int, default=3)
@@ -254,12 +252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.dtype == "auto":
-        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
-    if args.shape == "llava-1.5-7b" and not args.device.startswith("cuda"):
-        parser.error("--shape llava-1.5-7b needs --device cuda (7.1B parameters; far too slow and large for a CPU run)")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    check_model_arguments(parser, args)
     if min(args.new_tokens - 1, args.repeats) < 1 or min(args.warmup, args.static_warmup, args.text_tokens) < 0:
         parser.error("--new-tokens must be >= 2, --repeats >= 1; --warmup, --static-warmup, --text-tokens >= 0")
     args.modes = args.modes.split(",")

@@ -441,12 +441,27 @@ def format_report(report: dict) -> str:
 
 # ---------------------------------------------------------------- CLI
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--shape, --device, --dtype: shared by the benchmarks that build these models (bench_decode.py too)."""
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                         help="auto: bfloat16 on cuda, float32 on cpu")
+
+
+def check_model_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Resolve --dtype auto; refuse a GPU-only shape on a CPU and a CUDA device torch does not see."""
+    if args.dtype == "auto":
+        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+    if args.shape == "llava-1.5-7b" and not args.device.startswith("cuda"):
+        parser.error("--shape llava-1.5-7b needs --device cuda (7.1B parameters; far too slow and large for a CPU run)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--text-tokens", type=int, default=24, help="text tokens after the image (a short question)")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens generated per prompt")
@@ -468,12 +483,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.clock = "wall" if args.device.startswith("cuda") else "cpu"
     if args.clock == "cpu" and args.device.startswith("cuda"):
         parser.error("--clock cpu measures host CPU time, not GPU work: use --clock wall with --device cuda")
-    if args.dtype == "auto":
-        args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
-    if args.shape == "llava-1.5-7b" and not args.device.startswith("cuda"):
-        parser.error("--shape llava-1.5-7b needs --device cuda (7.1B parameters; far too slow and large for a CPU run)")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch {torch.__version__} sees no CUDA device")
+    check_model_arguments(parser, args)
     if args.memory == "rss" and args.device.startswith("cuda"):
         parser.error("--memory rss measures a CPU process; on cuda use --memory tensors (the CUDA allocator's peak)")
     if min(args.batch_size, args.new_tokens, args.repeats, args.threads) < 1 or args.warmup < 0 or args.text_tokens < 0:
