@@ -24,6 +24,12 @@ accelerate launch --config_file accelerate_configs/single_gpu.yaml train_clip.py
 python train_clip.py --config recipes/tiny_cpu_clip.yaml --text_model_name_or_path minilm --lock_text_tower true
 ```
 
+# Ensemble distillation: the head's targets mix the volunteers' shares with the mean shares of teacher towers
+```bash
+python train_clip.py --config recipes/real_cpu_tower.yaml --teacher_model_name_or_path A/final,B/final \
+    --teacher_weight 0.5    # 0: the volunteers' shares only, 1: the teachers' mean only (gzllava/tower/teachers.py)
+```
+
 On a shared CPU set `OMP_NUM_THREADS=1`: two OpenMP threads on an oversubscribed machine ran ~20x slower here.
 Every recipe key can be overridden on the command line (`--learning_rate 1e-4`); an unknown key is an error
 (exit 2, one line; `--debug` for the traceback). The result, `<output_dir>/final` (or `--export_dir`), is a Hub

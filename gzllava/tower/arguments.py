@@ -14,6 +14,7 @@ from trl import TrlParser
 
 SOURCES = ("talk_instruct", "gz2_catalogue")
 TRAIN_HOLDOUT = "train_holdout"  # dataset_eval_split: validation_percent of train, chosen by gzllava.splits
+DEFAULT_TEACHER_WEIGHT = 0.5  # teacher_weight when teacher_model_name_or_path is set and teacher_weight is not
 
 # TrainingArguments defaults that differ for tower training (PAPERCLIP's recipe; our collator's own columns).
 TOWER_TRAINING_DEFAULTS = {
@@ -60,6 +61,16 @@ class TowerArguments:
                 "for a question few training galaxies reach."})
     use_vote_counts: bool = field(default=True, metadata={
         "help": "Dirichlet-multinomial loss for questions whose vote counts are known (else soft cross-entropy)."})
+    teacher_model_name_or_path: str | None = field(default=None, metadata={
+        "help": "Ensemble distillation: GZ-CLIP tower folders with a head of the same questions, comma-separated. "
+                "Their mean predicted vote shares on the un-augmented training images (each teacher's own image "
+                "processing, computed once before training) are mixed into the head's targets (teacher_weight); "
+                "with teacher_weight > 0 the head loss is the soft cross-entropy (vote counts dropped). "
+                "See gzllava/tower/teachers.py."})
+    teacher_weight: float | None = field(default=None, metadata={
+        "help": "With teacher_model_name_or_path: the head's target is (1 - w) * the volunteers' shares + w * the "
+                "teachers' mean shares on reached questions (0: the volunteers' only, 1: the teachers' only). "
+                "Default 0.5 when teachers are given."})
     # --- images -----------------------------------------------------------------------------------------------
     crop_fraction: float = field(default=1.0, metadata={
         "help": "The centre share of the image the tower sees: images are resized to image_size / crop_fraction "
@@ -128,6 +139,23 @@ class TowerArguments:
                 HeadSchema.parse(self.head_questions).loss_weights(self.head_question_weights)
             except ValueError as error:
                 problems.append(str(error))
+        if self.teacher_weight is not None and not 0 <= self.teacher_weight <= 1:
+            problems.append(f"teacher_weight {self.teacher_weight}: expected a share in [0, 1]")
+        if self.teacher_model_name_or_path:
+            if self.teacher_weight is None:
+                self.teacher_weight = DEFAULT_TEACHER_WEIGHT
+            if self.morphology_weight == 0:
+                problems.append("teacher_model_name_or_path distils the head: set a morphology_weight above 0")
+            elif not problems:
+                from gzllava.tower.questions import HeadSchema
+                from gzllava.tower.teachers import check_teachers
+
+                try:  # a teacher that is not a tower with the student's head fails here, before anything loads
+                    check_teachers(self.teacher_model_name_or_path, HeadSchema.parse(self.head_questions))
+                except ValueError as error:
+                    problems.append(str(error))
+        elif self.teacher_weight is not None:
+            problems.append("teacher_weight needs teacher_model_name_or_path (the teacher towers)")
         if problems:
             raise ValueError("Invalid tower arguments:\n  - " + "\n  - ".join(problems))
 

@@ -23,6 +23,7 @@ from .data import GalaxyTable, IndexDataset, TowerCollator, channel_stats, load_
 from .model import (GZClipForTraining, TowerShape, build_dual_encoder, image_processor_for, lock_text_tower,
                     make_processor, save_tower)
 from .questions import HeadSchema
+from .teachers import distil_targets
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,10 @@ def prepare_training(args: TowerArguments, training_args: TrainingArguments) -> 
                          f"{[q.key for q in schema.questions]}")
     if schema is not None:
         warn_single_answer_questions(train_table, schema)
+    if schema is not None and args.teacher_model_name_or_path:
+        # ensemble distillation: the head's training targets mix in the teachers' mean shares (teachers.py)
+        train_table = distil_targets(train_table, args.teacher_model_name_or_path, args.teacher_weight, schema,
+                                     training_args.per_device_eval_batch_size)
     mean, std = normalisation(args, train_table)
     processor = make_processor(dual, image_processor_for(args.image_size, args.stored_size, mean, std), tokenizer)
     texts = tokenizer if args.contrastive_weight > 0 else None
