@@ -33,9 +33,9 @@ from transformers import HfArgumentParser
 from dataset_builder.flags import not_a_recipe
 from gzllava.evaluation.arguments import OLD_SPELLINGS, HelpFormatter, add_old_spellings, parse_flags
 
-from .augment import centre_crop
 from .data import gz2_votes, load_gz2_catalogue, load_talk_instruct, read_gz2_labels
-from .metrics import classification_table, image_features, majority_labels, retrieval, zero_shot_scores
+from .metrics import (classification_table, image_features, majority_labels, pixel_batches, retrieval,
+                      zero_shot_scores)
 from .model import load_tower
 from .questions import HeadSchema
 
@@ -74,13 +74,6 @@ class TowerEvaluationArguments:
     def gz2_validation_percent(self) -> int:
         """The validation share that places GZ2 galaxies: 0 (train = every non-test galaxy) unless measuring it."""
         return self.validation_percent if self.gz2_side == "validation" else 0
-
-
-def _pixel_batches(table, crop: int, mean, std, batch_size: int):
-    mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    for start in range(0, len(table), batch_size):
-        views = centre_crop(table.images[start : start + batch_size], crop)
-        yield (views.float() / 255 - mean) / std  # (B, 3, crop, crop), as the saved image processor makes them
 
 
 def _prior_targets(args, schema: HeadSchema):
@@ -155,7 +148,7 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
     if args.items:
         reached = restrict_to_items(reached, table.ids, schema, read_items(args.items), args.items)
         source += f"; only the {int(reached.sum())} (galaxy, question) items of {args.items}"
-    pooled, image_embeds = image_features(model, _pixel_batches(table, crop, image_processor.image_mean,
+    pooled, image_embeds = image_features(model, pixel_batches(table.images, crop, image_processor.image_mean,
                                                                   image_processor.image_std, args.batch_size))
     result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table)}
     if head is not None:

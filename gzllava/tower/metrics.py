@@ -16,6 +16,7 @@ from dataset_builder.decision_tree import QUESTIONS
 from gzllava.evaluation.morphology_metrics import ranking_auc
 from gzllava.evaluation.retrieval import retrieval_metrics
 
+from .augment import centre_crop
 from .questions import HeadSchema
 
 CONFIDENT = 0.8
@@ -99,6 +100,15 @@ def majority_labels(shares: np.ndarray, reached: np.ndarray, schema: HeadSchema)
         if mask.any():
             out[question.key] = int(np.bincount(shares[mask, sl].argmax(1), minlength=len(question.answers)).argmax())
     return out
+
+
+def pixel_batches(images: torch.Tensor, crop: int, mean, std, batch_size: int):
+    """Stored uint8 images (N, 3, R, R) -> pixel_values batches (B, 3, crop, crop): the centre crop and the mean/std
+    normalisation that a saved tower's image processor applies (evaluation and teacher predictions alike)."""
+    mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    for start in range(0, len(images), batch_size):
+        views = centre_crop(images[start : start + batch_size], crop)
+        yield (views.float() / 255 - mean) / std
 
 
 @torch.no_grad()

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .augment import centre_crop
+from .data import resize_image
+from .metrics import image_features, pixel_batches
 from .questions import HeadSchema
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,8 @@ def _describe(questions: list[dict]) -> str:
 
 
 def _resize_stored(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(N, 3, R, R) uint8 -> (N, 3, size, size), bicubic (PIL), as the teacher's processor resizes."""
-    out = [np.array(Image.fromarray(img.permute(1, 2, 0).numpy()).resize((size, size), Image.Resampling.BICUBIC))
-           for img in images]
+    """(N, 3, R, R) uint8 -> (N, 3, size, size), resized as the builds store images (`data.resize_image`)."""
+    out = [resize_image(Image.fromarray(image.permute(1, 2, 0).numpy()), size) for image in images]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -95,7 +95,7 @@ def _resize_stored(images: torch.Tensor, size: int) -> torch.Tensor:
 def predict_shares(folder: str, images: torch.Tensor, schema: HeadSchema, batch_size: int = 256) -> torch.Tensor:
     """(N, A) predicted vote shares of one teacher tower for stored uint8 images (N, 3, R, R), each question's slice
     summing to 1. The teacher's own processing: stored images resized to its `shortest_edge` when R differs (a
-    second bicubic resampling, logged), its centre crop, its mean/std."""
+    second bicubic resampling, logged), then its centre crop and mean/std (`metrics.pixel_batches`)."""
     from .model import load_tower
 
     model, processor, head, teacher_schema = load_tower(folder)
@@ -103,19 +103,13 @@ def predict_shares(folder: str, images: torch.Tensor, schema: HeadSchema, batch_
         raise ValueError(f"{ARGUMENT}: {folder!r}: its head schema is not the student's")
     ip = processor.image_processor
     stored, crop = int(ip.size["shortest_edge"]), int(ip.crop_size["height"])
-    mean = torch.tensor(ip.image_mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
-    if images.shape[-1] != stored:
+    if len(images) and images.shape[-1] != stored:
         logger.info("teacher %s: stored images %d px resized to its %d px", folder, images.shape[-1], stored)
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        if batch.shape[-1] != stored:
-            batch = _resize_stored(batch, stored)
-        pixels = (centre_crop(batch, crop).float() / 255 - mean) / std
-        pooled = model.vision_model(pixel_values=pixels).pooler_output
-        out.append(schema.probabilities(head(pooled)))
-    return torch.cat(out) if out else torch.zeros(0, schema.num_answers)
+        images = _resize_stored(images, stored)
+    if not len(images):
+        return torch.zeros(0, schema.num_answers)
+    pooled, _ = image_features(model, pixel_batches(images, crop, ip.image_mean, ip.image_std, batch_size))
+    return schema.probabilities(head(pooled))
 
 
 def teacher_shares(paths: list[str], images: torch.Tensor, schema: HeadSchema, batch_size: int = 256) -> torch.Tensor:
