@@ -110,10 +110,6 @@ def decode_rate(model, inputs: dict, new_tokens: int, device: str, cache: str, r
             "same_tokens_every_call": all(t == tokens[0] for t in tokens)}
 
 
-def batch_one(inputs: dict) -> dict:
-    return {key: value[:1] for key, value in inputs.items()}
-
-
 def count_4bit(model) -> dict:
     """4-bit linear layers in each part of the model."""
     import bitsandbytes as bnb
@@ -152,7 +148,7 @@ def measure_nf4(model, inputs: dict, args, workdir: Path, dtype: torch.dtype) ->
         "peak_during_load_bytes": torch.cuda.max_memory_allocated() - before if before is not None else None,
         "bytes_read_per_token": bytes_read_per_token(quantized),
     }
-    report["decode"] = decode_rate(quantized, batch_one(inputs), args.new_tokens, args.device, "dynamic",
+    report["decode"] = decode_rate(quantized, inputs, args.new_tokens, args.device, "dynamic",
                                    args.repeats, args.warmup)
     return report
 
@@ -164,7 +160,7 @@ def run(args, save) -> dict:
     shape = SHAPES[args.shape]
     models = build_models(shape, shape.num_query_tokens, args.device, dtype, args.seed)
     models = {name: models[name] for name in (OURS, REFERENCE)}
-    inputs = batch_one(make_inputs(models[OURS].config, 1, args.text_tokens, args.device, dtype, args.seed))
+    inputs = make_inputs(models[OURS].config, 1, args.text_tokens, args.device, dtype, args.seed)  # batch 1
     report = {"environment": environment(argparse.Namespace(device=args.device, clock="wall", dtype=args.dtype), models),
               "shape": args.shape, "settings": {k: str(v) for k, v in vars(args).items() if k != "json"},
               "prompt_tokens": inputs["input_ids"].shape[1], "decode": {}, "same_tokens_as_stock": {}}
