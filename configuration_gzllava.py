@@ -15,6 +15,8 @@ from transformers.models.auto.configuration_auto import AutoConfig
 
 PROJECTOR_TYPES = ("linear", "mlp2x_gelu", "resampler")
 FEATURE_SELECT_STRATEGIES = ("default", "full")
+# 1: the image as given; 8: the mean of the tower's features over the image's 8 dihedral views (modeling_gzllava).
+FEATURE_VIEWS = (1, 8)
 # Vision towers whose first output token is a CLS token that the "default" strategy drops.
 VISION_TOWERS_WITH_CLS = ("clip_vision_model",)
 SUPPORTED_VISION_TOWERS = ("clip_vision_model", "siglip_vision_model")
@@ -36,6 +38,11 @@ class GZLlavaConfig(LlavaConfig):
         Attention heads of the resampler's cross-attention; must divide the language model's hidden size.
     use_image_delimiters (`bool`, defaults to `False`):
         Wrap each image's tokens in `boi_token_id` / `eoi_token_id` (Open LLaMA Eyes' [boi] ... [eoi]).
+    vision_feature_views (`int`, defaults to 1):
+        `1`: the tower sees the image as given. `8`: it sees the image's 8 dihedral views (4 quarter turns, each
+        also mirrored) and the projector gets the mean of their features, patch tokens turned back onto the image's
+        grid first: features that do not depend on how the galaxy lies on the sky (a galaxy has no up), at 8 times
+        the tower's cost. Needs square images.
 
     Example:
 
@@ -59,6 +66,7 @@ class GZLlavaConfig(LlavaConfig):
     use_image_delimiters: bool = False
     boi_token_id: int | None = None
     eoi_token_id: int | None = None
+    vision_feature_views: int = 1
 
     def __post_init__(self, **kwargs):
         # A llava-hf config.json says model_type "llava": this is a GZ-LLaVA config now (and its weights must get
@@ -88,6 +96,8 @@ class GZLlavaConfig(LlavaConfig):
             _fail("projector_hidden_act", self.projector_hidden_act, f"an activation name, one of {sorted(ACT2FN)}")
         if self.vision_feature_select_strategy not in FEATURE_SELECT_STRATEGIES:
             _fail("vision_feature_select_strategy", self.vision_feature_select_strategy, f"one of {FEATURE_SELECT_STRATEGIES}")
+        if self.vision_feature_views not in FEATURE_VIEWS:
+            _fail("vision_feature_views", self.vision_feature_views, f"one of {FEATURE_VIEWS}")
         vision_type = self.vision_config.model_type
         if vision_type not in SUPPORTED_VISION_TOWERS:
             _fail("vision_config.model_type", vision_type, f"one of {SUPPORTED_VISION_TOWERS}")

@@ -28,12 +28,13 @@ from transformers import AutoModel, LlavaForConditionalGeneration, LlavaModel, L
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 
 try:  # Hub remote code lives in a package (transformers_modules.<repo>); a source checkout imports it top-level
-    from .configuration_gzllava import GZLlavaConfig
+    from .configuration_gzllava import VISION_TOWERS_WITH_CLS, GZLlavaConfig
 except ImportError:
-    from configuration_gzllava import GZLlavaConfig
+    from configuration_gzllava import VISION_TOWERS_WITH_CLS, GZLlavaConfig
 
 
 # What a saved repository's config.json maps each Auto class to (module.Class inside the repository), and the
@@ -149,6 +150,37 @@ def _init_gzllava_weights(model, module):
 
 
 PROJECTORS = {"linear": GZLlavaLinearProjector, "mlp2x_gelu": GZLlavaMLPProjector, "resampler": GZLlavaResampler}
+
+
+# Test-time augmentation over the dihedral group, as galaxy classifiers use it (Dieleman et al. 2015 averaged a
+# convnet's predictions over rotated and mirrored views of each Galaxy Zoo image); here the tower's features are
+# averaged, so the language model reads one set of image tokens per image.
+def dihedral_views(pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, C, S, S) -> (8B, C, S, S), view-major: view v is the image turned v // 2 quarter turns, then mirrored
+    left-right when v is odd."""
+    views = []
+    for turns in range(4):
+        turned = torch.rot90(pixel_values, turns, dims=(-2, -1))
+        views += [turned, turned.flip(-1)]
+    return torch.cat(views)
+
+
+def dihedral_mean(features: torch.Tensor, has_cls: bool) -> torch.Tensor:
+    """(8B, T, D) features of `dihedral_views` -> (B, T, D): each view's patch tokens (a square grid, row-major,
+    after the CLS token if `has_cls`) turned back onto the image's grid, then the mean over the 8 views."""
+    total, tokens, dim = features.shape
+    views = features.view(8, total // 8, tokens, dim)
+    cls, patches = (views[:, :, :1], views[:, :, 1:]) if has_cls else (None, views)
+    side = int(round(patches.shape[2] ** 0.5))
+    if side * side != patches.shape[2]:
+        raise ValueError(f"vision_feature_views=8 needs a square grid of patch tokens; got {patches.shape[2]} tokens")
+    grid = patches.reshape(8, -1, side, side, dim)  # (8, B, side, side, D)
+    back = []
+    for view in range(8):
+        tokens_v = grid[view].flip(-2) if view % 2 else grid[view]  # undo the mirror (the grid's width axis)
+        back.append(torch.rot90(tokens_v, -(view // 2), dims=(1, 2)))  # then the quarter turns
+    mean = torch.stack(back).mean(0).reshape(-1, side * side, dim)  # (B, P, D)
+    return torch.cat([cls.mean(0), mean], dim=1) if has_cls else mean
 
 
 def _keep_unquantized(quantization_config, modules):
@@ -271,6 +303,31 @@ class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
         return super().forward(input_ids=input_ids, pixel_values=pixel_values, **kwargs)
 
     forward.__signature__ = inspect.signature(LlavaModel.forward)  # what tools that inspect it see: Llava's arguments
+
+    def get_image_features(self, pixel_values, vision_feature_layer=None, vision_feature_select_strategy=None, **kwargs):
+        """Llava's image features; with `vision_feature_views=8`, the projector reads the mean of the tower's features
+        over the image's 8 dihedral views (`dihedral_mean`)."""
+        if self.config.vision_feature_views == 1:
+            return super().get_image_features(pixel_values=pixel_values, vision_feature_layer=vision_feature_layer,
+                                              vision_feature_select_strategy=vision_feature_select_strategy, **kwargs)
+        if pixel_values.shape[-1] != pixel_values.shape[-2]:
+            raise ValueError(f"vision_feature_views=8 turns images by quarter turns: it needs square pixel_values, got "
+                             f"{tuple(pixel_values.shape[-2:])}")
+        if kwargs.pop("image_sizes", None) is not None:
+            raise ValueError("vision_feature_views=8 does not take image_sizes (one square image size per batch)")
+        layer = self.config.vision_feature_layer if vision_feature_layer is None else vision_feature_layer
+        strategy = vision_feature_select_strategy or self.config.vision_feature_select_strategy
+        for name in ("output_hidden_states", "return_dict"):
+            kwargs.pop(name, None)
+        outputs = self.vision_tower(dihedral_views(pixel_values), output_hidden_states=True, return_dict=True, **kwargs)
+        selected = [outputs.hidden_states[i] for i in ([layer] if isinstance(layer, int) else layer)]  # (8B, T, Dv) each
+        if strategy == "default":
+            selected = [hidden[:, 1:] for hidden in selected]
+        has_cls = strategy == "full" and self.config.vision_config.model_type in VISION_TOWERS_WITH_CLS
+        features = dihedral_mean(torch.cat(selected, dim=-1), has_cls)  # (B, T, L*Dv)
+        image_features = self.multi_modal_projector(features)  # (B, T or Q, Dt)
+        return BaseModelOutputWithPooling(last_hidden_state=outputs.last_hidden_state,
+                                          pooler_output=list(image_features))
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
         """Mask of the `<image>` positions that receive image features; fails loudly when the counts differ."""

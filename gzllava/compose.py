@@ -63,6 +63,12 @@ class ComposeSettings:
         metadata={"help": "'default' drops the tower's CLS token, 'full' keeps every token; unset: 'default' for CLIP, "
                   "'full' for SigLIP.", "choices": ["default", "full"]},
     )
+    vision_feature_views: int = field(
+        default=1,
+        metadata={"help": "1: the tower sees the image as given; 8: the projector reads the mean of the tower's features "
+                  "over the image's 8 dihedral views (quarter turns, mirrored), at 8x the tower's cost.",
+                  "choices": [1, 8]},
+    )
     image_standardization: bool = field(
         default=False, metadata={"help": "Standardise each image's pixels (dark-sky cutouts)."}
     )
@@ -176,6 +182,7 @@ def compose_gzllava(
         num_query_tokens=settings.num_query_tokens,
         vision_feature_layer=settings.vision_feature_layer,
         vision_feature_select_strategy=strategy,
+        vision_feature_views=settings.vision_feature_views,
         **config_kwargs,
     )
     config.text_config._attn_implementation = language_model.config._attn_implementation

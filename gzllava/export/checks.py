@@ -54,6 +54,12 @@ def check_llama_cpp_compatible(model, processor) -> None:
             "image delimiters <boi>/<eoi> cannot be exported to GGUF: llama.cpp's and Ollama's LLaVA-1.5 path feeds the "
             f"image embeddings without them (the llava-hf export keeps them for vLLM/transformers); {RETRAIN}."
         )
+    if getattr(config, "vision_feature_views", 1) != 1:
+        raise ExportError(
+            f"vision_feature_views {config.vision_feature_views}: llama.cpp's and Ollama's LLaVA-1.5 clip graph encodes "
+            "each image once, as given, with no mean over its turned and mirrored views; retrain (align, then "
+            "instruct) with vision_feature_views: 1."
+        )
     if config.projector_type == "linear":
         raise ExportError(
             "projector_type 'linear' cannot be exported to GGUF: llama.cpp's LLaVA 'mlp' projector always applies GELU "

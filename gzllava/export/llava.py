@@ -24,6 +24,12 @@ def to_llava_config(config: GZLlavaConfig) -> LlavaConfig:
             "A GZ-LLaVA with projector_type='resampler' has no llava-hf equivalent; only 'linear' and 'mlp2x_gelu' "
             "projectors export to LlavaForConditionalGeneration."
         )
+    if config.vision_feature_views != 1:
+        raise ValueError(
+            f"A GZ-LLaVA with vision_feature_views={config.vision_feature_views} has no llava-hf equivalent: "
+            "LlavaForConditionalGeneration (and so vLLM) encodes each image once, as given, not the mean over its "
+            "8 dihedral views. Retrain (align, then instruct) with vision_feature_views: 1 to run it in vLLM."
+        )
     text_config = config.text_config.to_dict()
     # A language model read from a GGUF file (`gguf_file=`) is dequantised on load but keeps
     # quantization_config {"quant_method": "gguf"}: the saved float weights are not quantised.
@@ -111,7 +117,8 @@ def export_llava(model, processor, out: str | os.PathLike, overwrite: bool = Fal
         if processor.num_query_tokens is not None:
             to_llava_processor(processor)
     except ValueError as error:
-        raise ExportError(f"{error} Retrain with projector_type: mlp2x_gelu to run it in vLLM.") from error
+        retrain = "" if "Retrain" in str(error) else " Retrain with projector_type: mlp2x_gelu to run it in vLLM."
+        raise ExportError(f"{error}{retrain}") from error
     if not getattr(processor, "chat_template", None):
         raise ExportError("the processor has no chat_template: vLLM and transformers need it in the llava export.")
     prepare_output(out, overwrite)

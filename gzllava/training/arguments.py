@@ -60,6 +60,7 @@ class GZLlavaArguments:
     use_image_delimiters: bool = compose_field("use_image_delimiters")
     vision_feature_layer: int = compose_field("vision_feature_layer")  # one layer here; ComposeSettings takes a list
     vision_feature_select_strategy: str | None = compose_field("vision_feature_select_strategy")
+    vision_feature_views: int = compose_field("vision_feature_views")
     image_standardization: bool = compose_field("image_standardization")
     tiny_image_size: int = field(default=32, metadata={"help": "`--model_name_or_path tiny`: image size in pixels."})
     tiny_patch_size: int = field(default=8, metadata={"help": "`--model_name_or_path tiny`: vision patch size."})

@@ -38,7 +38,8 @@ CARD_TRAINING_KEYS = (
 )
 CARD_MODEL_KEYS = ("dtype", "use_peft", "lora_r", "lora_alpha", "lora_dropout", "load_in_4bit", "bnb_4bit_quant_type",
                    "use_bnb_nested_quant")
-COMPOSE_KEYS = ("projector_type", "num_query_tokens", "use_image_delimiters", "image_standardization")
+COMPOSE_KEYS = ("projector_type", "num_query_tokens", "use_image_delimiters", "image_standardization",
+                "vision_feature_views")
 
 
 @dataclass

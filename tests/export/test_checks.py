@@ -24,6 +24,7 @@ def test_the_tiny_mlp_model_is_runnable(tiny):
     (dict(projector_type="linear"), ["linear", "GELU", "mlp2x_gelu"]),
     (dict(vision="siglip"), ["siglip_vision_model", "CLIP"]),
     (dict(vision_feature_select_strategy="full"), ["'full'", "CLS"]),
+    (dict(vision_feature_views=8), ["vision_feature_views 8", "llama.cpp", "vision_feature_views: 1"]),
 ])
 def test_unrunnable_models_are_refused_with_the_reason(kwargs, words, tmp_path):
     model, processor = tiny_model_and_processor(**kwargs)

@@ -59,3 +59,14 @@ def test_resampler_export_is_refused_with_a_reason(tmp_path, tiny_resampler):
     model, processor = tiny_resampler
     with pytest.raises(ValueError, match="resampler.*no llava-hf equivalent"):
         save_as_llava(model, processor, tmp_path)
+
+
+def test_an_eight_view_model_is_refused_by_the_llava_export_with_a_reason(tmp_path):
+    from gzllava.export.errors import ExportError
+    from gzllava.export.llava import export_llava
+
+    model, processor = tiny_model_and_processor(vision_feature_views=8)
+    with pytest.raises(ExportError, match=r"vision_feature_views=8 has no llava-hf equivalent.*vision_feature_views: 1 "
+                                          r"to run it in vLLM\.$"):
+        export_llava(model, processor, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

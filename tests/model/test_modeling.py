@@ -249,3 +249,63 @@ def test_a_static_cache_decoding_step_compiles_as_one_graph(tiny_mlp, image):
         expected = stock(input_ids=token, attention_mask=mask, cache=stock_cache, position_ids=position[None],
                          cache_position=position, use_cache=True).logits
     torch.testing.assert_close(compiled, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["full", "default"])
+def test_eight_view_features_turn_and_mirror_with_the_image(strategy):
+    # vision_feature_views=8: the same 8 views whichever way the galaxy lies, so turning or mirroring the image only
+    # moves its patch tokens on the grid, and leaves the CLS token (kept by "full") as it was.
+    model, processor = tiny_model_and_processor(vision_feature_views=8, vision_feature_select_strategy=strategy)
+    pixels = processor(images=[toy_galaxy()], text=[chat_prompt(processor)], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        def features(pixel_values):  # (1 + 16 or 16, Dt)
+            return model.model.get_image_features(pixel_values).pooler_output[0]
+
+        plain, turned, mirrored = features(pixels), features(torch.rot90(pixels, 1, (-2, -1))), features(pixels.flip(-1))
+    cls = 1 if strategy == "full" else 0
+    grid = plain[cls:].reshape(4, 4, -1)  # 32 px / patch 8: a 4 x 4 grid
+    torch.testing.assert_close(turned[cls:].reshape(4, 4, -1), torch.rot90(grid, 1, (0, 1)))
+    torch.testing.assert_close(mirrored[cls:].reshape(4, 4, -1), grid.flip(1))
+    torch.testing.assert_close(turned[:cls], plain[:cls])
+    # one view alone is not like that: the same tower without the views sees a turned image differently
+    model.config.vision_feature_views = 1
+    with torch.no_grad():
+        one, one_turned = features(pixels), features(torch.rot90(pixels, 1, (-2, -1)))
+    assert not torch.allclose(one_turned[cls:].reshape(4, 4, -1), torch.rot90(one[cls:].reshape(4, 4, -1), 1, (0, 1)),
+                              atol=1e-4)
+
+
+def test_eight_view_cls_feature_is_the_mean_of_the_views_cls_features():
+    model, processor = tiny_model_and_processor("linear", vision_feature_views=8,
+                                                vision_feature_select_strategy="full")
+    pixels = processor(images=[toy_galaxy(3)], text=[chat_prompt(processor)], return_tensors="pt")["pixel_values"]
+    views = [torch.rot90(pixels, k, (-2, -1)) for k in range(4)]
+    views = [v for turned in views for v in (turned, turned.flip(-1))]
+    with torch.no_grad():
+        tower = model.model.vision_tower
+        cls = torch.stack([tower(v, output_hidden_states=True).hidden_states[-2][0, 0] for v in views]).mean(0)  # (Dv,)
+        expected = model.model.multi_modal_projector(cls)  # linear: the mean commutes with it
+        got = model.model.get_image_features(pixels).pooler_output[0][0]
+    torch.testing.assert_close(got, expected)
+
+
+def test_eight_view_model_answers_and_survives_save_and_load(tmp_path):
+    model, processor = tiny_model_and_processor(vision_feature_views=8)
+    inputs = processor(images=[toy_galaxy()], text=[chat_prompt(processor)], return_tensors="pt")
+    model.save_pretrained(tmp_path)
+    loaded = GZLlavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.vision_feature_views == 8
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits)
+        tokens = loaded.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert tokens.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+def test_eight_views_need_square_images_and_a_count_of_one_or_eight():
+    model, _ = tiny_model_and_processor(vision_feature_views=8)
+    with pytest.raises(ValueError, match=r"vision_feature_views=8 .* square pixel_values, got \(32, 24\)"):
+        model.model.get_image_features(torch.zeros(1, 3, 32, 24))
+    config = model.config.to_dict()
+    config["vision_feature_views"] = 4
+    with pytest.raises(ValueError, match=r"invalid vision_feature_views=4; expected one of \(1, 8\)"):
+        type(model.config).from_dict(config)

@@ -113,7 +113,7 @@ def test_compose_flags_take_their_defaults_and_help_from_compose_settings():
     flags = [arg for arg in fields(GZLlavaArguments) if arg.name in settings]
     assert [arg.name for arg in flags] == ["projector_type", "num_query_tokens", "use_image_delimiters",
                                            "vision_feature_layer", "vision_feature_select_strategy",
-                                           "image_standardization"]
+                                           "vision_feature_views", "image_standardization"]
     for arg in flags:
         assert arg.default == settings[arg.name].default, arg.name
         assert arg.metadata["help"].endswith(settings[arg.name].metadata["help"][1:]), arg.name  # "Composed base: t..."
@@ -171,3 +171,15 @@ def test_compose_flags_given_with_a_checkpoint_to_load_are_named_as_ignored(tmp_
     with caplog.at_level("WARNING", logger="gzllava.training.arguments"):
         validate_arguments(*parse_arguments(flags[:4] + flags[8:]))
     assert "only apply" not in caplog.text
+
+
+def test_the_views_flag_reaches_the_composed_model_and_a_wrong_count_is_refused_by_the_parser(capsys):
+    from gzllava.training.base_model import compose_base
+
+    recipe = str(REPO_ROOT / "recipes" / "tiny_cpu_align.yaml")
+    _, training_args, model_args, gz_args = parse_arguments(["--config", recipe, "--vision_feature_views", "8"])
+    model, _, _ = compose_base(model_args, gz_args, training_args.seed)
+    assert model.config.vision_feature_views == 8
+    with pytest.raises(SystemExit):
+        parse_arguments(["--config", recipe, "--vision_feature_views", "4"])
+    assert "vision_feature_views" in capsys.readouterr().err
