@@ -8,6 +8,9 @@ python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/fina
 # the head on exactly the (galaxy, question) items a GZ-LLaVA evaluation scored: does the LM answer as well as its tower?
 python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --items outputs/real/eval-gz2-split/predictions.jsonl
+# the tower as GZ-LLaVA reads it with vision_feature_views=8: features averaged over each image's 8 dihedral views
+python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
+    --gz2_side validation --views 8
 # a gz-talk-instruct split (description texts -> retrieval too)
 python -m gzllava.tower.evaluate --model_name_or_path FOLDER --dataset_name outputs/gz2-build \
     --dataset_config description --split test --output_dir eval/
@@ -57,6 +60,10 @@ class TowerEvaluationArguments:
     items: str | None = field(default=None, metadata={
         "help": "an evaluate_gzllava.py predictions.jsonl: measure only its (galaxy, question) items, so the head "
                 "and GZ-LLaVA are compared on the same ones"})
+    views: int = field(default=1, metadata={
+        "help": "1: each image as given; 8: the mean of the tower's pooled outputs over the image's 8 dihedral views "
+                "(quarter turns, mirrored), as a GZ-LLaVA with vision_feature_views=8 reads its tower",
+        "choices": [1, 8]})
     batch_size: int = 128
     output_dir: str | None = field(default=None, metadata={"help": "writes metrics.json and report.md here"})
 
@@ -69,6 +76,8 @@ class TowerEvaluationArguments:
             raise ValueError(f"--gz2_side {self.gz2_side!r}: expected test or validation")
         if self.gz2_side == "validation" and not 0 < self.validation_percent < 100:
             raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with --gz2_side validation")
+        if self.views not in (1, 8):
+            raise ValueError(f"--views {self.views}: expected 1 or 8")
 
     @property
     def gz2_validation_percent(self) -> int:
@@ -149,8 +158,11 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
         reached = restrict_to_items(reached, table.ids, schema, read_items(args.items), args.items)
         source += f"; only the {int(reached.sum())} (galaxy, question) items of {args.items}"
     pooled, image_embeds = image_features(model, pixel_batches(table.images, crop, image_processor.image_mean,
-                                                                  image_processor.image_std, args.batch_size))
-    result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table)}
+                                                                  image_processor.image_std, args.batch_size),
+                                          views=args.views)
+    if args.views == 8:
+        source += "; features averaged over each image's 8 dihedral views"
+    result = {"model": str(args.model_name_or_path), "source": source, "galaxies": len(table), "views": args.views}
     if head is not None:
         with torch.no_grad():
             probs = schema.probabilities(head(pooled)).numpy()  # (N, A): predicted vote shares, per question

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from dataset_builder.decision_tree import QUESTIONS
 from gzllava.evaluation.morphology_metrics import ranking_auc
 from gzllava.evaluation.retrieval import retrieval_metrics
+from modeling_gzllava import dihedral_views
 
 from .augment import centre_crop
 from .questions import HeadSchema
@@ -112,11 +113,16 @@ def pixel_batches(images: torch.Tensor, crop: int, mean, std, batch_size: int):
 
 
 @torch.no_grad()
-def image_features(model, pixel_batches) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pooled (N, H), image embeddings (N, D)) over an iterable of pixel_values batches."""
+def image_features(model, pixel_batches, views: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pooled (N, H), image embeddings (N, D)) over an iterable of pixel_values batches. `views=8`: each image's
+    pooled output is the mean over its 8 dihedral views (as GZ-LLaVA's vision_feature_views=8 reads the tower)."""
     pooled, embeds = [], []
     for pixel_values in pixel_batches:
-        p = model.vision_model(pixel_values=pixel_values).pooler_output
+        if views == 8:
+            p = model.vision_model(pixel_values=dihedral_views(pixel_values)).pooler_output  # (8B, H), view-major
+            p = p.view(8, len(pixel_values), -1).mean(0)  # (B, H)
+        else:
+            p = model.vision_model(pixel_values=pixel_values).pooler_output  # (B, H)
         pooled.append(p)
         embeds.append(model.visual_projection(p))
     return torch.cat(pooled), torch.cat(embeds)

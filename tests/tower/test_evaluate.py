@@ -32,6 +32,7 @@ def test_old_spellings_work_with_one_deprecation_line_each(capsys):
     (["--model_name_or_path", "m"], "give one of --gz2"),
     (["--model_name_or_path", "m", "--gz2", "g", "--dataset_name", "d"], "give one of --gz2"),
     (["--model_name_or_path", "m", "--dataset_name", "d", "--config", "eval.yaml"], "YAML recipe"),
+    (["--model_name_or_path", "m", "--gz2", "g", "--views", "4"], "--views"),
 ])
 def test_bad_flags_are_one_usage_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -81,3 +81,31 @@ def test_retrieval_perfect_embeddings_and_identical_texts():
     assert result["image_to_text"]["top_10%"] < 1.0
     lenient = distinct_text_retrieval((image_embeds @ text_embeds.t()).numpy(), texts)
     assert lenient["candidates"] == 2 and lenient["top_10%"] == 1.0 and lenient["random"]["top_10%"] == 0.5
+
+
+def test_eight_view_image_features_do_not_depend_on_how_the_galaxy_lies():
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from gzllava.tower.metrics import image_features
+
+    torch.manual_seed(0)
+
+    class Tower(torch.nn.Module):  # image_features reads .vision_model and .visual_projection of a dual encoder
+        def __init__(self):
+            super().__init__()
+            self.vision_model = CLIPVisionModel(CLIPVisionConfig(image_size=16, patch_size=4, hidden_size=32,
+                                                                 intermediate_size=64, num_hidden_layers=2,
+                                                                 num_attention_heads=2)).eval()
+            self.visual_projection = torch.nn.Linear(32, 8, bias=False)
+
+    tower, pixels = Tower(), torch.randn(3, 3, 16, 16)
+    moved = [torch.rot90(pixels, 1, (-2, -1)), torch.rot90(pixels, 2, (-2, -1)), pixels.flip(-1), pixels.flip(-2)]
+    pooled, embeds = image_features(tower, [pixels], views=8)
+    assert pooled.shape == (3, 32) and embeds.shape == (3, 8)
+    for other in moved:
+        moved_pooled, moved_embeds = image_features(tower, [other], views=8)
+        torch.testing.assert_close(moved_pooled, pooled)
+        torch.testing.assert_close(moved_embeds, embeds)
+    single, _ = image_features(tower, [pixels])
+    turned, _ = image_features(tower, [moved[0]])
+    assert not torch.allclose(single, turned, atol=1e-4)  # one view alone does depend on it
