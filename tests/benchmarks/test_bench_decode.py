@@ -4,30 +4,15 @@ No timing is asserted: the tests check what is counted (the bytes a decode step 
 layers), that ours and stock Llava decode the same tokens, and that the GPU table reports a missing part as missing.
 """
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def load(name: str):
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))  # bench_decode imports bench_model as the scripts do
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def bench_decode():
-    return load("bench_decode")
+def bench_decode(load_benchmark):
+    return load_benchmark("bench_decode")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +25,8 @@ def decode_report(bench_decode, tmp_path_factory):
     return report, out
 
 
-def test_decode_step_reads_the_language_model_and_head_but_one_embedding_row(bench_decode):
-    model_module = sys.modules.get("bench_model") or load("bench_model")
+def test_decode_step_reads_the_language_model_and_head_but_one_embedding_row(bench_decode, load_benchmark):
+    model_module = load_benchmark("bench_model")
     models = model_module.build_models(model_module.SHAPES["tiny"], 4, "cpu", torch.float32)
     ours = models[model_module.OURS]
     lm = ours.model.language_model
@@ -89,8 +74,8 @@ def test_the_7b_shape_is_refused_on_cpu(bench_decode, capsys):
     assert "needs --device cuda" in capsys.readouterr().err
 
 
-def test_gpu_report_tables_the_parts_present_and_names_the_missing_ones(decode_report, tmp_path):
-    gpu_report = load("gpu_report")
+def test_gpu_report_tables_the_parts_present_and_names_the_missing_ones(decode_report, tmp_path, load_benchmark):
+    gpu_report = load_benchmark("gpu_report")
     report, out = decode_report
     (tmp_path / "bench_decode_7b.json").write_text(out.read_text())
     assert gpu_report.main([str(tmp_path)]) == 1  # three parts missing
@@ -106,7 +91,7 @@ def test_gpu_report_tables_the_parts_present_and_names_the_missing_ones(decode_r
     assert saved["parts"]["model"] is None and saved["parts"]["decode"] == report
 
 
-def test_gpu_report_refuses_a_folder_that_does_not_exist(tmp_path, capsys):
-    gpu_report = load("gpu_report")
+def test_gpu_report_refuses_a_folder_that_does_not_exist(tmp_path, capsys, load_benchmark):
+    gpu_report = load_benchmark("gpu_report")
     assert gpu_report.main([str(tmp_path / "nowhere")]) == 2
     assert "usage" in capsys.readouterr().err
