@@ -326,8 +326,8 @@ class GZLlavaModel(GZLlavaLoadingMixin, LlavaModel):
         has_cls = strategy == "full" and self.config.vision_config.model_type in VISION_TOWERS_WITH_CLS
         features = dihedral_mean(torch.cat(selected, dim=-1), has_cls)  # (B, T, L*Dv)
         image_features = self.multi_modal_projector(features)  # (B, T or Q, Dt)
-        return BaseModelOutputWithPooling(last_hidden_state=outputs.last_hidden_state,
-                                          pooler_output=list(image_features))
+        # last_hidden_state: the views' mean tower features the projector read; pooler_output: one tensor per image
+        return BaseModelOutputWithPooling(last_hidden_state=features, pooler_output=list(image_features))
 
     def get_placeholder_mask(self, input_ids, inputs_embeds, image_features):
         """Mask of the `<image>` positions that receive image features; fails loudly when the counts differ."""
