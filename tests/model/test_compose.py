@@ -106,9 +106,10 @@ def test_a_composed_model_has_the_compose_settings_defaults():
     defaults = ComposeSettings()
     assert {setting.name for setting in fields(defaults)} == {
         "projector_type", "num_query_tokens", "use_image_delimiters", "vision_feature_layer",
-        "vision_feature_select_strategy", "image_standardization", "default_prompt",
+        "vision_feature_select_strategy", "vision_feature_views", "image_standardization", "default_prompt",
     }
-    for name in ("projector_type", "num_query_tokens", "use_image_delimiters", "vision_feature_layer"):
+    for name in ("projector_type", "num_query_tokens", "use_image_delimiters", "vision_feature_layer",
+                 "vision_feature_views"):
         assert getattr(model.config, name) == getattr(defaults, name), name
     assert defaults.vision_feature_select_strategy is None
     assert model.config.vision_feature_select_strategy == processor.vision_feature_select_strategy == "default"  # CLIP
