@@ -2,13 +2,13 @@
 dihedral views, against the same model reading each image once (`vision_feature_views=1`), in one run.
 
 One model (random weights, built from configs) is measured both ways by switching its config's
-`vision_feature_views` between calls, so the only difference is the 8 tower passes and the mean. Measured on the same batch (`--batch-size` prompts: 4 text
-tokens, the image's tokens, `--text-tokens` text tokens):
+`vision_feature_views` between calls, so the only difference is the 8 tower passes and the mean. Measured on the
+same batch (`--batch-size` prompts: 4 text tokens, the image's tokens, `--text-tokens` text tokens):
   (a) features: `get_image_features` alone (tower + mean + projector);
   (b) forward: one full forward pass, no gradients (answering, candidate likelihood);
   (c) align step: forward + backward with only the projector trainable, as the align stage trains (the instruct
       stage adds LoRA on the LM, which makes the tower's share smaller still).
-Runs are interleaved (every round runs both models, in alternating order) and figures are medians of this
+Runs are interleaved (every round runs both settings, in alternating order) and figures are medians of this
 process's CPU time (`--clock cpu`, the default: a shared machine's other load inflates it far less than wall time).
 The ratio is reference time / our time: 1.0 means the 8 views cost nothing, 0.5 that they double the time.
 
