@@ -94,6 +94,10 @@ class TowerArguments:
         "choices": list(SOURCES)})
     dataset_name: str | None = field(default=None, metadata={"help": "gz-talk-instruct folder or Hub id (or GZ2 folder)."})
     dataset_config: str = field(default="description", metadata={"help": "gz-talk-instruct config."})
+    head_only_config: str | None = field(default=None, metadata={
+        "help": "A second config of the same builds (e.g. `decision_tree`): its galaxies that dataset_config lacks "
+                "train the head too, without text (left out of the contrastive loss). A synthetic build describes "
+                "only its commented galaxies, so its description config holds under half of them."})
     dataset_train_split: str = field(default="train", metadata={"help": "Training split."})
     dataset_eval_split: str | None = field(default="validation", metadata={
         "help": "Evaluation split (none: off; train_holdout: validation_percent of the training galaxies, chosen by "
@@ -117,6 +121,9 @@ class TowerArguments:
             problems.append("contrastive_weight and morphology_weight must be >= 0")
         if self.contrastive_weight == 0 and self.morphology_weight == 0:
             problems.append("nothing to train: contrastive_weight and morphology_weight are both 0")
+        if self.head_only_config and (self.morphology_weight == 0 or self.source != "talk_instruct"):
+            problems.append(f"head_only_config {self.head_only_config!r} adds galaxies for the head: it needs source "
+                            "talk_instruct and a morphology_weight above 0")
         if self.source == "gz2_catalogue" and self.contrastive_weight > 0:
             problems.append("source gz2_catalogue has no texts: set contrastive_weight: 0 and a morphology_weight")
         if not 0 <= self.zoom < 0.5:

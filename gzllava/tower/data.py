@@ -7,7 +7,9 @@ Sources:
   Class-label builds (GZ1's table: one class per galaxy, no vote fractions) give one-hot shares instead, read
   from their decision_tree rows (`class_label_votes`): weak labels for smooth-or-featured and disk-edge-on (and
   has-spiral-arms, only ever `yes`). Several builds, comma-separated in `dataset_name`, are concatenated
-  (`GalaxyTable.concat`).
+  (`GalaxyTable.concat`). `head_only_config` (e.g. decision_tree) adds the galaxies that config has and `config`
+  lacks, with their votes and no text (None): a synthetic build describes only its commented galaxies, so its
+  description config holds under half of them (and of its barred ones).
 - the GZ2 Kaggle sample (`load_gz2_catalogue`, `labels.csv` + `images/<GalaxyID>.jpg`): images and vote shares of
   smooth-or-featured, disk-edge-on and how-rounded, no text; the side of the fixed split of `gzllava.splits`.
 
@@ -46,7 +48,7 @@ GZ2_KAGGLE_COLUMNS = {
 class GalaxyTable:
     ids: list[str]
     images: torch.Tensor  # (N, 3, R, R) uint8
-    texts: list[str] | None
+    texts: list[str | None] | None  # None: no texts at all; a None entry: a head-only galaxy
     shares: torch.Tensor  # (N, A) float32
     reached: torch.Tensor  # (N, Q) bool
     counts: torch.Tensor  # (N, Q) float32, NaN = unknown
@@ -122,22 +124,10 @@ def _known(votes) -> dict[str, float]:
     return {key: value for key, value in (votes or {}).items() if value is not None}
 
 
-def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, stored_size: int,
-                       max_samples: int | None = None) -> GalaxyTable:
-    """One split of a gz-talk-instruct config (or of several, `name` comma-separated, concatenated); clear errors
-    for a missing dataset, config, split or column. Vote fractions are the targets; class labels fill questions
-    without any (`class_label_votes`)."""
-    names = [n.strip() for n in name.split(",") if n.strip()]
-    if len(names) > 1:
-        table = GalaxyTable.concat([load_talk_instruct(n, config, split, schema, stored_size, max_samples)
-                                    for n in names])
-        return table.subset(range(max_samples)) if max_samples and len(table) > max_samples else table
+def _config_rows(name: str, config: str, split: str, available: list[str]):
+    """One split of one config, with named errors for a missing config, split or gz-talk-instruct column."""
     import datasets
 
-    try:
-        available = datasets.get_dataset_config_names(name)
-    except Exception as error:  # noqa: BLE001  (datasets raises many kinds for a bad path or id)
-        raise ValueError(f"dataset_name {name!r}: cannot open it as a dataset ({error})") from error
     if config not in available:
         raise ValueError(f"dataset_name {name!r}: no config {config!r}; it has {available}")
     try:
@@ -148,24 +138,62 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
     if missing:
         raise ValueError(f"dataset {name!r} config {config!r} split {split!r}: missing column(s) {sorted(missing)}; "
                          "expected a gz-talk-instruct build (subject_id, image, messages, votes)")
+    return ds
+
+
+def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, stored_size: int,
+                       max_samples: int | None = None, head_only_config: str | None = None) -> GalaxyTable:
+    """One split of a gz-talk-instruct config (or of several, `name` comma-separated, concatenated); clear errors
+    for a missing dataset, config, split or column. Vote fractions are the targets; class labels fill questions
+    without any (`class_label_votes`). `head_only_config`: that config's galaxies missing from `config` are added
+    after them, text None (head targets only)."""
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    if len(names) > 1:
+        table = GalaxyTable.concat([load_talk_instruct(n, config, split, schema, stored_size, max_samples,
+                                                       head_only_config) for n in names])
+        return table.subset(range(max_samples)) if max_samples and len(table) > max_samples else table
+    import datasets
+
+    try:
+        available = datasets.get_dataset_config_names(name)
+    except Exception as error:  # noqa: BLE001  (datasets raises many kinds for a bad path or id)
+        raise ValueError(f"dataset_name {name!r}: cannot open it as a dataset ({error})") from error
+    sources = [(config, _config_rows(name, config, split, available), True)]
+    if head_only_config and head_only_config != config:
+        sources.append((head_only_config, _config_rows(name, head_only_config, split, available), False))
     labels = class_label_votes(name, split, schema)
     seen, ids, arrays, texts, targets = set(), [], [], [], []
-    for row in tqdm(ds, desc=f"{config}/{split}", leave=False):
-        if row["subject_id"] in seen:
-            continue
-        seen.add(row["subject_id"])
-        if row["image"] is None:
-            raise ValueError(f"dataset {name!r} config {config!r} split {split!r}: subject {row['subject_id']} has no image")
-        ids.append(row["subject_id"])
-        arrays.append(resize_image(row["image"], stored_size))
-        texts.append(assistant_text(row["messages"]))
-        targets.append(schema.targets({**labels.get(row["subject_id"], {}), **_known(row["votes"])}))
-        if max_samples and len(ids) >= max_samples:
-            break
+    added = {}
+    for source, ds, with_text in sources:
+        before = len(ids)
+        if not with_text:  # decode only the images of galaxies not met yet: one row each
+            first = {}
+            for i, subject in enumerate(ds["subject_id"]):
+                if subject not in seen:
+                    first.setdefault(subject, i)
+            ds = ds.select(sorted(first.values()))
+        for row in tqdm(ds, desc=f"{source}/{split}", leave=False):
+            if max_samples and len(ids) >= max_samples:
+                break
+            if row["subject_id"] in seen:
+                continue
+            seen.add(row["subject_id"])
+            if row["image"] is None:
+                raise ValueError(f"dataset {name!r} config {source!r} split {split!r}: subject {row['subject_id']} "
+                                 "has no image")
+            ids.append(row["subject_id"])
+            arrays.append(resize_image(row["image"], stored_size))
+            texts.append(assistant_text(row["messages"]) if with_text else None)
+            targets.append(schema.targets({**labels.get(row["subject_id"], {}), **_known(row["votes"])}))
+        added[source] = len(ids) - before
     if not ids:
         raise ValueError(f"dataset {name!r} config {config!r} split {split!r} has no rows")
-    if len(ds) > len(ids) and not max_samples:
-        logger.info("%s/%s: %d rows, %d subjects (one row per subject kept)", config, split, len(ds), len(ids))
+    if len(sources[0][1]) > added[config] and not max_samples:
+        logger.info("%s/%s: %d rows, %d subjects (one row per subject kept)", config, split, len(sources[0][1]),
+                    added[config])
+    if head_only_config and head_only_config != config:
+        logger.info("%s/%s: %d galaxies with a %s row, %d more from %s (head only, no text)", name, split,
+                    added[config], config, added[head_only_config], head_only_config)
     return _table(ids, arrays, texts, targets)
 
 
@@ -229,7 +257,8 @@ class IndexDataset(torch.utils.data.Dataset):
 
 
 class TowerCollator:
-    """Indices -> a batch: pixel_values (B, 3, S, S), input_ids/attention_mask/text_ids when texts are used,
+    """Indices -> a batch: pixel_values (B, 3, S, S), input_ids/attention_mask/text_ids (T, ...) for the T
+    galaxies with a text when texts are used, with has_text (B,) bool when some have none (head-only galaxies),
     shares (B, A), reached (B, Q), counts (B, Q); mirrored images get mirrored shares and texts."""
 
     def __init__(self, table: GalaxyTable, schema: HeadSchema | None, image_size: int, image_mean, image_std,
@@ -259,7 +288,12 @@ class TowerCollator:
             batch.update(shares=shares, reached=self.table.reached[index], counts=self.table.counts[index])
         if self.tokenizer is not None and self.table.texts is not None:
             texts = [self.table.texts[i] for i in index]
-            texts = [mirror_text(t) if m else t for t, m in zip(texts, mirrored.tolist())]
+            has_text = [t is not None for t in texts]
+            if not all(has_text):
+                batch["has_text"] = torch.tensor(has_text)
+            texts = [mirror_text(t) if m else t for t, m in zip(texts, mirrored.tolist()) if t is not None]
+            if not texts:
+                return batch
             same = {t: i for i, t in enumerate(dict.fromkeys(texts))}  # identical texts share an id (loss positives)
             batch["text_ids"] = torch.tensor([same[t] for t in texts])
             tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,

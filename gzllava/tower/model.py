@@ -250,20 +250,23 @@ class GZClipForTraining(nn.Module):
         return bool(getattr(self.dual_encoder, "is_activation_checkpointing", False))
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, text_ids=None, shares=None, reached=None,
-                counts=None, return_loss=True):
+                counts=None, has_text=None, return_loss=True):
+        """`has_text` (B,) bool: the galaxies the T rows of input_ids describe (None: all B); the others (head-only
+        galaxies) are left out of the contrastive loss, and a batch without any text has none."""
         pooled = self.dual_encoder.vision_model(pixel_values=pixel_values).pooler_output  # (B, H)
         loss = pooled.new_zeros(())
         out = {}
-        if self.contrastive_weight > 0:
+        if self.contrastive_weight > 0 and (input_ids is not None or has_text is None):
             if input_ids is None:
                 raise ValueError("the contrastive loss needs texts: the dataset has none (set contrastive_weight: 0)")
-            image_embeds = self.dual_encoder.visual_projection(pooled)  # (B, D)
+            described = pooled if has_text is None else pooled[has_text]  # (T, H)
+            image_embeds = self.dual_encoder.visual_projection(described)  # (T, D)
             if self.text_locked:
-                pooled_text = self._locked_text_pooled(input_ids, attention_mask)  # (B, H_text)
-                text_embeds = self.dual_encoder.text_projection(pooled_text)  # (B, D)
+                pooled_text = self._locked_text_pooled(input_ids, attention_mask)  # (T, H_text)
+                text_embeds = self.dual_encoder.text_projection(pooled_text)  # (T, D)
             else:
                 text_embeds = self.dual_encoder.get_text_features(input_ids=input_ids,
-                                                                  attention_mask=attention_mask).pooler_output  # (B, D)
+                                                                  attention_mask=attention_mask).pooler_output  # (T, D)
             scale = self.dual_encoder.logit_scale.clamp(max=MAX_LOGIT_SCALE)
             out["contrastive_loss"] = contrastive_loss(image_embeds, text_embeds, scale, text_ids)
             loss = loss + self.contrastive_weight * out["contrastive_loss"]

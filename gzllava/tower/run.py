@@ -57,7 +57,7 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
                       if evaluate and args.validation_percent else None)
         return train, evaluation
     train = load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_train_split, schema,
-                               args.stored_size, args.max_train_samples)
+                               args.stored_size, args.max_train_samples, args.head_only_config)
     if evaluate and args.dataset_eval_split == TRAIN_HOLDOUT:
         # builds without a validation split (catalogue-only: train/test): hold out part of train by gzllava.splits
         side = [split_of(i, validation_percent=args.validation_percent) for i in train.ids]
@@ -68,7 +68,7 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
         train = train.subset(i for i, s in enumerate(side) if s != "validation")
         return train, evaluation
     evaluation = (load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_eval_split, schema,
-                                     args.stored_size, args.max_eval_samples)
+                                     args.stored_size, args.max_eval_samples, args.head_only_config)
                   if evaluate else None)
     return train, evaluation
 
