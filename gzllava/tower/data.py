@@ -8,8 +8,8 @@ Sources:
   from their decision_tree rows (`class_label_votes`): weak labels for smooth-or-featured and disk-edge-on (and
   has-spiral-arms, only ever `yes`). Several builds, comma-separated in `dataset_name`, are concatenated
   (`GalaxyTable.concat`). `head_only_config` (e.g. decision_tree) adds the galaxies that config has and `config`
-  lacks, with their votes and no text (None): a synthetic build describes only its commented galaxies, so its
-  description config holds under half of them (and of its barred ones).
+  lacks, with their votes and no text (None): a synthetic build describes only its commented galaxies and drops
+  near-duplicate descriptions (1,751 of its 2,854 training galaxies at 5,000 galaxies).
 - the GZ2 Kaggle sample (`load_gz2_catalogue`, `labels.csv` + `images/<GalaxyID>.jpg`): images and vote shares of
   smooth-or-featured, disk-edge-on and how-rounded, no text; the side of the fixed split of `gzllava.splits`.
 

@@ -1,7 +1,7 @@
 """`head_only_config`: galaxies without a description train the head, not the contrastive loss.
 
-A synthetic build describes only its commented galaxies, so its description config holds under half of them; the
-decision_tree config has every galaxy's votes.
+A synthetic build describes only its commented galaxies and drops near-duplicate descriptions; its decision_tree
+config has the votes of every galaxy it keeps.
 """
 
 from __future__ import annotations
