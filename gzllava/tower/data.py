@@ -158,9 +158,11 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
         available = datasets.get_dataset_config_names(name)
     except Exception as error:  # noqa: BLE001  (datasets raises many kinds for a bad path or id)
         raise ValueError(f"dataset_name {name!r}: cannot open it as a dataset ({error})") from error
-    sources = [(config, _config_rows(name, config, split, available), True)]
-    if head_only_config and head_only_config != config:
-        sources.append((head_only_config, _config_rows(name, head_only_config, split, available), False))
+    described = _config_rows(name, config, split, available)
+    head_only = head_only_config if head_only_config and head_only_config != config else None
+    sources = [(config, described, True)]
+    if head_only:
+        sources.append((head_only, _config_rows(name, head_only, split, available), False))
     labels = class_label_votes(name, split, schema)
     seen, ids, arrays, texts, targets = set(), [], [], [], []
     added = {}
@@ -188,12 +190,12 @@ def load_talk_instruct(name: str, config: str, split: str, schema: HeadSchema, s
         added[source] = len(ids) - before
     if not ids:
         raise ValueError(f"dataset {name!r} config {config!r} split {split!r} has no rows")
-    if len(sources[0][1]) > added[config] and not max_samples:
-        logger.info("%s/%s: %d rows, %d subjects (one row per subject kept)", config, split, len(sources[0][1]),
+    if len(described) > added[config] and not max_samples:
+        logger.info("%s/%s: %d rows, %d subjects (one row per subject kept)", config, split, len(described),
                     added[config])
-    if head_only_config and head_only_config != config:
+    if head_only:
         logger.info("%s/%s: %d galaxies with a %s row, %d more from %s (head only, no text)", name, split,
-                    added[config], config, added[head_only_config], head_only_config)
+                    added[config], config, added[head_only], head_only)
     return _table(ids, arrays, texts, targets)
 
 

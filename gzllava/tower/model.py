@@ -256,9 +256,9 @@ class GZClipForTraining(nn.Module):
         pooled = self.dual_encoder.vision_model(pixel_values=pixel_values).pooler_output  # (B, H)
         loss = pooled.new_zeros(())
         out = {}
-        if self.contrastive_weight > 0 and (input_ids is not None or has_text is None):
-            if input_ids is None:
-                raise ValueError("the contrastive loss needs texts: the dataset has none (set contrastive_weight: 0)")
+        if self.contrastive_weight > 0 and input_ids is None and has_text is None:
+            raise ValueError("the contrastive loss needs texts: the dataset has none (set contrastive_weight: 0)")
+        if self.contrastive_weight > 0 and input_ids is not None:  # else: every galaxy of the batch is head-only
             described = pooled if has_text is None else pooled[has_text]  # (T, H)
             image_embeds = self.dual_encoder.visual_projection(described)  # (T, D)
             if self.text_locked:

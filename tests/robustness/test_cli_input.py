@@ -253,6 +253,30 @@ def test_tower_weight_of_a_question_outside_the_head_is_one_line_and_nothing_wri
     assert not out.exists()
 
 
+def test_tower_head_only_config_without_the_head_is_one_line_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "tower"
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir", str(out),
+                            "--morphology_weight", "0", "--head_only_config", "decision_tree"]) == 2
+    line = _one_error_line(capsys, "train_clip.py")
+    assert "head_only_config 'decision_tree' adds galaxies for the head: it needs source talk_instruct and a " \
+           "morphology_weight above 0" in line
+    assert not out.exists()
+
+
+def test_tower_head_only_config_the_build_lacks_is_one_line_naming_it(tmp_path, capsys):
+    from dataset_builder.cli import main as build
+
+    dataset = tmp_path / "build"
+    assert build(["-q", "build", "--synthetic", "20", "--image-size", "32", "--configs", "description",
+                  "--output_dir", str(dataset)]) == 0
+    capsys.readouterr()
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir",
+                            str(tmp_path / "tower"), "--dataset_name", str(dataset), "--morphology_weight", "1",
+                            "--head_questions", "gz2", "--head_only_config", "decision_tree"]) == 2
+    line = _one_error_line(capsys, "train_clip.py")
+    assert f"dataset_name {str(dataset)!r}: no config 'decision_tree'; it has ['description']" in line
+
+
 # python -m gzllava.real_recipe: a bad --question-weight is refused before any stage runs.
 
 @pytest.mark.parametrize("given, message", [
