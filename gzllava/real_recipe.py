@@ -64,9 +64,9 @@ GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kag
 # AUC 0.65 on 149 synthetic test rows) although a linear probe of the projector's output separates spiral arms (AUC
 # 0.80); 120 more steps on bar and spiral-arm rows alone took it to AUC 0.78. Merging and odd features are nearly
 # always "neither" / "none": half their rows give those steps to the questions above. With these weights (2026-12-03,
-# README "Sixth session"): spiral-arm AUC 0.72 on those rows, GZ2 roundness 0.97 balanced (was 0.80), bar unchanged.
-# Spiral arms 4 -> 8 (README "Seventh session"): has-spiral-arms balanced 0.54 -> 0.69 on the recipe's synthetic test
-# rows, GZ2 confident figures held (0.89 / 0.93 / 0.97 likelihood).
+# docs/real-galaxies-log.md, sixth session): spiral-arm AUC 0.72 on those rows, GZ2 roundness 0.97 balanced (was
+# 0.80), bar unchanged. Spiral arms 4 -> 8 (docs/real-galaxies-log.md, seventh session): has-spiral-arms balanced
+# 0.54 -> 0.69 on the recipe's synthetic test rows, GZ2 confident figures held (0.89 / 0.93 / 0.97 likelihood).
 QUESTION_WEIGHTS = {"has-spiral-arms": 8.0, "how-rounded": 1.5, "merging": 0.5, "odd-feature": 0.5}
 
 
