@@ -2,7 +2,8 @@
 
 Works with any llava-interface model (stock llava-hf or GZ-LLaVA): only the processor's chat
 template and `__call__`, and the model's `forward(input_ids, attention_mask, pixel_values,
-position_ids, past_key_values)` and `generate` are used.
+position_ids, cache)` and `generate` are used (`cache` is transformers 5.24's name for `past_key_values`,
+which it deprecates and will drop in 5.40).
 
 Candidate scoring (the "no parsing" way to read an answer): for each prompt and each candidate
 answer text, the log-probability of the candidate's tokens given image + question, summed (the
@@ -185,7 +186,7 @@ class LlavaEvaluator:
         prompt_mask = inputs["attention_mask"]  # (P, T)
         extra = {"logits_to_keep": 1} if self._accepts_logits_to_keep else {}
         out = self.model(**inputs, position_ids=self._positions(prompt_mask), use_cache=True, **extra)
-        cache = out.past_key_values
+        cache = out.cache
         if cache is None or not getattr(cache, "is_croppable", False):
             logger.info("model cache cannot be rolled back; scoring candidates without prompt reuse")
             return self._score_full(inputs, cand_ids, reduction)
@@ -204,9 +205,9 @@ class LlavaEvaluator:
             cache.reorder_cache(prompt_rows)  # (P, ...) -> (R, ...), each prompt repeated `width` times
             out = self.model(
                 input_ids=ids, attention_mask=torch.cat([prompt_mask[prompt_rows], mask], dim=1),
-                position_ids=positions, past_key_values=cache, use_cache=True,
+                position_ids=positions, cache=cache, use_cache=True,
             )
-            cache = out.past_key_values
+            cache = out.cache
             scores = self._candidate_logprob(last_logits[prompt_rows], out.logits, ids, mask, reduction)
             result[:, c0:c1] = scores.view(n_prompts, width).cpu().numpy()
             # roll back to the prompt-only cache, one row per prompt
