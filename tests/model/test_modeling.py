@@ -111,13 +111,14 @@ def test_sdpa_and_eager_attention_give_the_same_logits(tmp_path, tiny_mlp, image
     torch.testing.assert_close(logits["sdpa"], logits["eager"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("error:.*gradient_checkpointing.*:FutureWarning")  # transformers 5.24 renamed it
 def test_gradient_checkpointing_gives_the_same_gradients(image):
     grads = {}
     for checkpointing in (False, True):
         model, processor = tiny_model_and_processor("resampler", seed=1)
         model.train()
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             assert model.model.language_model.gradient_checkpointing
         inputs = processor(images=[image], text=[chat_prompt(processor)], return_tensors="pt")
         model(**inputs, labels=inputs["input_ids"]).loss.backward()
