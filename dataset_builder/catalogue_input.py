@@ -34,7 +34,6 @@ from types import ModuleType
 
 from .records import Reject, Subject
 
-TWINS_FILE = "same_galaxy_in_gz2_kaggle_5000.csv"
 CLASS_LABEL = "class-label"
 EXAMPLES = 3
 
@@ -82,12 +81,12 @@ def _examples(items) -> str:
 def split_rule(catalogue: Path) -> tuple[str, Callable[[str], str]]:
     """(description for the card, id -> "train" | "test") from `gzllava.splits`."""
     splits = shared_splits()
-    twins_path = Path(catalogue).parent / TWINS_FILE
+    twins_path = Path(catalogue).parent / splits.TWINS_FILE
     twins = splits.read_twins(twins_path)
     # the card's split sentence (card.split_sentence) names gzllava.splits.split_of; this is the particulars
     text = f"{splits.TEST_PERCENT}% of the galaxies in test"
     if twins:
-        text += f"; {len(twins)} GZ1 galaxies take the side of their GZ2 twin ({TWINS_FILE})"
+        text += f"; {len(twins)} GZ1 galaxies take the side of their GZ2 twin ({splits.TWINS_FILE})"
         return text, lambda galaxy_id: splits.gz1_split_of(galaxy_id, twins)
     return text, splits.split_of
 

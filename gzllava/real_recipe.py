@@ -10,8 +10,8 @@ exists is skipped, so an interrupted run continues where it stopped):
 2. `build-gz2`, `build-gz1`, `build-synthetic`: gz-talk-instruct builds (`python -m dataset_builder build`) of the
    GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
    arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
-3. `mix`: the train sides of the builds in one dataset folder (`gzllava.recipe_mix`: rows capped per source, rarer
-   answers repeated, a few questions weighted, shuffled);
+3. `mix`: the train sides of the builds in one dataset folder, less the validation side that the tower holds out
+   (`gzllava.recipe_mix`: rows capped per source, rarer answers repeated, a few questions weighted, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
    vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2, GZ1 and synthetic builds'
    descriptions + the morphology head (GZ2 vote shares, GZ1 classes as weak labels, synthetic bar and spiral-arm
@@ -22,7 +22,9 @@ exists is skipped, so an interrupted run continues where it stopped):
    and the confident subset, majority share >= 0.8) on the TEST side of the split, candidate likelihood and
    parsed free text, beside the majority prior and chance (`evaluate_gzllava.py`; the synthetic split on the
    questions the GZ2 file lacks: bar, spiral arms, bulge) on `--eval-samples` items each; `eval-gz2-split`: the
-   questions with goals on real galaxies (`--split-questions`) on every test-side GZ2 galaxy;
+   questions with goals on real galaxies (`--split-questions`) on every test-side GZ2 galaxy; `eval-gz2-validation`:
+   the same questions on every validation-side GZ2 galaxy (neither the tower nor the language model trained on them:
+   the figure to choose between runs by);
 8. describes a few real test galaxies through `pipeline("image-to-text")`.
 
 Tune on a validation part of train (`train_clip.py --validation_percent`), never on test. The same path on a GPU
@@ -42,6 +44,7 @@ from pathlib import Path
 from dataset_builder.decision_tree import parse_question_weight
 from gzllava.recipe_mix import CONFIGS, mix_builds, mix_settings, settings_changed
 from gzllava.recipe_report import load_metrics, real_table
+from gzllava.splits import TWINS_FILE, VALIDATION_PERCENT, read_twins
 from gzllava.stage_runner import REPO_ROOT, Stage, StageError, run_stages, timing_table
 
 
@@ -163,6 +166,13 @@ def recipe_stages(args) -> list[Stage]:
             "eval-gz2-split", ["evaluate_gzllava.py", *whole, *gz2_catalogue, "--questions",
                                ",".join(args.split_questions), "--output_dir", str(out / "eval-gz2-split")],
             out / "eval-gz2-split" / "metrics.json", "GZ2 test split, every galaxy, " + ", ".join(args.split_questions)))
+        if not args.keep_validation:
+            side = [*whole[:whole.index("--split") + 1], "validation", *whole[whole.index("--split") + 2:]]
+            stages.append(Stage(
+                "eval-gz2-validation", ["evaluate_gzllava.py", *side, *gz2_catalogue, "--questions",
+                                        ",".join(args.split_questions), "--output_dir", str(out / "eval-gz2-validation")],
+                out / "eval-gz2-validation" / "metrics.json",
+                "GZ2 validation side, every galaxy, " + ", ".join(args.split_questions)))
     if args.gz1:
         stages.append(Stage(
             "eval-gz1", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz1 / "labels.csv"),
@@ -243,6 +253,10 @@ def parse_args(argv: list[str] | None):
                                                                             QUESTION_WEIGHTS.items())
                         + ". Another weight (cap, repeat) for an --out whose mix exists is refused: the mix "
                         "records its settings")
+    parser.add_argument("--keep-validation", action="store_true",
+                        help="mix the validation side of gzllava.splits too (the runs before 2026-12-05 did): the "
+                        "language model then trains on the galaxies its tower held out, and no eval-gz2-validation "
+                        "stage runs")
     parser.add_argument("--eval-samples", type=int, default=200, help="test questions scored per evaluation")
     parser.add_argument("--split-questions", default=",".join(GOAL_QUESTIONS), metavar="Q1,Q2",
                         help="decision-tree questions also scored on every test-side GZ2 galaxy, not --eval-samples "
@@ -285,7 +299,8 @@ def run(args) -> str:
         names["synthetic"] = args.out / "builds" / "synthetic"
     mix = {"max_rows": dict(zip(("gz2", "gz1", "synthetic"), args.max_rows)), "balance_repeat": args.balance_repeat,
            "uncapped": {"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else None,
-           "question_weights": args.question_weights}
+           "question_weights": args.question_weights,
+           "validation_percent": 0 if args.keep_validation else VALIDATION_PERCENT}
     if (mixed / "README.md").exists():
         changed = settings_changed(mixed, mix_settings(names, **mix))
         if changed:  # the stages after the mix were trained on the old one: nothing is mixed again silently
@@ -301,7 +316,7 @@ def run(args) -> str:
     run_stages(builds, args.out / "logs", env=env, show_progress=not args.quiet)
     if not (mixed / "README.md").exists():
         t0 = time.time()
-        mix_builds(names, mixed, **mix)
+        mix_builds(names, mixed, **mix, twins=read_twins(args.data_root / "gz1_sdss" / TWINS_FILE))
         mix_seconds = time.time() - t0
     rest = [s for s in stages if not s.name.startswith("build-")]
     run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)
@@ -312,6 +327,8 @@ def run(args) -> str:
              "## Stages", "", timing_table([*builds, mix_stage, *rest]), ""]
     for name, title in (("eval-gz2", f"GZ2 Kaggle test split (votes), {args.eval_samples} galaxies"),
                         ("eval-gz2-split", "GZ2 Kaggle test split (votes), every galaxy: " + ", ".join(args.split_questions)),
+                        ("eval-gz2-validation", "GZ2 Kaggle validation side (votes), every galaxy: "
+                         + ", ".join(args.split_questions)),
                         ("eval-gz1", "GZ1 test split (weak class labels)"),
                         ("eval-synthetic", "synthetic test split (questions the GZ2 file lacks)")):
         if (args.out / name / "metrics.json").exists():

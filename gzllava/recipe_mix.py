@@ -1,6 +1,7 @@
 """The real-galaxy recipe's training mix: the train sides of gz-talk-instruct builds in one dataset folder.
 
-`mix_builds` caps each build's rows, keeps the rows of the questions only one build answers beside its cap, repeats
+`mix_builds` leaves out the galaxies on the validation side of `gzllava.splits` (`holdout_rows`), caps each
+build's rows, keeps the rows of the questions only one build answers beside its cap, repeats
 a question's rarer answers (`balance_answers`) and samples named questions more or less often (`weight_questions`),
 then writes parquet shards with a card that `load_dataset(folder, config)` reads, and records its settings
 (`mix_settings.json`) so that a rerun with other settings is noticed (`settings_changed`). Used by `python -m
@@ -70,17 +71,43 @@ def weight_questions(rows, weights: dict[str, float], seed: int = 0):
     return rows.select(keep), added, removed
 
 
+def holdout_rows(rows, validation_percent: int, twins: dict[str, str] | None = None):
+    """`rows` without the galaxies on the validation side of `gzllava.splits`, and how many rows were left out.
+
+    The validation side is `validation_percent` of the non-test galaxy ids (the side `train_clip.py` holds out as
+    `train_holdout` and `evaluate_gzllava.py --split validation` scores); a GZ1 image takes its GZ2 twin's side
+    (`twins`: GZ1 objid -> GZ2 GalaxyID). Rows need a `subject_id`; `validation_percent` 0 keeps every row.
+    """
+    from gzllava.splits import split_of
+
+    if validation_percent <= 0:
+        return rows, 0
+    if "subject_id" not in rows.column_names:
+        raise ValueError(f"holding out the validation side needs a subject_id column; the rows have "
+                         f"{sorted(rows.column_names)}")
+    twins = twins or {}
+    keep = [i for i, subject in enumerate(rows["subject_id"])
+            if split_of(twins.get(str(subject).strip(), subject), validation_percent=validation_percent) != "validation"]
+    return rows.select(keep), len(rows) - len(keep)
+
+
 SETTINGS_FILE = "mix_settings.json"  # beside the card: what the mix was made with, compared by `settings_changed`
 
 
 def mix_settings(sources, max_rows: dict[str, int | None], seed: int = 0, balance_repeat: int = 1,
                  uncapped: dict[str, tuple[str, ...]] | None = None,
-                 question_weights: dict[str, float] | None = None) -> dict:
-    """The arguments of `mix_builds` that decide its rows, as plain JSON (the sources by name: folders may move)."""
+                 question_weights: dict[str, float] | None = None, validation_percent: int = 0) -> dict:
+    """The arguments of `mix_builds` that decide its rows, as plain JSON (the sources by name: folders may move; the
+    twins file is data, not a setting)."""
     return {"sources": sorted(sources), "max_rows": {k: max_rows.get(k) for k in sorted(sources)}, "seed": seed,
             "balance_repeat": balance_repeat,
             "uncapped": {k: sorted(v) for k, v in sorted((uncapped or {}).items())},
-            "question_weights": {k: float(w) for k, w in sorted((question_weights or {}).items())}}
+            "question_weights": {k: float(w) for k, w in sorted((question_weights or {}).items())},
+            "validation_percent": validation_percent}
+
+
+# what a mix made before a setting existed was made with (its settings file lacks the key)
+SETTING_DEFAULTS = {"validation_percent": 0}
 
 
 def settings_changed(out: Path, wanted: dict) -> list[str]:
@@ -90,17 +117,21 @@ def settings_changed(out: Path, wanted: dict) -> list[str]:
     if not recorded_file.exists():
         return []
     recorded = json.loads(recorded_file.read_text())
-    return [f"{key}: {recorded.get(key)} -> {value}" for key, value in wanted.items() if recorded.get(key) != value]
+    return [f"{key}: {recorded.get(key, SETTING_DEFAULTS.get(key))} -> {value}" for key, value in wanted.items()
+            if recorded.get(key, SETTING_DEFAULTS.get(key)) != value]
 
 
 def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | None], seed: int = 0,
                balance_repeat: int = 1, uncapped: dict[str, tuple[str, ...]] | None = None,
-               question_weights: dict[str, float] | None = None) -> Path:
+               question_weights: dict[str, float] | None = None, validation_percent: int = 0,
+               twins: dict[str, str] | None = None) -> Path:
     """The `train` split of each build, per config, capped at `max_rows[source]` rows, shuffled, as one dataset
     folder (parquet shards + a README whose `configs:` YAML `load_dataset(out, config)` reads).
 
     Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
-    galaxy reaches training. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
+    galaxy reaches training. `validation_percent` > 0: the validation side's galaxies are left out too
+    (`holdout_rows`, with `twins`), counted in the card as "<source> validation side left out", so that the language
+    model can be compared on galaxies neither it nor its tower trained on. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
     decision_tree rows of rarer answers are repeated (`balance_answers`), counted in the card as "answer repeats".
     `uncapped[source]`: decision-tree questions whose rows of that source are all kept, outside its cap (the
     questions only that source answers), counted in the card as "<source> (uncapped)". `question_weights`: after the
@@ -120,6 +151,7 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         parts = []
         for name, folder in sources.items():
             rows = load_dataset(str(folder), config, split="train").shuffle(seed=seed)
+            rows, held_out = holdout_rows(rows, validation_percent, twins)
             kept = set((uncapped or {}).get(name, ())) if config == "decision_tree" else set()
             extra = None
             if kept:
@@ -136,6 +168,8 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
                     part = part.cast(parts[0].features)
                 parts.append(part)
                 counts.setdefault(config, {})[label] = len(part)
+            if held_out:
+                counts[config][f"{name} validation side left out"] = held_out
         mixed = concatenate_datasets(parts)
         if config == "decision_tree":
             before = len(mixed)
@@ -158,11 +192,12 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
         "dataset_info": dataset_info_metadata(dataset_infos(out))}
     table = "\n".join(f"| {config} | " + " | ".join(f"{name}: {n}" for name, n in per.items()) + " |"
                       for config, per in counts.items())
-    settings = mix_settings(sources, max_rows, seed, balance_repeat, uncapped, question_weights)
+    settings = mix_settings(sources, max_rows, seed, balance_repeat, uncapped, question_weights, validation_percent)
     (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n")
     (out / "README.md").write_text(
         f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n# Mixed training set of the real-galaxy recipe\n\n"
-        "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits):\n\n"
+        "The `train` splits of these gz-talk-instruct builds (real galaxies on the train side of gzllava.splits"
+        + (f", less its {validation_percent}% validation side" if validation_percent > 0 else "") + "):\n\n"
         + "\n".join(f"- {name}: {folder}" for name, folder in sources.items())
         + "\n\n| config | rows per source |\n|---|---|\n" + table + "\n")
     return out

@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 
 TEST_PERCENT = 20
+TWINS_FILE = "same_galaxy_in_gz2_kaggle_5000.csv"  # next to the GZ1 labels.csv (../shared/data/gz1_sdss)
 VALIDATION_PERCENT = 10  # of the ids that are not test
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from gzllava.splits import VALIDATION_PERCENT, gz1_split_of, read_twins, split_of
+from gzllava.splits import TWINS_FILE, VALIDATION_PERCENT, gz1_split_of, read_twins, split_of
 
 from .morphology_metrics import morphology_items
 from .samples import EvalSample, EvalSet, Skip, checked, clean_votes, decode_image, describe_image_error, seeded_subset
@@ -34,7 +34,6 @@ GZ1_CLASS_ANSWERS: dict[str, dict[str, str]] = {
     "dont_know": {},
 }
 GZ1_CLASS_COLUMN = "class_name"
-TWINS_FILE = "same_galaxy_in_gz2_kaggle_5000.csv"  # next to the GZ1 labels.csv
 CATALOGUE_SPLITS = ("train", "validation", "test", "all")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -105,7 +105,7 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     args.lm = tmp_path / "lm"
     stages = {s.name: s for s in real_recipe.recipe_stages(args)}
     assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "tower", "align", "instruct", "eval-gz2",
-                            "eval-gz2-split", "eval-gz1", "eval-synthetic"]
+                            "eval-gz2-split", "eval-gz2-validation", "eval-gz1", "eval-synthetic"]
     option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
@@ -132,6 +132,14 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     for name in ("eval-gz2", "eval-gz2-split", "eval-gz1", "eval-synthetic"):
         assert option(stages[name], "--model_name_or_path") == str(stages["instruct"].done.parent)
         assert option(stages[name], "--split") == "test"
+    # the same questions on every validation-side galaxy (the mix holds that side out): the figure runs are chosen by
+    validation = stages["eval-gz2-validation"]
+    assert option(validation, "--split") == "validation" and "--max-samples" not in validation.command
+    for name in ("--questions", "--catalogue", "--images", "--model_name_or_path"):
+        assert option(validation, name) == option(split, name)
+    kept = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--keep-validation"])
+    kept.lm = tmp_path / "lm"
+    assert "eval-gz2-validation" not in [s.name for s in real_recipe.recipe_stages(kept)]
     reused = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--tower", str(tmp_path / "t"), "--no-gz1",
                                      "--synthetic", "0"])
     reused.lm = tmp_path / "lm"
@@ -349,6 +357,65 @@ def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_l
         out.mkdir()
         real_recipe.run(real_recipe.parse_args(["--out", str(out), "--describe", "0", *flags]))
         assert seen["uncapped"] == uncapped
+
+
+def test_the_recipe_mix_holds_out_the_validation_side_unless_kept(tmp_path, mix_arguments):
+    for name in ("held", "kept", "twins"):
+        (tmp_path / name).mkdir()
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path / "held"), "--describe", "0",
+                                                      "--data-root", str(tmp_path)]))
+    assert mix_arguments["validation_percent"] == real_recipe.VALIDATION_PERCENT == 10
+    assert mix_arguments["twins"] == {}  # --data-root's twins file: absent here
+    (tmp_path / "gz1_sdss").mkdir()
+    (tmp_path / "gz1_sdss" / "same_galaxy_in_gz2_kaggle_5000.csv").write_text("gz1_objid,kaggle_galaxyid\n58,1001\n")
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path / "twins"), "--describe", "0",
+                                            "--data-root", str(tmp_path)]))
+    assert mix_arguments["twins"] == {"58": "1001"}
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path / "kept"), "--describe", "0", "--keep-validation"]))
+    assert mix_arguments["validation_percent"] == 0
+
+
+def test_mix_builds_leaves_out_the_validation_side_and_a_twin_of_it(tmp_path):
+    from datasets import load_dataset
+
+    from gzllava.splits import split_of
+
+    build = _build(tmp_path / "validation-held", "h", 60, 4)
+    ids = [f"h{i}" for i in range(60)]
+    on_validation = {i for i in ids if split_of(i, validation_percent=10) == "validation"}
+    assert 0 < len(on_validation) < 20  # the hash puts ~10% of the non-test ids there
+    gz2_validation = next(f"g{k}" for k in range(1000) if split_of(f"g{k}", validation_percent=10) == "validation")
+    twin = next(i for i in ids if i not in on_validation)  # a GZ1 image whose GZ2 twin is on the validation side
+    mixed = recipe_mix.mix_builds({"h": build}, tmp_path / "mixed", {"h": None}, validation_percent=10,
+                                  twins={twin: gz2_validation})
+    for config in recipe_mix.CONFIGS:
+        rows = load_dataset(str(mixed), config, split="train")
+        assert set(rows["subject_id"]) == set(ids) - on_validation - {twin}
+    card = (mixed / "README.md").read_text()
+    assert f"| description | h: {60 - len(on_validation) - 1} | h validation side left out: {len(on_validation) + 1} |" in card
+    assert "less its 10% validation side" in card
+    assert json.loads((mixed / recipe_mix.SETTINGS_FILE).read_text())["validation_percent"] == 10
+    whole = recipe_mix.mix_builds({"h": build}, tmp_path / "whole", {"h": None})
+    assert len(load_dataset(str(whole), "description", split="train")) == 60
+
+
+def test_holdout_rows_without_subject_ids_is_one_error_naming_the_column():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"id": ["a", "b"]})
+    assert recipe_mix.holdout_rows(rows, 0) == (rows, 0)
+    with pytest.raises(ValueError, match="needs a subject_id column; the rows have \\['id'\\]"):
+        recipe_mix.holdout_rows(rows, 10)
+
+
+def test_a_mix_recorded_before_the_validation_setting_reads_as_the_whole_train_split(tmp_path):
+    wanted = recipe_mix.mix_settings({"a": tmp_path}, {"a": None})
+    recorded = dict(wanted)
+    del recorded["validation_percent"]
+    (tmp_path / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
+    assert recipe_mix.settings_changed(tmp_path, wanted) == []
+    held = recipe_mix.mix_settings({"a": tmp_path}, {"a": None}, validation_percent=10)
+    assert recipe_mix.settings_changed(tmp_path, held) == ["validation_percent: 0 -> 10"]
 
 
 def test_weight_questions_repeats_thins_and_drops_the_named_questions_only():

@@ -301,7 +301,8 @@ def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mi
     names = {name: tmp_path / "builds" / name for name in ("gz2", "gz1", "synthetic")}
     recorded = recipe_mix.mix_settings(names, dict(zip(names, args.max_rows)), balance_repeat=args.balance_repeat,
                                        uncapped={"synthetic": real_recipe.SYNTHETIC_QUESTIONS},
-                                       question_weights=real_recipe.QUESTION_WEIGHTS)
+                                       question_weights=real_recipe.QUESTION_WEIGHTS,
+                                       validation_percent=real_recipe.VALIDATION_PERCENT)
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / "README.md").write_text("mixed before\n")
     (tmp_path / "mixed" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
