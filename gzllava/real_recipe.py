@@ -135,10 +135,12 @@ def recipe_stages(args) -> list[Stage]:
         # GZ1's classes: weak head labels; the synthetic build: bar and both has-spiral-arms answers (GZ1 has `yes` only)
         tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else []),
                       *([builds / "synthetic"] if args.synthetic else [])]
+        twins = gz1 / TWINS_FILE  # a GZ1 cutout of a validation-side GZ2 galaxy is held out with it
+        holdout = ["--validation_twins", str(twins)] if args.gz1 and twins.is_file() and not reads_catalogue else []
         stages.append(Stage(
             "tower", [*launch, "train_clip.py", "--config", args.tower_recipe,
                       "--dataset_name", str(gz2) if reads_catalogue else ",".join(map(str, tower_data)),
-                      "--output_dir", str(out / "tower"), *args.tower_args],
+                      "--output_dir", str(out / "tower"), *holdout, *args.tower_args],
             tower / "config.json", "GZ-CLIP tower on GZ2 vote shares" + (
                 "".join(extra for extra, given in ((", GZ1 classes", args.gz1), (", synthetic votes", args.synthetic))
                         if given) if not reads_catalogue else "")))

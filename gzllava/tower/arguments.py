@@ -104,6 +104,9 @@ class TowerArguments:
                 "gzllava.splits, for builds without a validation split)."})
     validation_percent: int = field(default=10, metadata={
         "help": "gz2_catalogue and train_holdout: this share of the non-test galaxies is the validation side."})
+    validation_twins: str | None = field(default=None, metadata={
+        "help": "train_holdout: the GZ1/GZ2 twins file (gz1_sdss/same_galaxy_in_gz2_kaggle_5000.csv): a GZ1 image "
+                "takes its GZ2 twin's side, so no validation galaxy is trained on through its GZ1 cutout."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training galaxies."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many evaluation galaxies."})
     # --- output -----------------------------------------------------------------------------------------------
@@ -146,6 +149,8 @@ class TowerArguments:
                 HeadSchema.parse(self.head_questions).loss_weights(self.head_question_weights)
             except ValueError as error:
                 problems.append(str(error))
+        if self.validation_twins and not Path(self.validation_twins).is_file():
+            problems.append(f"validation_twins {self.validation_twins}: no such file")
         if self.teacher_weight is not None and not 0 <= self.teacher_weight <= 1:
             problems.append(f"teacher_weight {self.teacher_weight}: expected a share in [0, 1]")
         if self.teacher_model_name_or_path:

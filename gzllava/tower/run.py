@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainingArguments
 
-from gzllava.splits import split_of
+from gzllava.splits import read_twins, split_of
 
 from .arguments import TRAIN_HOLDOUT, TowerArguments
 from .card import write_model_card
@@ -60,7 +60,8 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
                                args.stored_size, args.max_train_samples, args.head_only_config)
     if evaluate and args.dataset_eval_split == TRAIN_HOLDOUT:
         # builds without a validation split (catalogue-only: train/test): hold out part of train by gzllava.splits
-        side = [split_of(i, validation_percent=args.validation_percent) for i in train.ids]
+        twins = read_twins(args.validation_twins) if args.validation_twins else {}
+        side = [split_of(twins.get(i, i), validation_percent=args.validation_percent) for i in train.ids]
         if args.validation_percent <= 0 or "validation" not in side:
             raise ValueError(f"dataset_eval_split {TRAIN_HOLDOUT}: validation_percent {args.validation_percent} holds "
                              "out no training galaxy")

@@ -118,6 +118,11 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     tower = next(s for s in real_recipe.recipe_stages(votes_only) if s.name == "tower")
     assert option(tower, "--dataset_name") == str(tmp_path / "gz2_kaggle_5000")
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
+    assert "--validation_twins" not in stages["tower"].command  # no twins file under this --data-root
+    (tmp_path / "gz1_sdss").mkdir()
+    (tmp_path / "gz1_sdss" / "same_galaxy_in_gz2_kaggle_5000.csv").write_text("gz1_objid,kaggle_galaxyid\n58,1001\n")
+    tower = next(s for s in real_recipe.recipe_stages(args) if s.name == "tower")
+    assert option(tower, "--validation_twins") == str(tmp_path / "gz1_sdss" / "same_galaxy_in_gz2_kaggle_5000.csv")
     # the synthetic split answers what the GZ2 file cannot: its evaluation scores only those questions
     assert option(stages["eval-synthetic"], "--questions") == ",".join(real_recipe.SYNTHETIC_QUESTIONS)
     assert "bar" in real_recipe.SYNTHETIC_QUESTIONS and "has-spiral-arms" in real_recipe.SYNTHETIC_QUESTIONS

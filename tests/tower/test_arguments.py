@@ -103,6 +103,23 @@ def test_train_holdout_validation_comes_from_train_by_the_fixed_split(tmp_path, 
     assert all(split_of(i, validation_percent=40) != "validation" for i in run.train_table.ids)
 
 
+def test_train_holdout_puts_a_gz1_image_on_its_gz2_twins_side(tmp_path, tiny_args):
+    from gzllava.splits import split_of
+
+    plain = prepare_training(*parse_arguments(tiny_args(tmp_path / "plain", "--dataset_eval_split", "train_holdout",
+                                                        "--validation_percent", "40")))
+    image = plain.train_table.ids[0]  # a training galaxy, standing in for a GZ1 cutout
+    gz2 = next(str(k) for k in range(100000, 101000) if split_of(k, validation_percent=40) == "validation")
+    twins = tmp_path / "same_galaxy_in_gz2_kaggle_5000.csv"
+    twins.write_text(f"gz1_objid,kaggle_galaxyid\n{image},{gz2}\n")
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--dataset_eval_split", "train_holdout",
+                                                      "--validation_percent", "40", "--validation_twins", str(twins))))
+    assert image in run.eval_table.ids and image not in run.train_table.ids
+    assert set(run.eval_table.ids) == set(plain.eval_table.ids) | {image}
+    with pytest.raises(ValueError, match=r"validation_twins .*absent.csv: no such file"):
+        parse_arguments(tiny_args(tmp_path / "bad", "--validation_twins", str(tmp_path / "absent.csv")))
+
+
 
 def test_head_question_weights_reach_the_training_model(tmp_path, tiny_args):
     run = prepare_training(*parse_arguments(tiny_args(tmp_path / "out", "--head_questions", "gz2",
