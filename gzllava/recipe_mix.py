@@ -131,7 +131,8 @@ def mix_builds(sources: dict[str, Path], out: Path, max_rows: dict[str, int | No
     Only `train` is taken: the builds put real galaxies on the side `gzllava.splits` gives them, so no test
     galaxy reaches training. `validation_percent` > 0: the validation side's galaxies are left out too
     (`holdout_rows`, with `twins`), counted in the card as "<source> validation side left out", so that the language
-    model can be compared on galaxies neither it nor its tower trained on. Rows keep their `source` column (which build they came from). `balance_repeat` > 1:
+    model can be compared on galaxies neither it nor its tower trained on. Rows keep their `source` column (which
+    build they came from). `balance_repeat` > 1:
     decision_tree rows of rarer answers are repeated (`balance_answers`), counted in the card as "answer repeats".
     `uncapped[source]`: decision-tree questions whose rows of that source are all kept, outside its cap (the
     questions only that source answers), counted in the card as "<source> (uncapped)". `question_weights`: after the
