@@ -368,7 +368,7 @@ def test_the_recipe_mix_holds_out_the_validation_side_unless_kept(tmp_path, mix_
     for name in ("held", "kept", "twins"):
         (tmp_path / name).mkdir()
     real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path / "held"), "--describe", "0",
-                                                      "--data-root", str(tmp_path)]))
+                                            "--data-root", str(tmp_path)]))
     assert mix_arguments["validation_percent"] == real_recipe.VALIDATION_PERCENT == 10
     assert mix_arguments["twins"] == {}  # --data-root's twins file: absent here
     (tmp_path / "gz1_sdss").mkdir()
