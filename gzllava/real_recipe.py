@@ -155,23 +155,24 @@ def recipe_stages(args) -> list[Stage]:
                            *args.instruct_args],
               instruct / "final" / "config.json", "LoRA-instructed GZ-LLaVA"),
     ]
-    evaluation = ["--model_name_or_path", str(instruct / "final"), "--split", "test", "--tasks", "morphology",
-                  "--batch-size", "16", "--max-samples", str(args.eval_samples)]
+    def scored(split: str) -> list[str]:  # evaluate_gzllava.py on one side of gzllava.splits, every item
+        return ["--model_name_or_path", str(instruct / "final"), "--split", split, "--tasks", "morphology",
+                "--batch-size", "16"]
+
+    evaluation = [*scored("test"), "--max-samples", str(args.eval_samples)]
     gz2_catalogue = ["--catalogue", str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID",
                      "--images", str(gz2 / "images")]
     stages.append(Stage(
         "eval-gz2", ["evaluate_gzllava.py", *evaluation, *gz2_catalogue, "--output_dir", str(out / "eval-gz2")],
         out / "eval-gz2" / "metrics.json", "GZ2 test split"))
     if args.split_questions:
-        whole = evaluation[:evaluation.index("--max-samples")]  # no cap: every test-side galaxy
         stages.append(Stage(
-            "eval-gz2-split", ["evaluate_gzllava.py", *whole, *gz2_catalogue, "--questions",
+            "eval-gz2-split", ["evaluate_gzllava.py", *scored("test"), *gz2_catalogue, "--questions",
                                ",".join(args.split_questions), "--output_dir", str(out / "eval-gz2-split")],
             out / "eval-gz2-split" / "metrics.json", "GZ2 test split, every galaxy, " + ", ".join(args.split_questions)))
         if not args.keep_validation:
-            side = [*whole[:whole.index("--split") + 1], "validation", *whole[whole.index("--split") + 2:]]
             stages.append(Stage(
-                "eval-gz2-validation", ["evaluate_gzllava.py", *side, *gz2_catalogue, "--questions",
+                "eval-gz2-validation", ["evaluate_gzllava.py", *scored("validation"), *gz2_catalogue, "--questions",
                                         ",".join(args.split_questions), "--output_dir", str(out / "eval-gz2-validation")],
                 out / "eval-gz2-validation" / "metrics.json",
                 "GZ2 validation side, every galaxy, " + ", ".join(args.split_questions)))

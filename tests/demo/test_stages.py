@@ -404,15 +404,6 @@ def test_mix_builds_leaves_out_the_validation_side_and_a_twin_of_it(tmp_path):
     assert len(load_dataset(str(whole), "description", split="train")) == 60
 
 
-def test_holdout_rows_without_subject_ids_is_one_error_naming_the_column():
-    from datasets import Dataset
-
-    rows = Dataset.from_dict({"id": ["a", "b"]})
-    assert recipe_mix.holdout_rows(rows, 0) == (rows, 0)
-    with pytest.raises(ValueError, match="needs a subject_id column; the rows have \\['id'\\]"):
-        recipe_mix.holdout_rows(rows, 10)
-
-
 def test_a_mix_recorded_before_the_validation_setting_reads_as_the_whole_train_split(tmp_path):
     wanted = recipe_mix.mix_settings({"a": tmp_path}, {"a": None})
     recorded = dict(wanted)

@@ -277,6 +277,26 @@ def test_tower_head_only_config_the_build_lacks_is_one_line_naming_it(tmp_path, 
     assert f"dataset_name {str(dataset)!r}: no config 'decision_tree'; it has ['description']" in line
 
 
+def test_tower_validation_twins_file_that_does_not_exist_is_one_line_and_nothing_written(tmp_path, capsys):
+    out = tmp_path / "tower"
+    absent = tmp_path / "absent.csv"
+    assert train_clip.main(["--config", str(REPO_ROOT / "recipes" / "tiny_cpu_clip.yaml"), "--output_dir", str(out),
+                            "--dataset_eval_split", "train_holdout", "--validation_twins", str(absent)]) == 2
+    assert f"validation_twins {absent}: no such file" in _one_error_line(capsys, "train_clip.py")
+    assert not out.exists()
+
+
+# gzllava.recipe_mix: rows that cannot be placed on a side of gzllava.splits are refused, not mixed whole.
+
+def test_holdout_rows_without_subject_ids_is_one_error_naming_the_column():
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"id": ["a", "b"]})
+    assert recipe_mix.holdout_rows(rows, 0) == (rows, 0)
+    with pytest.raises(ValueError, match="needs a subject_id column; the rows have \\['id'\\]"):
+        recipe_mix.holdout_rows(rows, 10)
+
+
 # python -m gzllava.real_recipe: a bad --question-weight is refused before any stage runs.
 
 @pytest.mark.parametrize("given, message", [
