@@ -63,10 +63,11 @@ GOAL_QUESTIONS = ("smooth-or-featured", "disk-edge-on", "how-rounded")
 GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kaggle file's vote columns answer
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~9,600 rows
 # (~6,000 before 2026-12-05), about a third of the mix, so a question's share of the mix is how often the language
-# model meets it. Without weights (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely moved with the image (0.43-0.60;
-# AUC 0.65 on 149 synthetic test rows) although a linear probe of the projector's output separates spiral arms (AUC
-# 0.80); 120 more steps on bar and spiral-arm rows alone took it to AUC 0.78. Merging and odd features are nearly
-# always "neither" / "none": half their rows give those steps to the questions above. With these weights (2026-12-03,
+# model meets it. Without weights (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely
+# moved with the image (0.43-0.60; AUC 0.65 on 149 synthetic test rows) although a linear probe of the projector's
+# output separates spiral arms (AUC 0.80); 120 more steps on bar and spiral-arm rows alone took it to AUC 0.78.
+# Merging and odd features are nearly always "neither" / "none": half their rows give those steps to the questions
+# above. With these weights (2026-12-03,
 # docs/real-galaxies-log.md, sixth session): spiral-arm AUC 0.72 on those rows, GZ2 roundness 0.97 balanced (was
 # 0.80), bar unchanged. Spiral arms 4 -> 8 (docs/real-galaxies-log.md, seventh session): has-spiral-arms balanced
 # 0.54 -> 0.69 on the recipe's synthetic test rows, GZ2 confident figures held (0.89 / 0.93 / 0.97 likelihood).
