@@ -133,6 +133,8 @@ def recipe_stages(args) -> list[Stage]:
             "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
                                 "--output_dir", str(builds / "synthetic")],
             builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
+    # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
+    # (image, description) rows (the default source, for the contrastive loss with the morphology head).
     reads_catalogue = not args.tower and _recipe_source(args.tower_recipe) == "gz2_catalogue"
     # The tower's head reads its own, larger synthetic build (the mix keeps the smaller one): the same generator and
     # seed, so its first galaxies are the mix's build's, on the same side of gzllava.splits.
@@ -145,8 +147,6 @@ def recipe_stages(args) -> list[Stage]:
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
     if not args.tower:
-        # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
-        # (image, description) rows (the default source, for the contrastive loss with the morphology head).
         # GZ1's classes: weak head labels; the synthetic build: bar and both has-spiral-arms answers (GZ1 has `yes` only)
         tower_data = [builds / "gz2", *([builds / "gz1"] if args.gz1 else []),
                       *([tower_synthetic] if args.synthetic else [])]
@@ -293,6 +293,9 @@ def parse_args(argv: list[str] | None):
         parser.error(f"--split-questions: {unknown} not in the GZ2 Kaggle file, whose votes answer "
                      f"{', '.join(GZ2_FILE_QUESTIONS)}")
     args.max_rows = [None if n is None or n < 0 else n for n in args.max_rows]
+    for flag in ("synthetic", "tower_synthetic"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected a number of galaxies, 0 or more")
     if args.balance_repeat < 1:
         parser.error(f"--balance-repeat {args.balance_repeat}: expected 1 (no repeats) or more")
     args.question_weights = dict(QUESTION_WEIGHTS)
