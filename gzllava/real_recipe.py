@@ -138,8 +138,9 @@ def recipe_stages(args) -> list[Stage]:
     reads_catalogue = not args.tower and _recipe_source(args.tower_recipe) == "gz2_catalogue"
     # The tower's head reads its own, larger synthetic build (the mix keeps the smaller one): the same generator and
     # seed, so its first galaxies are the mix's build's, on the same side of gzllava.splits.
-    tower_synthetic = builds / ("synthetic" if args.tower_synthetic in (0, args.synthetic) else "synthetic-tower")
-    if args.synthetic and not args.tower and not reads_catalogue and tower_synthetic.name == "synthetic-tower":
+    own_build = args.tower_synthetic not in (0, args.synthetic)
+    tower_synthetic = builds / ("synthetic-tower" if own_build else "synthetic")
+    if args.synthetic and own_build and not args.tower and not reads_catalogue:
         stages.append(Stage(
             "build-synthetic-tower", [*build, "--synthetic", str(args.tower_synthetic), "--image-size",
                                       str(args.synthetic_size), "--output_dir", str(tower_synthetic)],
