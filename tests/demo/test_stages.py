@@ -249,14 +249,6 @@ def test_the_tower_stage_reads_the_gz1_and_synthetic_builds_beside_gz2_unless_le
     assert not any(name.startswith("build-synthetic") for name in names("--synthetic", "0"))
 
 
-@pytest.mark.parametrize("flag", ["--synthetic", "--tower-synthetic"])
-def test_a_negative_number_of_synthetic_galaxies_is_refused_naming_the_flag(flag, tmp_path, capsys):
-    with pytest.raises(SystemExit) as stopped:
-        real_recipe.parse_args(["--out", str(tmp_path), flag, "-5"])
-    assert stopped.value.code == 2
-    assert f"{flag} -5: expected a number of galaxies, 0 or more" in capsys.readouterr().err
-
-
 def _build(out: Path, prefix: str, n_train: int, n_test: int, answers: tuple[str, ...] = (),
            questions: tuple[str, ...] = ("disk-edge-on",)) -> Path:
     """A gz-talk-instruct-shaped folder: both configs, train and test splits, 32 px images; with `answers`, the

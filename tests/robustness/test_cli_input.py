@@ -314,6 +314,17 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     assert f"error: {message}" in error
 
 
+# python -m gzllava.real_recipe: a negative number of synthetic galaxies (the mix's or the tower's build) is refused.
+
+@pytest.mark.parametrize("flag", ["--synthetic", "--tower-synthetic"])
+def test_a_negative_number_of_synthetic_galaxies_is_one_usage_error_naming_the_flag(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args([flag, "-5"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: {flag} -5: expected a number of galaxies, 0 or more" in error
+
+
 # python -m gzllava.real_recipe: an existing mix made with other settings is refused before any stage runs.
 
 def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mix_arguments, capsys):
