@@ -129,11 +129,14 @@ def recipe_stages(args) -> list[Stage]:
             "build-gz1", [*build, "--catalogue", str(gz1 / "labels.csv"), "--catalogue-id-column", "objid",
                           "--images", str(gz1 / "images"), "--output_dir", str(builds / "gz1")],
             builds / "gz1" / "build_stats.json", "GZ1 classes (weak labels)"))
+
+    def synthetic_build(name: str, galaxies: int, folder: Path, role: str) -> Stage:
+        command = [*build, "--synthetic", str(galaxies), "--image-size", str(args.synthetic_size), "--output_dir",
+                   str(folder)]
+        return Stage(name, command, folder / "build_stats.json", f"{galaxies} synthetic galaxies ({role})")
+
     if args.synthetic:
-        stages.append(Stage(
-            "build-synthetic", [*build, "--synthetic", str(args.synthetic), "--image-size", str(args.synthetic_size),
-                                "--output_dir", str(builds / "synthetic")],
-            builds / "synthetic" / "build_stats.json", f"{args.synthetic} synthetic galaxies (bar, spiral arms)"))
+        stages.append(synthetic_build("build-synthetic", args.synthetic, builds / "synthetic", "bar, spiral arms"))
     # A tower recipe reads the GZ2 catalogue itself (`source: gz2_catalogue`, votes only) or the builds'
     # (image, description) rows (the default source, for the contrastive loss with the morphology head).
     reads_catalogue = not args.tower and _recipe_source(args.tower_recipe) == "gz2_catalogue"
@@ -142,10 +145,7 @@ def recipe_stages(args) -> list[Stage]:
     own_build = args.tower_synthetic not in (0, args.synthetic)
     tower_synthetic = builds / ("synthetic-tower" if own_build else "synthetic")
     if args.synthetic and own_build and not args.tower and not reads_catalogue:
-        stages.append(Stage(
-            "build-synthetic-tower", [*build, "--synthetic", str(args.tower_synthetic), "--image-size",
-                                      str(args.synthetic_size), "--output_dir", str(tower_synthetic)],
-            tower_synthetic / "build_stats.json", f"{args.tower_synthetic} synthetic galaxies for the tower's head"))
+        stages.append(synthetic_build("build-synthetic-tower", args.tower_synthetic, tower_synthetic, "the tower's head"))
     launch = (["-m", "accelerate.commands.launch", "--config_file", args.accelerate_config]
               if args.accelerate_config else [])
     if not args.tower:
