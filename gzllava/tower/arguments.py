@@ -13,7 +13,6 @@ from transformers import TrainingArguments
 from trl import TrlParser
 
 SOURCES = ("talk_instruct", "gz2_catalogue")
-TRAIN_HOLDOUT = "train_holdout"  # dataset_eval_split: validation_percent of train, chosen by gzllava.splits
 DEFAULT_TEACHER_WEIGHT = 0.5  # teacher_weight when teacher_model_name_or_path is set and teacher_weight is not
 
 # TrainingArguments defaults that differ for tower training (PAPERCLIP's recipe; our collator's own columns).

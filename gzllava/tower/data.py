@@ -35,6 +35,7 @@ from .augment import centre_crop, mirror_text, random_views
 from .questions import HeadSchema
 
 logger = logging.getLogger(__name__)
+TRAIN_HOLDOUT = "train_holdout"  # a split name: validation_percent of train, chosen by gzllava.splits (split_holdout)
 
 # GZ2 Kaggle columns (cumulative down the tree; HeadSchema.targets renormalises per question) -> canonical keys.
 GZ2_KAGGLE_COLUMNS = {
@@ -210,6 +211,21 @@ def read_gz2_labels(folder: Path) -> list[dict]:
     if missing:
         raise ValueError(f"GZ2 catalogue {path}: missing column(s) {sorted(missing)}")
     return rows
+
+
+def split_holdout(table: GalaxyTable, validation_percent: int, twins: dict[str, str] | None = None,
+                  source: str = "train_holdout") -> tuple[GalaxyTable, GalaxyTable]:
+    """(train, validation) of a build's train split: the galaxies that `gzllava.splits` puts on the validation side
+    (`validation_percent` of the non-test ids; a GZ1 image on its GZ2 twin's side, `twins` from `read_twins`) and
+    the rest. The same galaxies for `train_clip.py --dataset_eval_split train_holdout` and for
+    `python -m gzllava.tower.evaluate --split train_holdout`. An error naming `source` when none is held out."""
+    twins = twins or {}
+    side = [split_of(twins.get(i, i), validation_percent=validation_percent) for i in table.ids]
+    if validation_percent <= 0 or "validation" not in side:
+        raise ValueError(f"{source}: validation_percent {validation_percent} holds out none of the {len(table)} "
+                         "training galaxies")
+    return (table.subset(i for i, s in enumerate(side) if s != "validation"),
+            table.subset(i for i, s in enumerate(side) if s == "validation"))
 
 
 def gz2_votes(row: dict) -> dict[str, float]:

@@ -11,6 +11,11 @@ python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final -
 # the tower as GZ-LLaVA reads it with vision_feature_views=8: features averaged over each image's 8 dihedral views
 python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --gz2_side validation --views 8
+# the galaxies of a build that a tower held out (train_clip.py --dataset_eval_split train_holdout): e.g. the GZ1
+# weak labels' validation side, ~4x the edge-on galaxies of the GZ2 validation side
+python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --dataset_name outputs/real/builds/gz1 \
+    --dataset_config decision_tree --split train_holdout \
+    --validation_twins ../shared/data/gz1_sdss/same_galaxy_in_gz2_kaggle_5000.csv
 # a gz-talk-instruct split (description texts -> retrieval too)
 python -m gzllava.tower.evaluate --model_name_or_path FOLDER --dataset_name outputs/gz2-build \
     --dataset_config description --split test --output_dir eval/
@@ -36,7 +41,8 @@ from transformers import HfArgumentParser
 from dataset_builder.flags import not_a_recipe
 from gzllava.evaluation.arguments import OLD_SPELLINGS, HelpFormatter, add_old_spellings, parse_flags
 
-from .data import gz2_votes, load_gz2_catalogue, load_talk_instruct, read_gz2_labels
+from .data import (TRAIN_HOLDOUT, gz2_votes, load_gz2_catalogue, load_talk_instruct, read_gz2_labels,
+                   split_holdout)
 from .metrics import (classification_table, image_features, majority_labels, pixel_batches, retrieval,
                       zero_shot_scores)
 from .model import load_tower
@@ -51,10 +57,17 @@ class TowerEvaluationArguments:
     gz2_side: str = field(default="test", metadata={
         "help": "--gz2: the side of gzllava.splits measured; `validation` (validation_percent of the non-test "
                 "galaxies, as train_clip.py's train_holdout) is the one to compare towers on", "choices": ["test", "validation"]})
-    validation_percent: int = field(default=10, metadata={"help": "--gz2_side validation: its share, percent"})
+    validation_percent: int = field(default=10, metadata={
+        "help": "--gz2_side validation and --split train_holdout: the validation share of the non-test galaxies, percent"})
+    validation_twins: str | None = field(default=None, metadata={
+        "help": "--split train_holdout: the GZ1/GZ2 twins file (gz1_sdss/same_galaxy_in_gz2_kaggle_5000.csv), as the "
+                "tower was given it: a GZ1 image takes its GZ2 twin's side"})
     dataset_name: str | None = field(default=None, metadata={"help": "a gz-talk-instruct folder or Hub id"})
     dataset_config: str = field(default="description", metadata={"help": "the gz-talk-instruct config"})
-    split: str = "test"
+    split: str = field(default="test", metadata={
+        "help": "--dataset_name: the split measured; `train_holdout`: the galaxies of its train split on the validation "
+                "side of gzllava.splits (what train_clip.py --dataset_eval_split train_holdout held out), the prior from "
+                "the rest"})
     prior_split: str = field(default="train", metadata={"help": "split whose majority answers are the prior"})
     max_samples: int | None = None
     items: str | None = field(default=None, metadata={
@@ -76,6 +89,12 @@ class TowerEvaluationArguments:
             raise ValueError(f"--gz2_side {self.gz2_side!r}: expected test or validation")
         if self.gz2_side == "validation" and not 0 < self.validation_percent < 100:
             raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with --gz2_side validation")
+        if self.split == TRAIN_HOLDOUT and self.gz2:
+            raise ValueError(f"--split {TRAIN_HOLDOUT} measures a --dataset_name build; with --gz2 use --gz2_side "
+                             "validation")
+        if self.split == TRAIN_HOLDOUT and not 0 < self.validation_percent < 100:
+            raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with "
+                             f"--split {TRAIN_HOLDOUT}")
         if self.views not in (1, 8):
             raise ValueError(f"--views {self.views}: expected 1 or 8")
 
@@ -149,10 +168,23 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
         table = load_gz2_catalogue(args.gz2, args.gz2_side, schema, stored, args.gz2_validation_percent,
                                    max_samples=args.max_samples)
         source = f"{args.gz2} ({args.gz2_side} side of gzllava.splits)"
+    elif args.split == TRAIN_HOLDOUT:
+        from gzllava.splits import read_twins
+
+        train = load_talk_instruct(args.dataset_name, args.dataset_config, "train", schema, stored)
+        twins = read_twins(args.validation_twins) if args.validation_twins else {}
+        train, table = split_holdout(train, args.validation_percent, twins, f"--split {TRAIN_HOLDOUT}")
+        if args.max_samples and len(table) > args.max_samples:
+            table = table.subset(range(args.max_samples))
+        source = (f"{args.dataset_name} config {args.dataset_config}: the validation side ({args.validation_percent}% "
+                  f"of gzllava.splits{', twins on their GZ2 side' if twins else ''}) of split train")
     else:
         table = load_talk_instruct(args.dataset_name, args.dataset_config, args.split, schema, stored, args.max_samples)
         source = f"{args.dataset_name} config {args.dataset_config} split {args.split}"
-    prior = majority_labels(*_prior_targets(args, schema), schema)
+    if args.split == TRAIN_HOLDOUT and not args.gz2:  # the prior from the galaxies kept for training
+        prior = majority_labels(train.shares.numpy(), train.reached.numpy(), schema)
+    else:
+        prior = majority_labels(*_prior_targets(args, schema), schema)
     shares, reached = table.shares.numpy(), table.reached.numpy()
     if args.items:
         reached = restrict_to_items(reached, table.ids, schema, read_items(args.items), args.items)

@@ -15,11 +15,12 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainingArguments
 
-from gzllava.splits import read_twins, split_of
+from gzllava.splits import read_twins
 
-from .arguments import TRAIN_HOLDOUT, TowerArguments
+from .arguments import TowerArguments
 from .card import write_model_card
-from .data import GalaxyTable, IndexDataset, TowerCollator, channel_stats, load_gz2_catalogue, load_talk_instruct
+from .data import (TRAIN_HOLDOUT, GalaxyTable, IndexDataset, TowerCollator, channel_stats, load_gz2_catalogue,
+                   load_talk_instruct, split_holdout)
 from .model import (GZClipForTraining, TowerShape, build_dual_encoder, image_processor_for, lock_text_tower,
                     make_processor, save_tower)
 from .questions import HeadSchema
@@ -61,13 +62,7 @@ def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, 
     if evaluate and args.dataset_eval_split == TRAIN_HOLDOUT:
         # builds without a validation split (catalogue-only: train/test): hold out part of train by gzllava.splits
         twins = read_twins(args.validation_twins) if args.validation_twins else {}
-        side = [split_of(twins.get(i, i), validation_percent=args.validation_percent) for i in train.ids]
-        if args.validation_percent <= 0 or "validation" not in side:
-            raise ValueError(f"dataset_eval_split {TRAIN_HOLDOUT}: validation_percent {args.validation_percent} holds "
-                             "out no training galaxy")
-        evaluation = train.subset(i for i, s in enumerate(side) if s == "validation")
-        train = train.subset(i for i, s in enumerate(side) if s != "validation")
-        return train, evaluation
+        return split_holdout(train, args.validation_percent, twins, f"dataset_eval_split {TRAIN_HOLDOUT}")
     evaluation = (load_talk_instruct(args.dataset_name, args.dataset_config, args.dataset_eval_split, schema,
                                      args.stored_size, args.max_eval_samples, args.head_only_config)
                   if evaluate else None)

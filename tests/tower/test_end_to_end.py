@@ -135,6 +135,36 @@ def test_gz2_validation_side_is_measured_apart_from_test(clip_folder, tmp_path):
         TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), gz2_side="train")
 
 
+def test_train_holdout_measures_the_galaxies_train_clip_held_out(clip_folder, synthetic_build, tiny_args, tmp_path):
+    """`--split train_holdout`: a build's validation side (e.g. GZ1's weak labels, ~4x the GZ2 validation side's
+    edge-on galaxies), the same galaxies as `train_clip.py --dataset_eval_split train_holdout`, twins included."""
+    from gzllava.splits import split_of
+    from gzllava.tower.data import split_holdout
+    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate
+
+    run = prepare_training(*parse_arguments(tiny_args(tmp_path / "run", "--dataset_eval_split", "train_holdout",
+                                                      "--validation_percent", "40")))
+    args = dict(dataset_name=str(synthetic_build), split="train_holdout", validation_percent=40)
+    result = evaluate(TowerEvaluationArguments(str(clip_folder), **args))
+    assert result["galaxies"] == len(run.eval_table) > 0
+    assert "the validation side (40% of gzllava.splits) of split train" in result["source"]
+    assert 0 < result["head"]["smooth-or-featured"]["all"]["n"] <= len(run.eval_table)
+
+    kept = run.train_table.ids[0]
+    gz2 = next(str(k) for k in range(100000, 101000) if split_of(k, validation_percent=40) == "validation")
+    twins = tmp_path / "same_galaxy_in_gz2_kaggle_5000.csv"
+    twins.write_text(f"gz1_objid,kaggle_galaxyid\n{kept},{gz2}\n")  # a training galaxy whose twin is validation
+    with_twin = evaluate(TowerEvaluationArguments(str(clip_folder), validation_twins=str(twins), **args))
+    assert with_twin["galaxies"] == len(run.eval_table) + 1 and "twins on their GZ2 side" in with_twin["source"]
+
+    with pytest.raises(ValueError, match=f"--split train_holdout: validation_percent 40 holds out none of the "
+                                         f"{len(run.train_table)} training galaxies"):
+        split_holdout(run.train_table, 40, source="--split train_holdout")  # its validation side is already gone
+    with pytest.raises(ValueError, match="--validation_percent 0: expected 1..99 with --split train_holdout"):
+        TowerEvaluationArguments(str(clip_folder), dataset_name=str(synthetic_build), split="train_holdout",
+                                 validation_percent=0)
+
+
 def test_items_restrict_the_head_to_the_galaxy_questions_an_lm_evaluation_scored(clip_folder, tmp_path):
     """`--items predictions.jsonl`: the head measured on exactly the (galaxy, question) pairs GZ-LLaVA answered."""
     from gzllava.splits import split_of
