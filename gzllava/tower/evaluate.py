@@ -164,6 +164,7 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
     image_processor = processor.image_processor
     stored, crop = image_processor.size["shortest_edge"], image_processor.crop_size["height"]
     schema = head_schema or HeadSchema.parse("gz2" if args.gz2 else "decals")
+    prior = None
     if args.gz2:
         table = load_gz2_catalogue(args.gz2, args.gz2_side, schema, stored, args.gz2_validation_percent,
                                    max_samples=args.max_samples)
@@ -174,6 +175,7 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
         train = load_talk_instruct(args.dataset_name, args.dataset_config, "train", schema, stored)
         twins = read_twins(args.validation_twins) if args.validation_twins else {}
         train, table = split_holdout(train, args.validation_percent, twins, f"--split {TRAIN_HOLDOUT}")
+        prior = majority_labels(train.shares.numpy(), train.reached.numpy(), schema)  # from the galaxies kept
         if args.max_samples and len(table) > args.max_samples:
             table = table.subset(range(args.max_samples))
         source = (f"{args.dataset_name} config {args.dataset_config}: the validation side ({args.validation_percent}% "
@@ -181,9 +183,7 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
     else:
         table = load_talk_instruct(args.dataset_name, args.dataset_config, args.split, schema, stored, args.max_samples)
         source = f"{args.dataset_name} config {args.dataset_config} split {args.split}"
-    if args.split == TRAIN_HOLDOUT and not args.gz2:  # the prior from the galaxies kept for training
-        prior = majority_labels(train.shares.numpy(), train.reached.numpy(), schema)
-    else:
+    if prior is None:
         prior = majority_labels(*_prior_targets(args, schema), schema)
     shares, reached = table.shares.numpy(), table.reached.numpy()
     if args.items:
