@@ -25,7 +25,8 @@ exists is skipped, so an interrupted run continues where it stopped):
    questions the GZ2 file lacks: bar, spiral arms, bulge) on `--eval-samples` items each; `eval-gz2-split`: the
    questions with goals on real galaxies (`--split-questions`) on every test-side GZ2 galaxy; `eval-gz2-validation`:
    the same questions on every validation-side GZ2 galaxy (neither the tower nor the language model trained on them:
-   the figure to choose between runs by);
+   the figure to choose between runs by); `eval-gz1-validation`: edge-on on every validation-side GZ1 galaxy (weak
+   labels; 79 edge-on galaxies against GZ2 validation's 22);
 8. describes a few real test galaxies through `pipeline("image-to-text")`.
 
 Tune on a validation part of train (`train_clip.py --validation_percent`), never on test. The same path on a GPU
@@ -62,6 +63,11 @@ SYNTHETIC_QUESTIONS = ("bar", "has-spiral-arms", "bulge-size", "spiral-winding",
 # 200, 0.948 / 0.936 / 0.955 on all 995).
 GOAL_QUESTIONS = ("smooth-or-featured", "disk-edge-on", "how-rounded")
 GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kaggle file's vote columns answer
+# The GZ1 weak labels' validation side (held out of the tower and the mix) scored on edge-on: 128 items, 79 of them
+# edge-on, against the 22 edge-on galaxies of the GZ2 validation side, which every run gets right. Runs differ mostly in
+# how often they say "yes"; its edge-on recall ordered r12, r15, r13 and r16 as the test side's did (docs/real-galaxies-
+# log.md, twenty-second session). ~1.5 min on 2 cores.
+GZ1_VALIDATION_QUESTIONS = ("disk-edge-on",)
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~9,600 rows
 # (~6,000 before 2026-12-05), about a third of the mix, so a question's share of the mix is how often the language
 # model meets it. Without weights (~280 has-spiral-arms rows met, 5,000-galaxy synthetic build) its P(yes) barely
@@ -194,10 +200,17 @@ def recipe_stages(args) -> list[Stage]:
                 out / "eval-gz2-validation" / "metrics.json",
                 "GZ2 validation side, every galaxy, " + ", ".join(args.split_questions)))
     if args.gz1:
+        gz1_catalogue = ["--catalogue", str(gz1 / "labels.csv"), "--catalogue-id-column", "objid"]
         stages.append(Stage(
-            "eval-gz1", ["evaluate_gzllava.py", *evaluation, "--catalogue", str(gz1 / "labels.csv"),
-                         "--catalogue-id-column", "objid", "--output_dir", str(out / "eval-gz1")],
+            "eval-gz1", ["evaluate_gzllava.py", *evaluation, *gz1_catalogue, "--output_dir", str(out / "eval-gz1")],
             out / "eval-gz1" / "metrics.json", "GZ1 test split (weak labels)"))
+        if not args.keep_validation:
+            stages.append(Stage(
+                "eval-gz1-validation", ["evaluate_gzllava.py", *scored("validation"), *gz1_catalogue, "--questions",
+                                        ",".join(GZ1_VALIDATION_QUESTIONS), "--output_dir",
+                                        str(out / "eval-gz1-validation")],
+                out / "eval-gz1-validation" / "metrics.json",
+                "GZ1 validation side (weak labels), every galaxy, " + ", ".join(GZ1_VALIDATION_QUESTIONS)))
     if args.synthetic:
         stages.append(Stage(
             "eval-synthetic", ["evaluate_gzllava.py", *evaluation, "--dataset_name", str(builds / "synthetic"),
@@ -356,6 +369,8 @@ def run(args) -> str:
                         ("eval-gz2-validation", "GZ2 Kaggle validation side (votes), every galaxy: "
                          + ", ".join(args.split_questions)),
                         ("eval-gz1", "GZ1 test split (weak class labels)"),
+                        ("eval-gz1-validation", "GZ1 validation side (weak class labels), every galaxy: "
+                         + ", ".join(GZ1_VALIDATION_QUESTIONS)),
                         ("eval-synthetic", "synthetic test split (questions the GZ2 file lacks)")):
         if (args.out / name / "metrics.json").exists():
             lines += [f"## {title}", "", real_table(load_metrics(args.out / name)), ""]

@@ -105,7 +105,8 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     args.lm = tmp_path / "lm"
     stages = {s.name: s for s in real_recipe.recipe_stages(args)}
     assert list(stages) == ["build-gz2", "build-gz1", "build-synthetic", "build-synthetic-tower", "tower", "align",
-                            "instruct", "eval-gz2", "eval-gz2-split", "eval-gz2-validation", "eval-gz1", "eval-synthetic"]
+                            "instruct", "eval-gz2", "eval-gz2-split", "eval-gz2-validation", "eval-gz1",
+                            "eval-gz1-validation", "eval-synthetic"]
     option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
     assert option(stages["align"], "--vision_model_name_or_path") == str(stages["tower"].done.parent)
     assert option(stages["align"], "--text_model_name_or_path") == str(tmp_path / "lm")
@@ -146,9 +147,16 @@ def test_real_recipe_stages_chain_and_use_the_test_split(tmp_path):
     assert option(validation, "--split") == "validation" and "--max-samples" not in validation.command
     for name in ("--questions", "--catalogue", "--images", "--model_name_or_path"):
         assert option(validation, name) == option(split, name)
+    # edge-on on the GZ1 weak labels' validation side too: 79 edge-on galaxies against GZ2 validation's 22
+    gz1_validation = stages["eval-gz1-validation"]
+    assert option(gz1_validation, "--split") == "validation" and "--max-samples" not in gz1_validation.command
+    assert option(gz1_validation, "--questions") == "disk-edge-on"
+    for name in ("--catalogue", "--catalogue-id-column", "--model_name_or_path"):
+        assert option(gz1_validation, name) == option(stages["eval-gz1"], name)
     kept = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--keep-validation"])
     kept.lm = tmp_path / "lm"
-    assert "eval-gz2-validation" not in [s.name for s in real_recipe.recipe_stages(kept)]
+    kept_names = [s.name for s in real_recipe.recipe_stages(kept)]
+    assert "eval-gz2-validation" not in kept_names and "eval-gz1-validation" not in kept_names
     reused = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--tower", str(tmp_path / "t"), "--no-gz1",
                                      "--synthetic", "0"])
     reused.lm = tmp_path / "lm"
