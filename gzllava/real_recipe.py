@@ -65,8 +65,8 @@ GOAL_QUESTIONS = ("smooth-or-featured", "disk-edge-on", "how-rounded")
 GZ2_FILE_QUESTIONS = (*GOAL_QUESTIONS, "merging", "odd-feature")  # what the Kaggle file's vote columns answer
 # The GZ1 weak labels' validation side (held out of the tower and the mix) scored on edge-on: 128 items, 79 of them
 # edge-on, against the 22 edge-on galaxies of the GZ2 validation side, which every run gets right. Runs differ mostly in
-# how often they say "yes"; its edge-on recall ordered r12, r15, r13 and r16 as the test side's did (docs/real-galaxies-
-# log.md, twenty-second session). ~1.5 min on 2 cores.
+# how often they say "yes"; r12, r15, r13 and r16 missed 1, 1, 3 and 5 of its edge-on galaxies, in the order of the test
+# side's 3, 5, 7 and 9 of 75 (docs/real-galaxies-log.md, twenty-second session). ~1.5 min on 2 cores.
 GZ1_VALIDATION_QUESTIONS = ("disk-edge-on",)
 # Sampling weights of decision-tree questions in the mix (`weight_questions`). The instruct stage sees ~9,600 rows
 # (~6,000 before 2026-12-05), about a third of the mix, so a question's share of the mix is how often the language
