@@ -92,6 +92,11 @@ class TowerEvaluationArguments:
         if self.split == TRAIN_HOLDOUT and self.gz2:
             raise ValueError(f"--split {TRAIN_HOLDOUT} measures a --dataset_name build; with --gz2 use --gz2_side "
                              "validation")
+        if self.validation_twins and self.split != TRAIN_HOLDOUT:
+            raise ValueError(f"--validation_twins is read with --split {TRAIN_HOLDOUT} only (got --split {self.split})")
+        if self.validation_twins and not Path(self.validation_twins).is_file():
+            raise ValueError(f"--validation_twins {self.validation_twins}: no such file (the GZ1/GZ2 twins file, "
+                             "gz1_sdss/same_galaxy_in_gz2_kaggle_5000.csv)")
         if self.split == TRAIN_HOLDOUT and not 0 < self.validation_percent < 100:
             raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with "
                              f"--split {TRAIN_HOLDOUT}")

@@ -286,6 +286,24 @@ def test_tower_validation_twins_file_that_does_not_exist_is_one_line_and_nothing
     assert not out.exists()
 
 
+def test_tower_evaluation_twins_file_absent_or_without_train_holdout_is_one_line(tmp_path, capsys):
+    """A mistyped twins file would silently move no GZ1 image to its twin's side: refused, as train_clip.py does."""
+    from gzllava.tower.evaluate import main as evaluate_tower
+
+    absent = tmp_path / "absent.csv"
+    base = ["--model_name_or_path", str(tmp_path), "--dataset_name", str(tmp_path), "--validation_twins"]
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_tower([*base, str(absent), "--split", "train_holdout"])
+    assert exit_info.value.code == 2
+    assert f"--validation_twins {absent}: no such file" in _one_error_line(capsys, "python -m gzllava.tower.evaluate")
+    present = tmp_path / "twins.csv"
+    present.write_text("gz1_objid,kaggle_galaxyid\n1,2\n")
+    with pytest.raises(SystemExit):
+        evaluate_tower([*base, str(present), "--split", "test"])
+    assert "read with --split train_holdout only (got --split test)" in _one_error_line(
+        capsys, "python -m gzllava.tower.evaluate")
+
+
 # gzllava.recipe_mix: rows that cannot be placed on a side of gzllava.splits are refused, not mixed whole.
 
 def test_holdout_rows_without_subject_ids_is_one_error_naming_the_column():
