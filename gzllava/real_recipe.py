@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-from dataset_builder.decision_tree import parse_question_weight
+from dataset_builder.decision_tree import QUESTIONS, parse_question_weight
 from gzllava.recipe_mix import CONFIGS, mix_builds, mix_settings, settings_changed
 from gzllava.recipe_report import load_metrics, real_table
 from gzllava.splits import TWINS_FILE, VALIDATION_PERCENT, read_twins
@@ -289,6 +289,11 @@ def parse_args(argv: list[str] | None):
                                                                             QUESTION_WEIGHTS.items())
                         + ". Another weight (cap, repeat) for an --out whose mix exists is refused: the mix "
                         "records its settings")
+    parser.add_argument("--uncapped", dest="uncapped_questions", action="append", default=[], metavar="SOURCE=Q1,Q2",
+                        help="keep every train row of these decision-tree questions from that build (gz2, gz1 or "
+                        "synthetic) beside its --max-rows cap (repeatable; e.g. gz1=disk-edge-on: all of GZ1's edge-on "
+                        "galaxies, not those the cap draws); the synthetic rows of the questions the GZ2 file lacks "
+                        "always are")
     parser.add_argument("--keep-validation", action="store_true",
                         help="mix the validation side of gzllava.splits too (the runs before 2026-12-05 did): the "
                         "language model then trains on the galaxies its tower held out, and no eval-gz2-validation "
@@ -319,11 +324,36 @@ def parse_args(argv: list[str] | None):
             args.question_weights.update([parse_question_weight(given)])
         except ValueError as error:
             parser.error(f"--question-weight {given}: {error}")
+    args.uncapped = {"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else {}
+    for given in args.uncapped_questions:
+        try:
+            source, questions = parse_uncapped(given, [name for name, on in
+                                                       (("gz2", True), ("gz1", args.gz1), ("synthetic", args.synthetic))
+                                                       if on])
+        except ValueError as error:
+            parser.error(f"--uncapped {given}: {error}")
+        args.uncapped[source] = tuple(sorted({*args.uncapped.get(source, ()), *questions}))
     for stage in ("tower", "align", "instruct"):
         if getattr(args, f"{stage}_recipe") is None:
             setattr(args, f"{stage}_recipe", f"recipes/real_{args.preset}_{stage}.yaml")
     args.out = args.out or REPO_ROOT / "outputs" / PRESETS[args.preset]
     return args
+
+
+def parse_uncapped(text: str, sources: list[str]) -> tuple[str, tuple[str, ...]]:
+    """'gz1=disk-edge-on' -> ('gz1', ('disk-edge-on',)): a build of this run (`sources`) and decision-tree question keys;
+    anything else is a ValueError saying what is wrong."""
+    source, equals, listed = text.partition("=")
+    source = source.strip()
+    questions = tuple(q.strip() for q in listed.split(",") if q.strip())
+    if not equals or not questions:
+        raise ValueError(f"{text!r}: expected SOURCE=Q1,Q2, e.g. gz1=disk-edge-on")
+    if source not in sources:
+        raise ValueError(f"unknown build {source!r}; this run mixes {', '.join(sources)}")
+    unknown = [q for q in questions if q not in QUESTIONS]
+    if unknown:
+        raise ValueError(f"unknown question {unknown[0]!r}; questions: {', '.join(QUESTIONS)}")
+    return source, questions
 
 
 def run(args) -> str:
@@ -337,7 +367,7 @@ def run(args) -> str:
     if args.synthetic:
         names["synthetic"] = args.out / "builds" / "synthetic"
     mix = {"max_rows": dict(zip(("gz2", "gz1", "synthetic"), args.max_rows)), "balance_repeat": args.balance_repeat,
-           "uncapped": {"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else None,
+           "uncapped": args.uncapped or None,
            "question_weights": args.question_weights,
            "validation_percent": 0 if args.keep_validation else VALIDATION_PERCENT}
     if (mixed / "README.md").exists():

@@ -388,6 +388,13 @@ def test_the_recipe_mix_keeps_the_synthetic_rows_of_the_questions_the_gz2_file_l
         assert seen["uncapped"] == uncapped
 
 
+def test_uncapped_adds_a_builds_questions_beside_the_synthetic_ones(tmp_path, mix_arguments):
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0", "--uncapped",
+                                            "gz1=disk-edge-on", "--uncapped", "synthetic=merging,bar"]))
+    assert mix_arguments["uncapped"] == {"gz1": ("disk-edge-on",),
+                                         "synthetic": tuple(sorted({*real_recipe.SYNTHETIC_QUESTIONS, "merging"}))}
+
+
 def test_the_recipe_mix_holds_out_the_validation_side_unless_kept(tmp_path, mix_arguments):
     for name in ("held", "kept", "twins"):
         (tmp_path / name).mkdir()

@@ -332,6 +332,24 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     assert f"error: {message}" in error
 
 
+# python -m gzllava.real_recipe: a bad --uncapped (build, question or form) is refused before any stage runs.
+
+@pytest.mark.parametrize("flags, message", [
+    (["--uncapped", "gz3=bar"], "--uncapped gz3=bar: unknown build 'gz3'; this run mixes gz2, gz1, synthetic"),
+    (["--no-gz1", "--uncapped", "gz1=bar"], "--uncapped gz1=bar: unknown build 'gz1'; this run mixes gz2, synthetic"),
+    (["--uncapped", "gz1"], "--uncapped gz1: 'gz1': expected SOURCE=Q1,Q2, e.g. gz1=disk-edge-on"),
+    (["--uncapped", "gz1="], "--uncapped gz1=: 'gz1=': expected SOURCE=Q1,Q2, e.g. gz1=disk-edge-on"),
+    (["--uncapped", "gz1=disk-edge-on,spirals"], "--uncapped gz1=disk-edge-on,spirals: unknown question 'spirals'; "
+                                                 "questions: smooth-or-featured,"),
+])
+def test_a_bad_uncapped_question_is_one_usage_error_naming_it(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        real_recipe.parse_args(flags)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: {message}" in error
+
+
 # python -m gzllava.real_recipe: a negative number of synthetic galaxies (the mix's or the tower's build) is refused.
 
 @pytest.mark.parametrize("flag", ["--synthetic", "--tower-synthetic"])
