@@ -18,7 +18,10 @@ exists is skipped, so an interrupted run continues where it stopped):
    descriptions + the morphology head (GZ2 vote shares, GZ1 classes as weak labels, synthetic bar and spiral-arm
    votes, the bar loss x2); train side of the split only;
 5. `align` (recipes/real_cpu_align.yaml): the tower + SmolLM2, only the projector learns;
-6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector;
+6. `instruct` (recipes/real_cpu_instruct.yaml): LoRA on SmolLM2's linear layers + the projector; with `--soup
+   SOURCE=Q1,Q2`, `instruct-soup` trains a second one from the same align stage on a second mix that keeps every train
+   row of those questions (`mixed-soup`, as `--uncapped`), and `soup` averages the two (`python -m gzllava.soup`): the
+   evaluations and descriptions then use `<out>/soup`;
 7. `eval-gz2`, `eval-gz1`, `eval-synthetic`: per-question accuracy and balanced accuracy (all reached questions
    and the confident subset, majority share >= 0.8) on the TEST side of the split, candidate likelihood and
    parsed free text, beside the majority prior and chance (`evaluate_gzllava.py`; the synthetic split on the
@@ -124,6 +127,7 @@ def recipe_stages(args) -> list[Stage]:
     builds = out / "builds"
     tower = Path(args.tower) if args.tower else out / "tower" / "final"
     align, instruct = out / "align", out / "instruct"
+    model = scored_model(args)
     build = ["-m", "dataset_builder", "-q", "build", "--configs", ",".join(CONFIGS)]
     stages = [
         Stage("build-gz2", [*build, "--catalogue", str(gz2 / "labels.csv"), "--catalogue-id-column", "GalaxyID",
@@ -178,8 +182,19 @@ def recipe_stages(args) -> list[Stage]:
                            *args.instruct_args],
               instruct / "final" / "config.json", "LoRA-instructed GZ-LLaVA"),
     ]
+    if args.soup:
+        soup_mix = " ".join(f"{source}={','.join(questions)}" for source, questions in args.soup.items())
+        stages += [
+            Stage("instruct-soup", [*launch, "train_sft.py", "--config", args.instruct_recipe, "--model_name_or_path",
+                                    str(align / "final"), "--dataset_name", str(out / "mixed-soup"), "--output_dir",
+                                    str(out / "instruct-soup"), *args.instruct_args],
+                  out / "instruct-soup" / "final" / "config.json", f"the soup's second instruct run, every {soup_mix} row"),
+            Stage("soup", ["-m", "gzllava.soup", "--model_name_or_path",
+                           f"{instruct / 'final'},{out / 'instruct-soup' / 'final'}", "--output_dir", str(model)],
+                  model / "config.json", "mean of the two instruct runs' weights"),
+        ]
     def scored(split: str) -> list[str]:  # evaluate_gzllava.py on one side of gzllava.splits, every item
-        return ["--model_name_or_path", str(instruct / "final"), "--split", split, "--tasks", "morphology",
+        return ["--model_name_or_path", str(model), "--split", split, "--tasks", "morphology",
                 "--batch-size", "16"]
 
     evaluation = [*scored("test"), "--max-samples", str(args.eval_samples)]
@@ -218,6 +233,11 @@ def recipe_stages(args) -> list[Stage]:
                                "--output_dir", str(out / "eval-synthetic")],
             out / "eval-synthetic" / "metrics.json", "synthetic test split (bar, spiral arms)"))
     return stages
+
+
+def scored_model(args) -> Path:
+    """The model the evaluations score and the report names: the soup with --soup, else the instruct stage's."""
+    return args.out / "soup" if args.soup else args.out / "instruct" / "final"
 
 
 def check_inputs(args) -> None:
@@ -294,6 +314,10 @@ def parse_args(argv: list[str] | None):
                         "synthetic) beside its --max-rows cap (repeatable; e.g. gz1=disk-edge-on: all of GZ1's edge-on "
                         "galaxies, not those the cap draws); the synthetic rows of the questions the GZ2 file lacks "
                         "always are")
+    parser.add_argument("--soup", dest="soup_questions", action="append", default=[], metavar="SOURCE=Q1,Q2",
+                        help="also train a second instruct run from the same align stage on a mix that also keeps every "
+                        "train row of these questions from that build (as --uncapped; repeatable), and average the two "
+                        "runs' weights into <out>/soup (python -m gzllava.soup), which the evaluations score")
     parser.add_argument("--keep-validation", action="store_true",
                         help="mix the validation side of gzllava.splits too (the runs before 2026-12-05 did): the "
                         "language model then trains on the galaxies its tower held out, and no eval-gz2-validation "
@@ -324,20 +348,27 @@ def parse_args(argv: list[str] | None):
             args.question_weights.update([parse_question_weight(given)])
         except ValueError as error:
             parser.error(f"--question-weight {given}: {error}")
+    sources = [name for name, on in (("gz2", True), ("gz1", args.gz1), ("synthetic", args.synthetic)) if on]
     args.uncapped = {"synthetic": SYNTHETIC_QUESTIONS} if args.synthetic else {}
-    for given in args.uncapped_questions:
-        try:
-            source, questions = parse_uncapped(given, [name for name, on in
-                                                       (("gz2", True), ("gz1", args.gz1), ("synthetic", args.synthetic))
-                                                       if on])
-        except ValueError as error:
-            parser.error(f"--uncapped {given}: {error}")
-        args.uncapped[source] = tuple(sorted({*args.uncapped.get(source, ()), *questions}))
+    args.soup = {}
+    for flag, given_list, merged in (("--uncapped", args.uncapped_questions, args.uncapped),
+                                     ("--soup", args.soup_questions, args.soup)):
+        for given in given_list:
+            try:
+                source, questions = parse_uncapped(given, sources)
+            except ValueError as error:
+                parser.error(f"{flag} {given}: {error}")
+            merge_questions(merged, source, questions)
     for stage in ("tower", "align", "instruct"):
         if getattr(args, f"{stage}_recipe") is None:
             setattr(args, f"{stage}_recipe", f"recipes/real_{args.preset}_{stage}.yaml")
     args.out = args.out or REPO_ROOT / "outputs" / PRESETS[args.preset]
     return args
+
+
+def merge_questions(uncapped: dict[str, tuple[str, ...]], source: str, questions: tuple[str, ...]) -> None:
+    """Add `questions` to `uncapped[source]` (sorted, each once)."""
+    uncapped[source] = tuple(sorted({*uncapped.get(source, ()), *questions}))
 
 
 def parse_uncapped(text: str, sources: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -370,12 +401,20 @@ def run(args) -> str:
            "uncapped": args.uncapped or None,
            "question_weights": args.question_weights,
            "validation_percent": 0 if args.keep_validation else VALIDATION_PERCENT}
-    if (mixed / "README.md").exists():
-        changed = settings_changed(mixed, mix_settings(names, **mix))
-        if changed:  # the stages after the mix were trained on the old one: nothing is mixed again silently
-            raise RecipeInputError(f"{mixed} was mixed with other settings ({'; '.join(changed)}): give a new --out, "
-                                   f"or delete {mixed} and the stages trained on it ({args.out / 'align'}, "
-                                   f"{args.out / 'instruct'}, the evaluations)")
+    mixes = {mixed: mix}  # folder -> mix_builds settings; the soup's second instruct run reads a second mix
+    if args.soup:
+        soup_uncapped = dict(args.uncapped)
+        for source, questions in args.soup.items():
+            merge_questions(soup_uncapped, source, questions)
+        mixes[args.out / "mixed-soup"] = {**mix, "uncapped": soup_uncapped}
+    for folder, settings in mixes.items():
+        if (folder / "README.md").exists():
+            changed = settings_changed(folder, mix_settings(names, **settings))
+            if changed:  # the stages after the mix were trained on the old one: nothing is mixed again silently
+                trained = "instruct-soup" if folder.name == "mixed-soup" else "align, instruct"
+                raise RecipeInputError(f"{folder} was mixed with other settings ({'; '.join(changed)}): give a new "
+                                       f"--out, or delete {folder} and the stages trained on it ({trained}, the soup, "
+                                       "the evaluations)")
     started = time.time()
     if args.lm is None and args.preset == "cpu":
         args.lm = smollm2_checkpoint(args.out / "smollm2-135m")
@@ -383,16 +422,18 @@ def run(args) -> str:
     env = {"OMP_NUM_THREADS": str(args.threads)}
     builds = [s for s in stages if s.name.startswith("build-")]
     run_stages(builds, args.out / "logs", env=env, show_progress=not args.quiet)
-    if not (mixed / "README.md").exists():
-        t0 = time.time()
-        mix_builds(names, mixed, **mix, twins=read_twins(args.data_root / "gz1_sdss" / TWINS_FILE))
-        mix_seconds = time.time() - t0
+    t0 = time.time()
+    for folder, settings in mixes.items():
+        if not (folder / "README.md").exists():
+            mix_builds(names, folder, **settings, twins=read_twins(args.data_root / "gz1_sdss" / TWINS_FILE))
+            mix_seconds = time.time() - t0
     rest = [s for s in stages if not s.name.startswith("build-")]
     run_stages(rest, args.out / "logs", env=env, show_progress=not args.quiet)
-    mix_stage = Stage("mix", [], mixed / "README.md", "train sides of the builds, one folder", mix_seconds,
+    mix_stage = Stage("mix", [], mixed / "README.md", "train sides of the builds, one folder"
+                      + (" (and mixed-soup)" if args.soup else ""), mix_seconds,
                       mix_seconds is None)
     lines = [f"# GZ-LLaVA on real galaxies ({(time.time() - started) / 60:.1f} min this run)", "",
-             f"Model: {args.out / 'instruct' / 'final'} (language model {args.lm or args.align_recipe})", "",
+             f"Model: {scored_model(args)} (language model {args.lm or args.align_recipe})", "",
              "## Stages", "", timing_table([*builds, mix_stage, *rest]), ""]
     for name, title in (("eval-gz2", f"GZ2 Kaggle test split (votes), {args.eval_samples} galaxies"),
                         ("eval-gz2-split", "GZ2 Kaggle test split (votes), every galaxy: " + ", ".join(args.split_questions)),
@@ -408,7 +449,7 @@ def run(args) -> str:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         lines += ["## Real GZ2 test galaxies described through pipeline('image-to-text')", ""]
         lines += [f"- {galaxy}: {text!r}" for galaxy, text in
-                  describe_real(args.out / "instruct" / "final", args.data_root / "gz2_kaggle_5000", args.describe,
+                  describe_real(scored_model(args), args.data_root / "gz2_kaggle_5000", args.describe,
                                 args.threads)]
     report = "\n".join(lines)
     (args.out / "real_report.md").write_text(report + "\n")

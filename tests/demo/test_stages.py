@@ -525,3 +525,42 @@ def test_the_stage_bar_keeps_the_training_loops_start_across_a_checkpoints_neste
     assert progress.bar.start_t == training_started  # elapsed (and so remaining) still count from step 1
     progress.close(finished=True)
     assert progress.bar.n == 250
+
+
+def test_soup_trains_a_second_instruct_run_from_the_same_align_and_scores_their_mean(tmp_path):
+    args = real_recipe.parse_args(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path),
+                                   "--soup", "gz1=disk-edge-on", "--instruct-args", "--max_steps 3"])
+    stages = {s.name: s for s in real_recipe.recipe_stages(args)}
+    names = list(stages)
+    assert names.index("instruct") < names.index("instruct-soup") < names.index("soup") < names.index("eval-gz2")
+    option = lambda stage, name: stage.command[stage.command.index(name) + 1]  # noqa: E731
+    out = tmp_path / "out"
+    second = stages["instruct-soup"]
+    assert option(second, "--model_name_or_path") == option(stages["instruct"], "--model_name_or_path") == str(
+        out / "align" / "final")  # one start: the same align stage
+    assert option(second, "--dataset_name") == str(out / "mixed-soup")
+    assert option(stages["instruct"], "--dataset_name") == str(out / "mixed")
+    assert second.command[-2:] == ["--max_steps", "3"]  # the instruct stage's own arguments
+    assert stages["soup"].command[:2] == ["-m", "gzllava.soup"]
+    assert option(stages["soup"], "--model_name_or_path") == f"{out / 'instruct' / 'final'},{second.done.parent}"
+    assert option(stages["soup"], "--output_dir") == str(out / "soup") == str(real_recipe.scored_model(args))
+    evaluations = [s for name, s in stages.items() if name.startswith("eval-")]
+    assert len(evaluations) == 6 and {option(s, "--model_name_or_path") for s in evaluations} == {str(out / "soup")}
+    plain = real_recipe.parse_args(["--out", str(out)])
+    plain_stages = real_recipe.recipe_stages(plain)
+    assert not {"instruct-soup", "soup"} & {s.name for s in plain_stages}
+    assert {option(s, "--model_name_or_path") for s in plain_stages if s.name.startswith("eval-")} == {
+        str(out / "instruct" / "final")}
+
+
+def test_soup_mixes_a_second_folder_with_its_questions_uncapped(tmp_path, mix_arguments, monkeypatch):
+    mixes = {}
+    monkeypatch.setattr(real_recipe, "mix_builds", lambda names, folder, **k: mixes.update({folder.name: k}))
+    real_recipe.run(real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0", "--uncapped", "gz2=merging",
+                                            "--soup", "gz1=disk-edge-on"]))
+    assert set(mixes) == {"mixed", "mixed-soup"}
+    synthetic = real_recipe.SYNTHETIC_QUESTIONS
+    assert mixes["mixed"]["uncapped"] == {"synthetic": synthetic, "gz2": ("merging",)}
+    assert mixes["mixed-soup"]["uncapped"] == {"synthetic": synthetic, "gz2": ("merging",), "gz1": ("disk-edge-on",)}
+    same = {k: v for k, v in mixes["mixed"].items() if k != "uncapped"}
+    assert same == {k: v for k, v in mixes["mixed-soup"].items() if k != "uncapped"}  # only the uncapped rows differ

@@ -332,7 +332,7 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     assert f"error: {message}" in error
 
 
-# python -m gzllava.real_recipe: a bad --uncapped (build, question or form) is refused before any stage runs.
+# python -m gzllava.real_recipe: a bad --uncapped or --soup (build, question or form) is refused before any stage runs.
 
 @pytest.mark.parametrize("flags, message", [
     (["--uncapped", "gz3=bar"], "--uncapped gz3=bar: unknown build 'gz3'; this run mixes gz2, gz1, synthetic"),
@@ -341,6 +341,9 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     (["--uncapped", "gz1="], "--uncapped gz1=: 'gz1=': expected SOURCE=Q1,Q2, e.g. gz1=disk-edge-on"),
     (["--uncapped", "gz1=disk-edge-on,spirals"], "--uncapped gz1=disk-edge-on,spirals: unknown question 'spirals'; "
                                                  "questions: smooth-or-featured,"),
+    (["--soup", "gz1=edge"], "--soup gz1=edge: unknown question 'edge'; questions: smooth-or-featured,"),
+    (["--no-gz1", "--soup", "gz1=disk-edge-on"], "--soup gz1=disk-edge-on: unknown build 'gz1'; this run mixes gz2, "
+                                                 "synthetic"),
 ])
 def test_a_bad_uncapped_question_is_one_usage_error_naming_it(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -381,3 +384,25 @@ def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mi
     assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
     default = real_recipe.QUESTION_WEIGHTS["has-spiral-arms"]
     assert f"'has-spiral-arms': {default}" in line and "'has-spiral-arms': 12.0" in line and "give a new --out" in line
+
+
+def test_the_recipe_refuses_an_existing_soup_mix_made_with_other_questions(tmp_path, mix_arguments, capsys):
+    args = real_recipe.parse_args(["--out", str(tmp_path), "--describe", "0", "--soup", "gz1=disk-edge-on"])
+    names = {name: tmp_path / "builds" / name for name in ("gz2", "gz1", "synthetic")}
+    recorded = recipe_mix.mix_settings(names, dict(zip(names, args.max_rows)), balance_repeat=args.balance_repeat,
+                                       uncapped={"synthetic": real_recipe.SYNTHETIC_QUESTIONS, "gz1": ("disk-edge-on",)},
+                                       question_weights=real_recipe.QUESTION_WEIGHTS,
+                                       validation_percent=real_recipe.VALIDATION_PERCENT)
+    (tmp_path / "mixed-soup").mkdir()
+    (tmp_path / "mixed-soup" / "README.md").write_text("mixed before\n")
+    (tmp_path / "mixed-soup" / recipe_mix.SETTINGS_FILE).write_text(json.dumps(recorded))
+    real_recipe.run(args)  # the same questions: the soup's mix is reused; only the recipe's own mix is made
+    assert mix_arguments["uncapped"] == {"synthetic": real_recipe.SYNTHETIC_QUESTIONS}
+    mix_arguments.clear()
+    (tmp_path / "mixed").mkdir(exist_ok=True)
+    (tmp_path / "mixed" / "README.md").write_text("mixed before\n")
+    code = real_recipe.main(["--out", str(tmp_path), "--describe", "0", "--soup", "gz1=bar"])
+    assert code == 2 and mix_arguments == {}
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert f"{tmp_path / 'mixed-soup'} was mixed with other settings (uncapped: " in line
+    assert "instruct-soup" in line and "give a new --out" in line
