@@ -20,11 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_errors import report_input_error
+from .cli_errors import one_line, report_input_error
 
 PROGRAM = "python -m gzllava.soup"
 # config keys that name or date a checkpoint rather than shape it
-_NAME_KEYS = ("_name_or_path", "name_or_path", "transformers_version", "architectures")
+_NAME_KEYS = ("_name_or_path", "name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype")
 
 
 class SoupError(ValueError):
@@ -48,28 +48,19 @@ def soup_weights(weights: list[float] | None, n: int) -> list[float]:
     return [w / total for w in weights]
 
 
-def average_state_dicts(state_dicts: list[dict], weights: list[float], names: list[str]) -> dict:
-    """The weighted mean of the floating-point tensors of `state_dicts` (same keys and shapes); other tensors (integer
-    buffers) and every vision-tower tensor must be equal across them, else SoupError naming the model and the tensor."""
-    first = state_dicts[0]
-    for name, sd in zip(names[1:], state_dicts[1:]):
-        if sd.keys() != first.keys():
-            diff = sorted(set(sd) ^ set(first))
-            raise SoupError(f"{name}: its weights differ from {names[0]}'s in name ({diff[0]}, {len(diff)} in all)")
-        for key, tensor in sd.items():
-            if tensor.shape != first[key].shape:
-                raise SoupError(f"{name}: {key} has shape {tuple(tensor.shape)}, {names[0]} has {tuple(first[key].shape)}")
-            if ("vision_tower" in key or not tensor.is_floating_point()) and not bool((tensor == first[key]).all()):
-                what = "vision tower" if "vision_tower" in key else "buffer"
-                raise SoupError(f"{name}: its {what} differs from {names[0]}'s ({key}); a soup averages fine-tunes of "
-                                "one start, which share the frozen vision tower")
-    out = {}
-    for key, tensor in first.items():
-        if tensor.is_floating_point():
-            out[key] = sum(w * sd[key].double() for w, sd in zip(weights, state_dicts)).to(tensor.dtype)
-        else:
-            out[key] = tensor.clone()
-    return out
+def check_ingredient(reference: dict, state_dict: dict, name: str, first: str) -> None:
+    """SoupError naming `name` unless its weights have the names and shapes of the first model's (`reference`) and the
+    same vision tower and integer buffers (which a soup keeps, not averages)."""
+    if state_dict.keys() != reference.keys():
+        diff = sorted(set(state_dict) ^ set(reference))
+        raise SoupError(f"{name}: its weights differ from {first}'s in name ({diff[0]}, {len(diff)} in all)")
+    for key, tensor in state_dict.items():
+        if tensor.shape != reference[key].shape:
+            raise SoupError(f"{name}: {key} has shape {tuple(tensor.shape)}, {first} has {tuple(reference[key].shape)}")
+        if ("vision_tower" in key or not tensor.is_floating_point()) and not bool((tensor == reference[key]).all()):
+            what = "vision tower" if "vision_tower" in key else "buffer"
+            raise SoupError(f"{name}: its {what} differs from {first}'s ({key}); a soup averages fine-tunes of one "
+                            "start, which share the frozen vision tower")
 
 
 def make_soup(model_names: list[str], output_dir: str, weights: list[float] | None = None) -> Path:
@@ -85,16 +76,31 @@ def make_soup(model_names: list[str], output_dir: str, weights: list[float] | No
         raise SoupError(f"--model_name_or_path {','.join(model_names)}: a soup needs at least two models")
     weights = soup_weights(weights, len(model_names))
     register_gzllava()
-    models = []
-    for name in model_names:
-        model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch.float32)
+
+    def load(name):
+        try:
+            model = AutoModelForImageTextToText.from_pretrained(name, dtype=torch.float32)
+        except (OSError, ValueError) as err:  # no such folder or Hub repository, not a model
+            raise SoupError(f"{name}: {one_line(err)}") from err
         if getattr(model.config, "model_type", None) != "gzllava":
             raise SoupError(f"{name}: model_type {model.config.model_type!r}; a soup takes GZ-LLaVA models")
-        if models and _shape_of(model.config) != _shape_of(models[0].config):
+        return model
+
+    # one ingredient in memory at a time beside the soup and its running sum (tied weights appear under both names
+    # in a state dict and share storage: the sum is kept apart and loaded at the end, so none is counted twice)
+    soup = load(model_names[0])
+    reference = soup.state_dict()
+    total = {k: v.detach().float() * weights[0] for k, v in reference.items() if v.is_floating_point()}
+    for name, weight in zip(model_names[1:], weights[1:]):
+        model = load(name)
+        if _shape_of(model.config) != _shape_of(soup.config):
             raise SoupError(f"{name}: its config differs from {model_names[0]}'s; a soup needs one architecture")
-        models.append(model)
-    soup = models[0]
-    soup.load_state_dict(average_state_dicts([m.state_dict() for m in models], weights, model_names))
+        state = model.state_dict()
+        check_ingredient(reference, state, name, model_names[0])
+        for key in total:
+            total[key].add_(state[key].detach().float(), alpha=weight)
+        del model, state
+    soup.load_state_dict({**reference, **total})
     processor = AutoProcessor.from_pretrained(model_names[0])
     training = {"model_soup": {
         "method": "weighted mean of the weights (Wortsman et al. 2022, model soups)",
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if not Path(name).is_dir() and (name.startswith((".", "/")) or name.count("/") != 1):
                 raise SoupError(f"--model_name_or_path {name}: no such model folder")
         out = make_soup(names, args.output_dir, weights)
-    except (SoupError, OSError) as err:
+    except (ValueError, OSError) as err:  # SoupError, or a processor that does not load
         return report_input_error(PROGRAM, err, args.debug)
     print(f"wrote the soup of {len(names)} models to {out}")
     return 0

@@ -65,6 +65,32 @@ def test_the_soup_is_the_mean_of_the_ingredients_and_a_working_model(ingredients
     assert "model_soup" in card and "Wortsman" in card and "ft1" in card and "ft2" in card
 
 
+def _tied_fine_tune(seed: int):
+    """A tiny GZ-LLaVA whose language model ties its output layer to its input embeddings (as SmolLM2 does), moved."""
+    from gzllava.compose import compose_gzllava
+    from gzllava.tiny import TINY_SETTINGS, tiny_language_model, tiny_tokenizer, tiny_vision_tower
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    model, processor = compose_gzllava(tiny_vision_tower(), tiny_language_model(len(tokenizer), tie_word_embeddings=True),
+                                       tokenizer=tokenizer, settings=TINY_SETTINGS, projector_type="mlp2x_gelu", seed=0)
+    return _fine_tune(model.eval(), seed), processor
+
+
+def test_tied_weights_are_averaged_once(tmp_path):
+    folders, states = [], []
+    for seed in (1, 2):
+        model, processor = _tied_fine_tune(seed)
+        out_embeddings = model.get_output_embeddings().weight
+        assert out_embeddings.data_ptr() == model.get_input_embeddings().weight.data_ptr()  # tied
+        folders.append(str(save_for_hub(model, processor, tmp_path / f"tied{seed}")))
+        states.append(out_embeddings.detach().clone())
+    assert main(["--model_name_or_path", ",".join(folders), "--output_dir", str(tmp_path / "soup")]) == 0
+    soup = _load(tmp_path / "soup")
+    torch.testing.assert_close(soup.get_output_embeddings().weight, (states[0] + states[1]) / 2)
+    torch.testing.assert_close(soup.get_input_embeddings().weight, (states[0] + states[1]) / 2)
+
+
 def test_weights_are_normalised_and_recorded(ingredients, tmp_path):
     a, b, sd_a, sd_b = ingredients
     assert main(["--model_name_or_path", f"{a},{b}", "--weights", "3,1", "--output_dir", str(tmp_path / "soup")]) == 0
