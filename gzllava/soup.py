@@ -23,7 +23,7 @@ from pathlib import Path
 from .cli_errors import one_line, report_input_error
 
 PROGRAM = "python -m gzllava.soup"
-# config keys that name or date a checkpoint rather than shape it
+# config keys that name, date or store a checkpoint rather than shape it
 _NAME_KEYS = ("_name_or_path", "name_or_path", "transformers_version", "architectures", "dtype", "torch_dtype")
 
 
