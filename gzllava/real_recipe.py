@@ -359,6 +359,10 @@ def parse_args(argv: list[str] | None):
             except ValueError as error:
                 parser.error(f"{flag} {given}: {error}")
             merge_questions(merged, source, questions)
+    for source, questions in args.soup.items():
+        if set(questions) <= set(args.uncapped.get(source, ())):
+            parser.error(f"--soup {source}={','.join(questions)}: already uncapped in the recipe's own mix, so the "
+                         "second instruct run would train on the same rows; name questions the mix caps")
     for stage in ("tower", "align", "instruct"):
         if getattr(args, f"{stage}_recipe") is None:
             setattr(args, f"{stage}_recipe", f"recipes/real_{args.preset}_{stage}.yaml")

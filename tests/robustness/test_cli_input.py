@@ -342,6 +342,9 @@ def test_a_bad_question_weight_is_one_usage_error_naming_it(given, message, caps
     (["--uncapped", "gz1=disk-edge-on,spirals"], "--uncapped gz1=disk-edge-on,spirals: unknown question 'spirals'; "
                                                  "questions: smooth-or-featured,"),
     (["--soup", "gz1=edge"], "--soup gz1=edge: unknown question 'edge'; questions: smooth-or-featured,"),
+    (["--uncapped", "gz1=disk-edge-on", "--soup", "gz1=disk-edge-on"], "--soup gz1=disk-edge-on: already uncapped in "
+                                                                         "the recipe's own mix"),
+    (["--soup", "synthetic=bar"], "--soup synthetic=bar: already uncapped"),
     (["--no-gz1", "--soup", "gz1=disk-edge-on"], "--soup gz1=disk-edge-on: unknown build 'gz1'; this run mixes gz2, "
                                                  "synthetic"),
 ])
