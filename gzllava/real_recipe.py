@@ -415,10 +415,11 @@ def run(args) -> str:
         if (folder / "README.md").exists():
             changed = settings_changed(folder, mix_settings(names, **settings))
             if changed:  # the stages after the mix were trained on the old one: nothing is mixed again silently
-                trained = "instruct-soup" if folder.name == "mixed-soup" else "align, instruct"
+                trained = ["instruct-soup"] if folder.name == "mixed-soup" else ["align", "instruct"]
+                trained += ["soup"] if args.soup else []
                 raise RecipeInputError(f"{folder} was mixed with other settings ({'; '.join(changed)}): give a new "
-                                       f"--out, or delete {folder} and the stages trained on it ({trained}, the soup, "
-                                       "the evaluations)")
+                                       f"--out, or delete {folder} and the stages trained on it "
+                                       f"({', '.join(trained)}, the evaluations)")
     started = time.time()
     if args.lm is None and args.preset == "cpu":
         args.lm = smollm2_checkpoint(args.out / "smollm2-135m")

@@ -387,6 +387,7 @@ def test_the_recipe_refuses_an_existing_mix_made_with_other_weights(tmp_path, mi
     assert f"{tmp_path / 'mixed'} was mixed with other settings (question_weights: " in line
     default = real_recipe.QUESTION_WEIGHTS["has-spiral-arms"]
     assert f"'has-spiral-arms': {default}" in line and "'has-spiral-arms': 12.0" in line and "give a new --out" in line
+    assert "stages trained on it (align, instruct, the evaluations)" in line  # no soup in this run
 
 
 def test_the_recipe_refuses_an_existing_soup_mix_made_with_other_questions(tmp_path, mix_arguments, capsys):
@@ -408,4 +409,4 @@ def test_the_recipe_refuses_an_existing_soup_mix_made_with_other_questions(tmp_p
     assert code == 2 and mix_arguments == {}
     line, = capsys.readouterr().err.strip().splitlines()
     assert f"{tmp_path / 'mixed-soup'} was mixed with other settings (uncapped: " in line
-    assert "instruct-soup" in line and "give a new --out" in line
+    assert "stages trained on it (instruct-soup, soup, the evaluations)" in line and "give a new --out" in line
