@@ -108,6 +108,9 @@ class TowerArguments:
                 "takes its GZ2 twin's side, so no validation galaxy is trained on through its GZ1 cutout."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training galaxies."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many evaluation galaxies."})
+    train_fraction: float = field(default=1.0, metadata={
+        "help": "Train on this random share of the training galaxies, drawn after the validation side is set aside "
+                "(the same galaxies whatever the seed): a learning curve measured on one validation side."})
     # --- output -----------------------------------------------------------------------------------------------
     export_dir: str | None = field(default=None, metadata={"help": "The Hub-ready folder (default <output_dir>/final)."})
     dataset_hub_id: str | None = field(default=None, metadata={"help": "Dataset id for the model card."})
@@ -148,6 +151,8 @@ class TowerArguments:
                 HeadSchema.parse(self.head_questions).loss_weights(self.head_question_weights)
             except ValueError as error:
                 problems.append(str(error))
+        if not 0 < self.train_fraction <= 1:
+            problems.append(f"train_fraction {self.train_fraction}: expected a share in (0, 1]")
         if self.validation_twins and not Path(self.validation_twins).is_file():
             problems.append(f"validation_twins {self.validation_twins}: no such file")
         if self.teacher_weight is not None and not 0 <= self.teacher_weight <= 1:

@@ -29,6 +29,7 @@ from .teachers import distil_targets
 logger = logging.getLogger(__name__)
 
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+TRAIN_SUBSET_SEED = 1234  # train_fraction's draw of galaxies (fixed: not the training seed)
 
 
 @dataclass
@@ -47,6 +48,21 @@ class TowerRun:
 
 
 def load_tables(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, GalaxyTable | None]:
+    train, evaluation = _load_sides(args, schema)
+    if args.train_fraction < 1:
+        train = train_subset(train, args.train_fraction)
+        logger.info("train_fraction %s: %d training galaxies", args.train_fraction, len(train))
+    return train, evaluation
+
+
+def train_subset(table: GalaxyTable, fraction: float) -> GalaxyTable:
+    """A random `fraction` of the table's galaxies (at least one), in their order; the draw does not depend on the
+    training seed, so towers of several seeds on one fraction see the same galaxies."""
+    keep = torch.randperm(len(table), generator=torch.Generator().manual_seed(TRAIN_SUBSET_SEED))
+    return table.subset(sorted(keep[:max(1, round(fraction * len(table)))].tolist()))
+
+
+def _load_sides(args: TowerArguments, schema: HeadSchema) -> tuple[GalaxyTable, GalaxyTable | None]:
     if not args.dataset_name:
         raise ValueError("no dataset: set dataset_name (a gz-talk-instruct folder or Hub id, or the GZ2 folder)")
     evaluate = bool(args.dataset_eval_split) and args.dataset_eval_split.lower() != "none"
