@@ -8,6 +8,9 @@ python -m gzllava.tower.evaluate --model_name_or_path outputs/gz2-real-clip/fina
 # the head on exactly the (galaxy, question) items a GZ-LLaVA evaluation scored: does the LM answer as well as its tower?
 python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --items outputs/real/eval-gz2-split/predictions.jsonl
+# the same items without a GZ-LLaVA run: every question the vote-majority path reaches (as evaluate_gzllava.py asks)
+python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
+    --items majority_path
 # the tower as GZ-LLaVA reads it with vision_feature_views=8: features averaged over each image's 8 dihedral views
 python -m gzllava.tower.evaluate --model_name_or_path outputs/real/tower/final --gz2 ../shared/data/gz2_kaggle_5000 \
     --gz2_side validation --views 8
@@ -49,6 +52,9 @@ from .model import load_tower
 from .questions import HeadSchema
 
 
+MAJORITY_PATH = "majority_path"  # --items: the questions evaluate_gzllava.py asks of a vote catalogue's galaxies
+
+
 @dataclass
 class TowerEvaluationArguments:
     model_name_or_path: str = field(metadata={"help": "a GZ-CLIP folder (train_clip.py output)"})
@@ -72,7 +78,9 @@ class TowerEvaluationArguments:
     max_samples: int | None = None
     items: str | None = field(default=None, metadata={
         "help": "an evaluate_gzllava.py predictions.jsonl: measure only its (galaxy, question) items, so the head "
-                "and GZ-LLaVA are compared on the same ones"})
+                f"and GZ-LLaVA are compared on the same ones; `{MAJORITY_PATH}` (with --gz2): the items "
+                "evaluate_gzllava.py scores on that catalogue, every question the vote-majority path reaches, without "
+                "a GZ-LLaVA run"})
     views: int = field(default=1, metadata={
         "help": "1: each image as given; 8: the mean of the tower's pooled outputs over the image's 8 dihedral views "
                 "(quarter turns, mirrored), as a GZ-LLaVA with vision_feature_views=8 reads its tower",
@@ -100,6 +108,8 @@ class TowerEvaluationArguments:
         if self.split == TRAIN_HOLDOUT and not 0 < self.validation_percent < 100:
             raise ValueError(f"--validation_percent {self.validation_percent}: expected 1..99 with "
                              f"--split {TRAIN_HOLDOUT}")
+        if self.items == MAJORITY_PATH and not self.gz2:
+            raise ValueError(f"--items {MAJORITY_PATH} follows the GZ2 catalogue's votes: give --gz2")
         if self.views not in (1, 8):
             raise ValueError(f"--views {self.views}: expected 1 or 8")
 
@@ -129,6 +139,21 @@ def _prior_targets(args, schema: HeadSchema):
                 targets.append(schema.targets(row["votes"]))
     shares, reached, _ = (np.stack(t) for t in zip(*targets))
     return shares, reached
+
+
+def majority_path_items(gz2_folder: str | Path) -> set[tuple[str, str]]:
+    """The (galaxy, question) items that evaluate_gzllava.py scores on the GZ2 catalogue, for the questions a tower
+    reads from it (smooth-or-featured, disk-edge-on, how-rounded): each one the vote-majority path reaches with a
+    majority answer (`gzllava.evaluation.morphology_metrics.morphology_items`)."""
+    from dataset_builder.decision_tree import majority_answer
+    from gzllava.evaluation.morphology_metrics import majority_path
+
+    items = set()
+    for row in read_gz2_labels(Path(gz2_folder)):
+        votes = gz2_votes(row)
+        items |= {(row["GalaxyID"].strip(), q.key) for q in majority_path(votes)
+                  if majority_answer(q, votes) is not None}
+    return items
 
 
 def read_items(path) -> set[tuple[str, str]]:
@@ -192,7 +217,8 @@ def evaluate(args: TowerEvaluationArguments) -> dict:
         prior = majority_labels(*_prior_targets(args, schema), schema)
     shares, reached = table.shares.numpy(), table.reached.numpy()
     if args.items:
-        reached = restrict_to_items(reached, table.ids, schema, read_items(args.items), args.items)
+        items = majority_path_items(args.gz2) if args.items == MAJORITY_PATH else read_items(args.items)
+        reached = restrict_to_items(reached, table.ids, schema, items, args.items)
         source += f"; only the {int(reached.sum())} (galaxy, question) items of {args.items}"
     pooled, image_embeds = image_features(model, pixel_batches(table.images, crop, image_processor.image_mean,
                                                                   image_processor.image_std, args.batch_size),

@@ -196,3 +196,27 @@ def test_items_restrict_the_head_to_the_galaxy_questions_an_lm_evaluation_scored
     broken.write_text(json.dumps(rows[0]) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"broken.jsonl: line 2 is not a prediction row"):
         evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items=str(broken)))
+
+
+def test_majority_path_items_follow_the_votes_without_a_predictions_file(clip_folder, tmp_path):
+    """`--items majority_path`: each galaxy's questions along its vote-majority path, the head's ones only."""
+    from dataset_builder.decision_tree import majority_answer
+    from gzllava.evaluation.morphology_metrics import majority_path
+    from gzllava.splits import split_of
+    from gzllava.tower.data import gz2_votes, read_gz2_labels
+    from gzllava.tower.evaluate import TowerEvaluationArguments, evaluate
+
+    gz2 = _gz2_folder(tmp_path / "gz2")
+    full = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2)))
+    result = evaluate(TowerEvaluationArguments(str(clip_folder), gz2=str(gz2), items="majority_path"))
+    expected = {}
+    for row in read_gz2_labels(gz2):
+        votes = gz2_votes(row)
+        if split_of(row["GalaxyID"]) == "test":
+            for q in majority_path(votes):
+                if majority_answer(q, votes) is not None:
+                    expected[q.key] = expected.get(q.key, 0) + 1
+    head = result["head"]
+    assert {key: head[key]["all"]["n"] for key in head} == {key: expected[key] for key in head}
+    assert head["disk-edge-on"]["all"]["n"] < full["head"]["disk-edge-on"]["all"]["n"]  # smooth majorities dropped
+    assert "items of majority_path" in result["source"]

@@ -33,6 +33,8 @@ def test_old_spellings_work_with_one_deprecation_line_each(capsys):
     (["--model_name_or_path", "m", "--gz2", "g", "--dataset_name", "d"], "give one of --gz2"),
     (["--model_name_or_path", "m", "--dataset_name", "d", "--config", "eval.yaml"], "YAML recipe"),
     (["--model_name_or_path", "m", "--gz2", "g", "--views", "4"], "--views"),
+    (["--model_name_or_path", "m", "--dataset_name", "d", "--items", "majority_path"],
+     "--items majority_path follows the GZ2 catalogue's votes: give --gz2"),
     (["--model_name_or_path", "m", "--gz2", "g", "--split", "train_holdout"], "with --gz2 use --gz2_side validation"),
     (["--model_name_or_path", "m", "--dataset_name", "d", "--split", "train_holdout", "--validation_percent", "100"],
      "--validation_percent 100: expected 1..99 with --split train_holdout"),

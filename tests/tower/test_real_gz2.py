@@ -63,3 +63,21 @@ def test_minilm_locked_text_tower(tiny_args, tmp_path):
     assert run.model._text_cache  # the frozen tower ran once per distinct text
     folder = save_trained_model(run)
     assert (folder / "tokenizer.json").is_file() and "sentence-transformers/all-MiniLM-L6-v2" in (folder / "README.md").read_text()
+
+
+def test_majority_path_items_are_what_evaluate_gzllava_scores_on_the_gz2_catalogue(shared_data):
+    """`--items majority_path`: the (galaxy, question) pairs evaluate_gzllava.py asks of the real GZ2 test side."""
+    from gzllava.evaluation.catalogue import load_catalogue
+    from gzllava.evaluation.morphology_metrics import morphology_items
+    from gzllava.tower.evaluate import majority_path_items
+
+    gz2 = shared_data / "gz2_kaggle_5000"
+    test_side = load_catalogue(gz2 / "labels.csv", gz2 / "images", "GalaxyID", split="test")
+    head = {"smooth-or-featured", "disk-edge-on", "how-rounded"}  # the GZ2 questions a tower's head answers
+    scored = {(test_side.samples[i.sample_index].id, i.question) for i in morphology_items(test_side.samples)
+              if i.question in head}
+    ids = {s.id for s in test_side.samples}
+    items = {pair for pair in majority_path_items(gz2) if pair[0] in ids}
+    assert items == scored
+    assert {q for _, q in items} == head
+    assert len(items) < 3 * len(ids)  # smooth galaxies are not asked edge-on, disks not how rounded
