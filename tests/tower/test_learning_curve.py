@@ -48,8 +48,18 @@ def test_a_folder_without_a_training_summary_or_evaluation_is_one_line(tmp_path,
     assert "bare: no eval-*/metrics.json" in capsys.readouterr().err
 
 
-def test_a_question_the_head_lacks_is_named(tmp_path, capsys):
+def test_a_question_no_evaluation_reaches_is_named(tmp_path, capsys):
     tower = _tower(tmp_path, "t", 10, 0, {"validation": (0.3, 0.9)})
     assert main([tower, "--question", "bar", "--output_dir", str(tmp_path / "out")]) == 2
-    assert "the head has no question 'bar'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has head figures for the question 'bar'" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_an_evaluation_that_does_not_reach_the_question_is_left_out(tmp_path):
+    tower = _tower(tmp_path, "t", 10, 0, {"validation": (0.3, 0.9)})
+    (tmp_path / "t" / "eval-gz1").mkdir()
+    (tmp_path / "t" / "eval-gz1" / "metrics.json").write_text(json.dumps({"head": {"smooth-or-featured": {}}}))
+    assert main([tower, "--output_dir", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "learning_curve_disk-edge-on.md").read_text()
+    assert "| validation | 10 |" in text and "gz1" not in text
