@@ -80,6 +80,9 @@ def plot(points: list[dict], question: str, path: Path) -> Path:
                 if xy:
                     axis.plot(*zip(*xy), marker="o", label=f"seed {seed}")
             axis.set_xscale("log")
+            sizes = sorted({p["train_galaxies"] for p in mine})
+            axis.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=7)
+            axis.minorticks_off()
             axis.set_title(f"{name}: {question}", fontsize=9)
             axis.set_xlabel("training galaxies")
             axis.set_ylabel(label)
