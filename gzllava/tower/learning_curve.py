@@ -19,6 +19,13 @@ import sys
 from pathlib import Path
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+
+
 def read_points(towers: list[str], question: str) -> list[dict]:
     """One point per (tower, evaluation): train_galaxies, seed, evaluation name, cross-entropy, balanced accuracy."""
     points = []
@@ -26,7 +33,7 @@ def read_points(towers: list[str], question: str) -> list[dict]:
         summary_path = tower / "final" / "training_summary.json"
         if not summary_path.is_file():
             raise FileNotFoundError(f"{tower}: no final/training_summary.json (a train_clip.py output folder)")
-        summary = json.loads(summary_path.read_text())
+        summary = _read_json(summary_path)
         if "train_galaxies" not in summary:
             raise ValueError(f"{summary_path}: no train_galaxies (written by train_clip.py)")
         evaluations = sorted(tower.glob("eval-*/metrics.json"))
@@ -34,7 +41,7 @@ def read_points(towers: list[str], question: str) -> list[dict]:
             raise FileNotFoundError(f"{tower}: no eval-*/metrics.json (measure it with gzllava.tower.evaluate "
                                     f"--output_dir {tower}/eval-NAME)")
         for path in evaluations:
-            row = json.loads(path.read_text()).get("head", {}).get(question)
+            row = _read_json(path).get("head", {}).get(question)
             if row is None:  # not reached on that side (GZ1's classes never reach how-rounded)
                 continue
             points.append({"tower": tower.name, "train_galaxies": summary["train_galaxies"],

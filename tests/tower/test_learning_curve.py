@@ -63,3 +63,11 @@ def test_an_evaluation_that_does_not_reach_the_question_is_left_out(tmp_path):
     assert main([tower, "--output_dir", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "learning_curve_disk-edge-on.md").read_text()
     assert "| validation | 10 |" in text and "gz1" not in text
+
+
+def test_a_metrics_file_that_is_not_json_is_named(tmp_path, capsys):
+    tower = _tower(tmp_path, "t", 10, 0, {"validation": (0.3, 0.9)})
+    (tmp_path / "t" / "eval-validation" / "metrics.json").write_text("{not json")
+    assert main([tower, "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "eval-validation/metrics.json: not JSON" in err[0]
